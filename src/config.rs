@@ -1,0 +1,720 @@
+//! Configuration: `RTPMIC_*` keys → a typed, validated [`Config`].
+//!
+//! Keys come from the process environment (what systemd's `EnvironmentFile=` gives) or, with
+//! `--env-file PATH`, from that file alone (same `KEY=value` format, `#` comments). The two are
+//! never mixed, so what `check-config --env-file F` prints is exactly what `run --env-file F`
+//! uses.
+//!
+//! Rules, decided here and documented in `systemd/rtpmic.env`:
+//! * An empty value (`RTPMIC_SSRC=`) means "use the default".
+//! * Unknown `RTPMIC_*` keys are errors: a typo must not pass silently.
+//! * Every problem is reported, one line each, naming the key, the bad value and what is
+//!   allowed; nothing is opened or started while any problem remains.
+//! * Defaults that depend on the codec (RATE, FRAME_MS, PAYLOAD_TYPE) are resolved after CODEC.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::path::Path;
+
+/// Largest RTP payload we produce. 1500-byte Ethernet MTU − 40 (IPv6) − 8 (UDP) − 12 (RTP),
+/// rounded down: no datagram of ours is ever fragmented.
+pub const MAX_PAYLOAD: usize = 1440;
+/// Largest RTP packet we produce (fixed header without CSRCs + payload).
+pub const MAX_PACKET: usize = 12 + MAX_PAYLOAD;
+/// How many destinations `RTPMIC_DEST` may list (storage for them is preallocated).
+pub const MAX_DESTINATIONS: usize = 64;
+/// Most input channels a device may be opened with.
+pub const MAX_CHANNELS: u32 = 8;
+
+/// One documented key: its name, default and what it accepts. The single source for
+/// `check-config`, `--help` and the env file template test.
+pub struct KeySpec {
+    pub name: &'static str,
+    pub default: &'static str,
+    pub allowed: &'static str,
+}
+
+/// Every key rtpmic reads.
+pub const KEYS: &[KeySpec] = &[
+    KeySpec { name: "RTPMIC_DEVICE", default: "default", allowed: "an ALSA PCM name, e.g. default, plughw:1,0, sim" },
+    KeySpec { name: "RTPMIC_RATE", default: "48000 (opus, l16), 8000 (pcmu, pcma)", allowed: "opus: 8000 12000 16000 24000 48000; pcmu/pcma: 8000; l16: 8000 16000 24000 32000 44100 48000" },
+    KeySpec { name: "RTPMIC_CHANNELS", default: "1", allowed: "1..8 (channels the device is opened with)" },
+    KeySpec { name: "RTPMIC_CHANNEL", default: "0", allowed: "0..CHANNELS-1 (the input channel sent) or mix (average of all)" },
+    KeySpec { name: "RTPMIC_SAMPLE_FORMAT", default: "auto", allowed: "auto S16_LE S32_LE" },
+    KeySpec { name: "RTPMIC_CODEC", default: "opus", allowed: "opus pcmu pcma l16" },
+    KeySpec { name: "RTPMIC_FRAME_MS", default: "20 (opus, pcmu, pcma), 10 (l16)", allowed: "opus: 2.5 5 10 20 40 60; pcmu/pcma/l16: 10 20 30 40 (l16 payload at most 1440 bytes)" },
+    KeySpec { name: "RTPMIC_BITRATE", default: "32000", allowed: "6000..510000 bits per second (opus only)" },
+    KeySpec { name: "RTPMIC_OPUS_COMPLEXITY", default: "10", allowed: "0..10" },
+    KeySpec { name: "RTPMIC_OPUS_APPLICATION", default: "voip", allowed: "voip audio lowdelay" },
+    KeySpec { name: "RTPMIC_PAYLOAD_TYPE", default: "96 (opus), 0 (pcmu), 8 (pcma), 97 (l16)", allowed: "96..127; also 0 for pcmu, 8 for pcma, 11 for l16 at 44100 Hz" },
+    KeySpec { name: "RTPMIC_DEST", default: "(none, required)", allowed: "comma list of host:port, IPv6 as [addr]:port, at most 64" },
+    KeySpec { name: "RTPMIC_SSRC", default: "(random)", allowed: "0..4294967295, decimal or 0x hex" },
+    KeySpec { name: "RTPMIC_RT_PRIORITY", default: "50", allowed: "0..99 (SCHED_RR priority of the three real-time threads; 0 = normal scheduling)" },
+    KeySpec { name: "RTPMIC_STATS_INTERVAL_S", default: "60", allowed: "0..86400 seconds (0 = only at exit)" },
+    KeySpec { name: "RTPMIC_LOG_LEVEL", default: "info", allowed: "error warn info debug trace" },
+];
+
+/// The codec sent on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Codec {
+    /// RFC 7587, dynamic payload type, 48 kHz RTP clock.
+    Opus,
+    /// G.711 µ-law, RFC 3551 §4.5.14, static PT 0, 8 kHz.
+    Pcmu,
+    /// G.711 A-law, RFC 3551 §4.5.14, static PT 8, 8 kHz.
+    Pcma,
+    /// 16-bit linear PCM, network byte order, RFC 3551 §4.5.11.
+    L16,
+}
+
+impl Codec {
+    pub fn name(self) -> &'static str {
+        match self {
+            Codec::Opus => "opus",
+            Codec::Pcmu => "pcmu",
+            Codec::Pcma => "pcma",
+            Codec::L16 => "l16",
+        }
+    }
+}
+
+/// Opus encoder application mode (`OPUS_APPLICATION_*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpusApplication {
+    Voip,
+    Audio,
+    LowDelay,
+}
+
+/// Sample format the ALSA device is opened with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SampleFormat {
+    /// Try S16_LE, then S32_LE.
+    Auto,
+    S16Le,
+    S32Le,
+}
+
+/// Which input channel becomes the mono signal we send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChannelSelect {
+    Index(u32),
+    Mix,
+}
+
+/// A host as written in `RTPMIC_DEST`: an address literal or a DNS name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Host {
+    Ip(IpAddr),
+    Name(String),
+}
+
+/// One receiver.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Destination {
+    pub host: Host,
+    pub port: u16,
+}
+
+impl fmt::Display for Destination {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.host {
+            Host::Ip(IpAddr::V6(a)) => write!(f, "[{a}]:{}", self.port),
+            Host::Ip(IpAddr::V4(a)) => write!(f, "{a}:{}", self.port),
+            Host::Name(n) => write!(f, "{n}:{}", self.port),
+        }
+    }
+}
+
+/// Log verbosity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+impl LogLevel {
+    pub fn name(self) -> &'static str {
+        match self {
+            LogLevel::Error => "error",
+            LogLevel::Warn => "warn",
+            LogLevel::Info => "info",
+            LogLevel::Debug => "debug",
+            LogLevel::Trace => "trace",
+        }
+    }
+}
+
+/// The validated configuration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    pub device: String,
+    pub rate: u32,
+    pub channels: u32,
+    pub channel: ChannelSelect,
+    pub sample_format: SampleFormat,
+    pub codec: Codec,
+    /// Frame duration in microseconds (2.5 ms = 2500).
+    pub frame_us: u32,
+    pub bitrate: u32,
+    pub opus_complexity: u8,
+    pub opus_application: OpusApplication,
+    pub payload_type: u8,
+    pub dest: Vec<Destination>,
+    pub ssrc: Option<u32>,
+    pub rt_priority: u8,
+    pub stats_interval_s: u32,
+    pub log_level: LogLevel,
+}
+
+impl Config {
+    /// Samples per frame at the device rate (mono).
+    pub fn frame_samples(&self) -> usize {
+        (u64::from(self.rate) * u64::from(self.frame_us) / 1_000_000) as usize
+    }
+
+    /// The RTP clock rate of the stream: 48 kHz for Opus always (RFC 7587 §4.1), else the
+    /// sampling rate (RFC 3551 §4.5).
+    pub fn rtp_clock_rate(&self) -> u32 {
+        match self.codec {
+            Codec::Opus => 48_000,
+            _ => self.rate,
+        }
+    }
+
+    /// RTP timestamp ticks per frame.
+    pub fn rtp_ticks_per_frame(&self) -> u32 {
+        (u64::from(self.rtp_clock_rate()) * u64::from(self.frame_us) / 1_000_000) as u32
+    }
+
+    /// The effective configuration in env file syntax, one `KEY=value` per line.
+    pub fn to_env_lines(&self) -> String {
+        let channel = match self.channel {
+            ChannelSelect::Index(i) => i.to_string(),
+            ChannelSelect::Mix => "mix".into(),
+        };
+        let format = match self.sample_format {
+            SampleFormat::Auto => "auto",
+            SampleFormat::S16Le => "S16_LE",
+            SampleFormat::S32Le => "S32_LE",
+        };
+        let app = match self.opus_application {
+            OpusApplication::Voip => "voip",
+            OpusApplication::Audio => "audio",
+            OpusApplication::LowDelay => "lowdelay",
+        };
+        let dest: Vec<String> = self.dest.iter().map(|d| d.to_string()).collect();
+        let ssrc = self.ssrc.map(|s| s.to_string()).unwrap_or_default();
+        let lines = [
+            ("RTPMIC_DEVICE", self.device.clone()),
+            ("RTPMIC_RATE", self.rate.to_string()),
+            ("RTPMIC_CHANNELS", self.channels.to_string()),
+            ("RTPMIC_CHANNEL", channel),
+            ("RTPMIC_SAMPLE_FORMAT", format.into()),
+            ("RTPMIC_CODEC", self.codec.name().into()),
+            ("RTPMIC_FRAME_MS", format_frame_ms(self.frame_us)),
+            ("RTPMIC_BITRATE", self.bitrate.to_string()),
+            ("RTPMIC_OPUS_COMPLEXITY", self.opus_complexity.to_string()),
+            ("RTPMIC_OPUS_APPLICATION", app.into()),
+            ("RTPMIC_PAYLOAD_TYPE", self.payload_type.to_string()),
+            ("RTPMIC_DEST", dest.join(",")),
+            ("RTPMIC_SSRC", ssrc),
+            ("RTPMIC_RT_PRIORITY", self.rt_priority.to_string()),
+            ("RTPMIC_STATS_INTERVAL_S", self.stats_interval_s.to_string()),
+            ("RTPMIC_LOG_LEVEL", self.log_level.name().into()),
+        ];
+        lines.iter().map(|(k, v)| format!("{k}={v}\n")).collect()
+    }
+
+    /// Parses `KEY=value` pairs. Keys not starting with `RTPMIC_` are ignored (the process
+    /// environment holds many); every problem with the others is collected.
+    pub fn from_pairs<I, K, V>(pairs: I) -> Result<Config, ConfigErrors>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        let mut vars = BTreeMap::new();
+        let mut errors = Vec::new();
+        for (k, v) in pairs {
+            let (k, v) = (k.into(), v.into());
+            if !k.starts_with("RTPMIC_") {
+                continue;
+            }
+            if KEYS.iter().any(|s| s.name == k) {
+                let v = v.trim().to_string();
+                if !v.is_empty() {
+                    vars.insert(k, v);
+                }
+            } else {
+                errors.push(ConfigError::new(
+                    &k,
+                    &v,
+                    &format!("unknown key; known keys: {}", known_keys()),
+                ));
+            }
+        }
+        let mut p = Parser { vars, errors };
+        let config = p.parse();
+        if p.errors.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigErrors(p.errors))
+        }
+    }
+
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Config, ConfigErrors> {
+        Config::from_pairs(std::env::vars_os().filter_map(|(k, v)| {
+            let k = k.into_string().ok()?;
+            let v = v.into_string().unwrap_or_else(|v| v.to_string_lossy().into_owned());
+            Some((k, v))
+        }))
+    }
+
+    /// Reads an env file (systemd `EnvironmentFile=` syntax as dotenvy parses it).
+    pub fn from_env_file(path: &Path) -> Result<Config, ConfigErrors> {
+        let iter = dotenvy::from_path_iter(path).map_err(|e| {
+            ConfigErrors(vec![ConfigError {
+                line: format!("--env-file {}: cannot read: {e}", path.display()),
+            }])
+        })?;
+        let mut pairs = Vec::new();
+        for item in iter {
+            match item {
+                Ok(pair) => pairs.push(pair),
+                Err(e) => {
+                    return Err(ConfigErrors(vec![ConfigError {
+                        line: format!("--env-file {}: {e}", path.display()),
+                    }]))
+                }
+            }
+        }
+        Config::from_pairs(pairs)
+    }
+
+    /// Reads the file when given, the process environment otherwise.
+    pub fn load(env_file: Option<&Path>) -> Result<Config, ConfigErrors> {
+        match env_file {
+            Some(p) => Config::from_env_file(p),
+            None => Config::from_env(),
+        }
+    }
+}
+
+fn known_keys() -> String {
+    KEYS.iter().map(|k| k.name).collect::<Vec<_>>().join(" ")
+}
+
+fn format_frame_ms(us: u32) -> String {
+    if us % 1000 == 0 {
+        (us / 1000).to_string()
+    } else {
+        format!("{}.{}", us / 1000, (us % 1000) / 100)
+    }
+}
+
+/// One problem, already formatted as the line the user sees.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    pub line: String,
+}
+
+impl ConfigError {
+    fn new(key: &str, value: &str, why: &str) -> ConfigError {
+        ConfigError { line: format!("{key}={value:?}: {why}") }
+    }
+}
+
+/// Every problem found; `Display` gives one line each.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "config: {}", e.line)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+struct Parser {
+    vars: BTreeMap<String, String>,
+    errors: Vec<ConfigError>,
+}
+
+impl Parser {
+    fn error(&mut self, key: &str, why: &str) {
+        let value = self.vars.get(key).cloned().unwrap_or_default();
+        self.errors.push(ConfigError::new(key, &value, why));
+    }
+
+    fn allowed(key: &str) -> &'static str {
+        KEYS.iter().find(|k| k.name == key).map(|k| k.allowed).unwrap_or("")
+    }
+
+    /// A choice among words; `None` when unset, `Some(None)` when invalid (error recorded).
+    fn word<T: Copy>(&mut self, key: &str, choices: &[(&str, T)], default: T) -> T {
+        let Some(v) = self.vars.get(key) else { return default };
+        if let Some((_, t)) = choices.iter().find(|(w, _)| w.eq_ignore_ascii_case(v)) {
+            return *t;
+        }
+        self.error(key, &format!("allowed: {}", Parser::allowed(key)));
+        default
+    }
+
+    /// An integer in `lo..=hi`; decimal, or 0x hex when `hex` is set.
+    fn int(&mut self, key: &str, lo: u64, hi: u64, default: u64, hex: bool) -> u64 {
+        let Some(v) = self.vars.get(key) else { return default };
+        let parsed = match v.strip_prefix("0x").or_else(|| v.strip_prefix("0X")) {
+            Some(h) if hex => u64::from_str_radix(h, 16),
+            _ => v.parse::<u64>(),
+        };
+        match parsed {
+            Ok(n) if (lo..=hi).contains(&n) => n,
+            Ok(_) => {
+                self.error(key, &format!("out of range; allowed: {}", Parser::allowed(key)));
+                default
+            }
+            Err(_) => {
+                self.error(key, &format!("not a whole number; allowed: {}", Parser::allowed(key)));
+                default
+            }
+        }
+    }
+
+    fn parse(&mut self) -> Config {
+        let device = self.vars.get("RTPMIC_DEVICE").cloned().unwrap_or_else(|| "default".into());
+        let codec = self.word(
+            "RTPMIC_CODEC",
+            &[("opus", Codec::Opus), ("pcmu", Codec::Pcmu), ("pcma", Codec::Pcma), ("l16", Codec::L16)],
+            Codec::Opus,
+        );
+        let rate = self.rate(codec);
+        let channels = self.int("RTPMIC_CHANNELS", 1, u64::from(MAX_CHANNELS), 1, false) as u32;
+        let channel = self.channel(channels);
+        let sample_format = self.word(
+            "RTPMIC_SAMPLE_FORMAT",
+            &[("auto", SampleFormat::Auto), ("S16_LE", SampleFormat::S16Le), ("S32_LE", SampleFormat::S32Le)],
+            SampleFormat::Auto,
+        );
+        let frame_us = self.frame_us(codec, rate);
+        let bitrate = self.int("RTPMIC_BITRATE", 6000, 510_000, 32_000, false) as u32;
+        let opus_complexity = self.int("RTPMIC_OPUS_COMPLEXITY", 0, 10, 10, false) as u8;
+        let opus_application = self.word(
+            "RTPMIC_OPUS_APPLICATION",
+            &[("voip", OpusApplication::Voip), ("audio", OpusApplication::Audio), ("lowdelay", OpusApplication::LowDelay)],
+            OpusApplication::Voip,
+        );
+        let payload_type = self.payload_type(codec, rate);
+        let dest = self.destinations();
+        let ssrc = self.vars.contains_key("RTPMIC_SSRC").then(|| self.int("RTPMIC_SSRC", 0, u64::from(u32::MAX), 0, true) as u32);
+        let rt_priority = self.int("RTPMIC_RT_PRIORITY", 0, 99, 50, false) as u8;
+        let stats_interval_s = self.int("RTPMIC_STATS_INTERVAL_S", 0, 86_400, 60, false) as u32;
+        let log_level = self.word(
+            "RTPMIC_LOG_LEVEL",
+            &[
+                ("error", LogLevel::Error),
+                ("warn", LogLevel::Warn),
+                ("info", LogLevel::Info),
+                ("debug", LogLevel::Debug),
+                ("trace", LogLevel::Trace),
+            ],
+            LogLevel::Info,
+        );
+        Config {
+            device,
+            rate,
+            channels,
+            channel,
+            sample_format,
+            codec,
+            frame_us,
+            bitrate,
+            opus_complexity,
+            opus_application,
+            payload_type,
+            dest,
+            ssrc,
+            rt_priority,
+            stats_interval_s,
+            log_level,
+        }
+    }
+
+    fn rate(&mut self, codec: Codec) -> u32 {
+        let (allowed, default): (&[u32], u32) = match codec {
+            Codec::Opus => (&[8000, 12000, 16000, 24000, 48000], 48000),
+            Codec::Pcmu | Codec::Pcma => (&[8000], 8000),
+            Codec::L16 => (&[8000, 16000, 24000, 32000, 44100, 48000], 48000),
+        };
+        let rate = self.int("RTPMIC_RATE", 1, 1_000_000, u64::from(default), false) as u32;
+        if allowed.contains(&rate) {
+            return rate;
+        }
+        let list: Vec<String> = allowed.iter().map(|r| r.to_string()).collect();
+        self.error("RTPMIC_RATE", &format!("not a rate {} accepts; allowed: {}", codec.name(), list.join(" ")));
+        default
+    }
+
+    fn channel(&mut self, channels: u32) -> ChannelSelect {
+        match self.vars.get("RTPMIC_CHANNEL").map(String::as_str) {
+            None => ChannelSelect::Index(0),
+            Some(v) if v.eq_ignore_ascii_case("mix") => ChannelSelect::Mix,
+            Some(v) => match v.parse::<u32>() {
+                Ok(i) if i < channels => ChannelSelect::Index(i),
+                _ => {
+                    self.error(
+                        "RTPMIC_CHANNEL",
+                        &format!("allowed: 0..{} (RTPMIC_CHANNELS={channels}) or mix", channels - 1),
+                    );
+                    ChannelSelect::Index(0)
+                }
+            },
+        }
+    }
+
+    fn frame_us(&mut self, codec: Codec, rate: u32) -> u32 {
+        let (allowed, default): (&[u32], u32) = match codec {
+            Codec::Opus => (&[2500, 5000, 10_000, 20_000, 40_000, 60_000], 20_000),
+            Codec::Pcmu | Codec::Pcma => (&[10_000, 20_000, 30_000, 40_000], 20_000),
+            Codec::L16 => (&[10_000, 20_000, 30_000, 40_000], 10_000),
+        };
+        let Some(v) = self.vars.get("RTPMIC_FRAME_MS").cloned() else { return default };
+        let list: Vec<String> = allowed.iter().map(|&us| format_frame_ms(us)).collect();
+        let us = parse_ms(&v).filter(|us| allowed.contains(us));
+        let Some(us) = us else {
+            self.error("RTPMIC_FRAME_MS", &format!("not a frame size {} accepts; allowed: {}", codec.name(), list.join(" ")));
+            return default;
+        };
+        if codec == Codec::L16 {
+            let bytes = u64::from(rate) * u64::from(us) / 1_000_000 * 2;
+            if bytes > MAX_PAYLOAD as u64 {
+                self.error(
+                    "RTPMIC_FRAME_MS",
+                    &format!("l16 at {rate} Hz makes {bytes}-byte payloads, more than {MAX_PAYLOAD} fit in one unfragmented datagram; use a shorter frame or a lower RTPMIC_RATE"),
+                );
+                return default;
+            }
+        }
+        us
+    }
+
+    fn payload_type(&mut self, codec: Codec, rate: u32) -> u8 {
+        let default = match codec {
+            Codec::Opus => 96,
+            Codec::Pcmu => 0,
+            Codec::Pcma => 8,
+            Codec::L16 => 97,
+        };
+        let pt = self.int("RTPMIC_PAYLOAD_TYPE", 0, 127, default, false) as u8;
+        // RFC 3551 §6: 96..127 are dynamic; the static ones must match their codec.
+        let ok = (96..=127).contains(&pt)
+            || (codec == Codec::Pcmu && pt == 0)
+            || (codec == Codec::Pcma && pt == 8)
+            || (codec == Codec::L16 && pt == 11 && rate == 44100);
+        if !ok {
+            self.error("RTPMIC_PAYLOAD_TYPE", &format!("not a payload type for {}; allowed: {}", codec.name(), Parser::allowed("RTPMIC_PAYLOAD_TYPE")));
+            return default as u8;
+        }
+        pt
+    }
+
+    fn destinations(&mut self) -> Vec<Destination> {
+        let Some(v) = self.vars.get("RTPMIC_DEST").cloned() else {
+            self.error("RTPMIC_DEST", "required; set a comma list of host:port, e.g. 192.0.2.10:5004,[2001:db8::1]:5004");
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for item in v.split(',').map(str::trim) {
+            match parse_destination(item) {
+                Ok(d) if out.contains(&d) => self.error("RTPMIC_DEST", &format!("{item} is listed twice")),
+                Ok(d) => out.push(d),
+                Err(why) => self.error("RTPMIC_DEST", &format!("{item:?}: {why}; allowed: host:port or [IPv6]:port, port 1..65535")),
+            }
+        }
+        if out.len() > MAX_DESTINATIONS {
+            self.error("RTPMIC_DEST", &format!("{} destinations, at most {MAX_DESTINATIONS} allowed", out.len()));
+        }
+        out
+    }
+}
+
+/// Parses "20", "2.5" into microseconds.
+fn parse_ms(v: &str) -> Option<u32> {
+    let (int, frac) = v.split_once('.').unwrap_or((v, ""));
+    if int.is_empty() || frac.len() > 3 || !int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let ms: u32 = int.parse().ok()?;
+    let frac_us: u32 = format!("{frac:0<3}").parse().ok()?;
+    ms.checked_mul(1000)?.checked_add(frac_us)
+}
+
+/// Parses one `host:port` / `[v6]:port` item.
+pub fn parse_destination(item: &str) -> Result<Destination, String> {
+    if item.is_empty() {
+        return Err("empty entry".into());
+    }
+    let (host, port) = if let Some(rest) = item.strip_prefix('[') {
+        let (h, p) = rest.split_once(']').ok_or("missing ']'")?;
+        let p = p.strip_prefix(':').ok_or("missing :port")?;
+        let ip: std::net::Ipv6Addr = h.parse().map_err(|_| format!("{h:?} is not an IPv6 address"))?;
+        (Host::Ip(IpAddr::V6(ip)), p)
+    } else {
+        let (h, p) = item.rsplit_once(':').ok_or("missing :port")?;
+        if h.contains(':') {
+            return Err("IPv6 addresses must be written in brackets".into());
+        }
+        (parse_host(h)?, p)
+    };
+    let port: u16 = port.parse().map_err(|_| format!("port {port:?} is not a number"))?;
+    if port == 0 {
+        return Err("port 0".into());
+    }
+    Ok(Destination { host, port })
+}
+
+/// An IPv4 literal or a DNS name (RFC 1123 §2.1 labels).
+fn parse_host(h: &str) -> Result<Host, String> {
+    if let Ok(ip) = h.parse::<std::net::Ipv4Addr>() {
+        return Ok(Host::Ip(IpAddr::V4(ip)));
+    }
+    let labels_ok = !h.is_empty()
+        && h.len() <= 253
+        && h.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+    // A name made only of digits and dots is a mistyped IPv4 address, not a host name.
+    let looks_numeric = h.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+    if !labels_ok || looks_numeric {
+        return Err(format!("{h:?} is not an IP address or host name"));
+    }
+    Ok(Host::Name(h.to_ascii_lowercase()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(pairs: &[(&str, &str)]) -> Result<Config, ConfigErrors> {
+        let mut v: Vec<(String, String)> = vec![("RTPMIC_DEST".into(), "127.0.0.1:5004".into())];
+        v.extend(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        Config::from_pairs(v)
+    }
+
+    #[test]
+    fn defaults_depend_on_codec() {
+        let c = cfg(&[]).unwrap();
+        assert_eq!((c.codec, c.rate, c.frame_us, c.payload_type), (Codec::Opus, 48000, 20_000, 96));
+        assert_eq!(c.rtp_ticks_per_frame(), 960);
+        let c = cfg(&[("RTPMIC_CODEC", "pcmu")]).unwrap();
+        assert_eq!((c.rate, c.frame_us, c.payload_type, c.rtp_ticks_per_frame()), (8000, 20_000, 0, 160));
+        let c = cfg(&[("RTPMIC_CODEC", "l16")]).unwrap();
+        assert_eq!((c.rate, c.frame_us, c.payload_type, c.frame_samples()), (48000, 10_000, 97, 480));
+    }
+
+    #[test]
+    fn opus_clock_is_48k_whatever_the_rate() {
+        let c = cfg(&[("RTPMIC_RATE", "16000"), ("RTPMIC_FRAME_MS", "2.5")]).unwrap();
+        assert_eq!((c.frame_samples(), c.rtp_ticks_per_frame()), (40, 120));
+    }
+
+    #[test]
+    fn destinations_parse() {
+        let c = cfg(&[("RTPMIC_DEST", "10.0.0.1:5004, [::1]:6000,intercom-2.local:5004")]).unwrap();
+        assert_eq!(c.dest.len(), 3);
+        assert_eq!(c.dest[1].to_string(), "[::1]:6000");
+        assert_eq!(c.dest[2].host, Host::Name("intercom-2.local".into()));
+    }
+
+    #[test]
+    fn effective_config_round_trips() {
+        let c = cfg(&[("RTPMIC_SSRC", "0x10"), ("RTPMIC_FRAME_MS", "2.5"), ("RTPMIC_CHANNELS", "2"), ("RTPMIC_CHANNEL", "mix")]).unwrap();
+        assert_eq!(c.ssrc, Some(16));
+        let lines: Vec<(String, String)> = c
+            .to_env_lines()
+            .lines()
+            .map(|l| {
+                let (k, v) = l.split_once('=').unwrap();
+                (k.to_string(), v.to_string())
+            })
+            .collect();
+        assert_eq!(Config::from_pairs(lines).unwrap(), c);
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_key() {
+        let e = Config::from_pairs([("RTPMIC_BITRATE", "x"), ("RTPMIC_CODECC", "opus"), ("PATH", "/bin")]).unwrap_err();
+        let text = e.to_string();
+        assert_eq!(e.0.len(), 3, "{text}");
+        assert!(text.contains("RTPMIC_BITRATE=\"x\": not a whole number"), "{text}");
+        assert!(text.contains("RTPMIC_CODECC=\"opus\": unknown key"), "{text}");
+        assert!(text.contains("RTPMIC_DEST=\"\": required"), "{text}");
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let table: &[(&str, &str)] = &[
+            ("RTPMIC_RATE", "44100"),
+            ("RTPMIC_FRAME_MS", "3"),
+            ("RTPMIC_FRAME_MS", "2.5.1"),
+            ("RTPMIC_BITRATE", "1000"),
+            ("RTPMIC_OPUS_COMPLEXITY", "11"),
+            ("RTPMIC_OPUS_APPLICATION", "music"),
+            ("RTPMIC_PAYLOAD_TYPE", "0"),
+            ("RTPMIC_PAYLOAD_TYPE", "128"),
+            ("RTPMIC_CHANNELS", "0"),
+            ("RTPMIC_CHANNEL", "1"),
+            ("RTPMIC_SAMPLE_FORMAT", "S24_LE"),
+            ("RTPMIC_DEST", "10.0.0.1"),
+            ("RTPMIC_DEST", "10.0.0.1:0"),
+            ("RTPMIC_DEST", "10.0.0.1:70000"),
+            ("RTPMIC_DEST", "300.1.2.3:5004"),
+            ("RTPMIC_DEST", "::1:5004"),
+            ("RTPMIC_DEST", "[::g]:5004"),
+            ("RTPMIC_DEST", "a..b:5004"),
+            ("RTPMIC_DEST", "10.0.0.1:5004,,10.0.0.2:5004"),
+            ("RTPMIC_DEST", "10.0.0.1:5004,10.0.0.1:5004"),
+            ("RTPMIC_SSRC", "-1"),
+            ("RTPMIC_SSRC", "0x1ffffffff"),
+            ("RTPMIC_RT_PRIORITY", "100"),
+            ("RTPMIC_STATS_INTERVAL_S", "1d"),
+            ("RTPMIC_LOG_LEVEL", "loud"),
+        ];
+        for (k, v) in table {
+            let e = cfg(&[(k, v)]).expect_err(&format!("{k}={v} must fail"));
+            assert_eq!(e.0.len(), 1, "{k}={v}: {e}");
+            assert!(e.0[0].line.starts_with(&format!("{k}=")), "{k}={v}: {e}");
+            assert!(e.0[0].line.contains("allowed") || e.0[0].line.contains("twice"), "{k}={v}: {e}");
+        }
+    }
+
+    #[test]
+    fn frame_size_depends_on_codec() {
+        assert!(cfg(&[("RTPMIC_CODEC", "pcmu"), ("RTPMIC_FRAME_MS", "2.5")]).is_err());
+        assert!(cfg(&[("RTPMIC_CODEC", "opus"), ("RTPMIC_FRAME_MS", "30")]).is_err());
+        assert!(cfg(&[("RTPMIC_CODEC", "l16"), ("RTPMIC_FRAME_MS", "20")]).is_err());
+        assert!(cfg(&[("RTPMIC_CODEC", "l16"), ("RTPMIC_RATE", "16000"), ("RTPMIC_FRAME_MS", "40")]).is_ok());
+    }
+
+    #[test]
+    fn empty_value_means_default() {
+        let c = cfg(&[("RTPMIC_SSRC", ""), ("RTPMIC_BITRATE", " ")]).unwrap();
+        assert_eq!((c.ssrc, c.bitrate), (None, 32000));
+    }
+}

@@ -1,0 +1,9 @@
+//! rtpmic: ALSA microphone → Opus / G.711 / L16 → RTP over UDP, on three real-time threads.
+//!
+//! See `../shared/DESIGN.md` and `docs/` for the architecture; each module documents the rules
+//! it implements.
+
+pub mod codec;
+pub mod config;
+pub mod ring;
+pub mod rtp;

@@ -1,0 +1,113 @@
+//! Session description for the stream (RFC 8866), with the Opus rules of RFC 7587 §7.
+//!
+//! Pure: the caller supplies the origin address and session id, so the text is testable and
+//! identical for identical inputs. Numbers are formatted by Rust's `Display`, which is
+//! locale-independent.
+
+use std::fmt::Write;
+use std::net::IpAddr;
+
+use crate::config::{Codec, Config, Destination, Host};
+
+/// Builds the SDP a receiver of `dest` needs to play the stream.
+///
+/// * `o=` carries `origin` (the address we send from) and `session_id` (RFC 8866 §5.2 suggests
+///   an NTP timestamp).
+/// * `c=` is the destination's address: for a receiver that is its own unicast address or
+///   the multicast group it joins (RFC 8866 §5.7). IPv4 multicast carries a TTL.
+/// * Opus is always `opus/48000/2` with `stereo=0; sprop-stereo=0` for our mono signal
+///   (RFC 7587 §7).
+pub fn describe(config: &Config, dest: &Destination, origin: IpAddr, session_id: u64) -> String {
+    let mut s = String::new();
+    let family = |ip: &IpAddr| if ip.is_ipv4() { "IP4" } else { "IP6" };
+    let pt = config.payload_type;
+    // Writing to a String cannot fail.
+    let _ = writeln!(s, "v=0");
+    let _ = writeln!(s, "o=- {session_id} {session_id} IN {} {origin}", family(&origin));
+    let _ = writeln!(s, "s=rtpmic {}", config.device);
+    match &dest.host {
+        Host::Ip(ip) if ip.is_multicast() && ip.is_ipv4() => {
+            let _ = writeln!(s, "c=IN IP4 {ip}/{}", MULTICAST_TTL);
+        }
+        Host::Ip(ip) => {
+            let _ = writeln!(s, "c=IN {} {ip}", family(ip));
+        }
+        Host::Name(name) => {
+            let _ = writeln!(s, "c=IN {} {name}", family(&origin));
+        }
+    }
+    let _ = writeln!(s, "t=0 0");
+    let _ = writeln!(s, "m=audio {} RTP/AVP {pt}", dest.port);
+    match config.codec {
+        Codec::Opus => {
+            let _ = writeln!(s, "a=rtpmap:{pt} opus/48000/2");
+            let _ = writeln!(
+                s,
+                "a=fmtp:{pt} stereo=0; sprop-stereo=0; sprop-maxcapturerate={}; maxaveragebitrate={}",
+                config.rate, config.bitrate
+            );
+        }
+        Codec::Pcmu => {
+            let _ = writeln!(s, "a=rtpmap:{pt} PCMU/8000");
+        }
+        Codec::Pcma => {
+            let _ = writeln!(s, "a=rtpmap:{pt} PCMA/8000");
+        }
+        Codec::L16 => {
+            let _ = writeln!(s, "a=rtpmap:{pt} L16/{}/1", config.rate);
+        }
+    }
+    let ptime = ms(config.frame_us);
+    let _ = writeln!(s, "a=ptime:{ptime}");
+    let _ = writeln!(s, "a=maxptime:{ptime}");
+    let _ = writeln!(s, "a=sendonly");
+    s
+}
+
+/// TTL written for IPv4 multicast groups (RFC 8866 §5.7); the socket option comes with the
+/// multicast work.
+pub const MULTICAST_TTL: u8 = 16;
+
+fn ms(us: u32) -> String {
+    if us % 1000 == 0 {
+        (us / 1000).to_string()
+    } else {
+        format!("{}.{}", us / 1000, us % 1000 / 100)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> Config {
+        let mut v = vec![("RTPMIC_DEST", "127.0.0.1:5004")];
+        v.extend_from_slice(pairs);
+        Config::from_pairs(v).unwrap()
+    }
+
+    #[test]
+    fn opus_sdp_follows_rfc7587() {
+        let c = config(&[]);
+        let sdp = describe(&c, &c.dest[0], "127.0.0.1".parse().unwrap(), 42);
+        let want = "v=0\no=- 42 42 IN IP4 127.0.0.1\ns=rtpmic default\nc=IN IP4 127.0.0.1\nt=0 0\n\
+                    m=audio 5004 RTP/AVP 96\na=rtpmap:96 opus/48000/2\n\
+                    a=fmtp:96 stereo=0; sprop-stereo=0; sprop-maxcapturerate=48000; maxaveragebitrate=32000\n\
+                    a=ptime:20\na=maxptime:20\na=sendonly\n";
+        assert_eq!(sdp, want);
+    }
+
+    #[test]
+    fn static_types_and_fractional_ptime() {
+        let c = config(&[("RTPMIC_CODEC", "pcma"), ("RTPMIC_DEST", "[ff02::1]:6000")]);
+        let sdp = describe(&c, &c.dest[0], "::1".parse().unwrap(), 1);
+        assert!(sdp.contains("c=IN IP6 ff02::1\n"), "{sdp}");
+        assert!(sdp.contains("m=audio 6000 RTP/AVP 8\na=rtpmap:8 PCMA/8000\n"), "{sdp}");
+        let c = config(&[("RTPMIC_FRAME_MS", "2.5"), ("RTPMIC_DEST", "239.1.2.3:5004")]);
+        let sdp = describe(&c, &c.dest[0], "10.0.0.2".parse().unwrap(), 1);
+        assert!(sdp.contains("a=ptime:2.5\n") && sdp.contains("c=IN IP4 239.1.2.3/16\n"), "{sdp}");
+        let c = config(&[("RTPMIC_CODEC", "l16"), ("RTPMIC_RATE", "16000")]);
+        let sdp = describe(&c, &c.dest[0], "127.0.0.1".parse().unwrap(), 1);
+        assert!(sdp.contains("a=rtpmap:97 L16/16000/1\n"), "{sdp}");
+    }
+}
