@@ -7,3 +7,8 @@ pub mod codec;
 pub mod config;
 pub mod ring;
 pub mod rtp;
+pub mod capture;
+pub mod net;
+pub mod ops;
+pub mod pipeline;
+pub mod rt;

@@ -1,3 +1,240 @@
-fn main() {
-    println!("Hello, world!");
+//! `rtpmic`: command line. See `rtpmic --help` and README.md.
+
+use std::io::Read;
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+use tracing::{error, info, warn};
+
+use rtpmic::config::{Config, KEYS};
+use rtpmic::net::resolve::resolve;
+use rtpmic::ops::events::{Event, EventWatch};
+use rtpmic::pipeline::{Pipeline, RunOptions};
+use rtpmic::rt::now_ns;
+use rtpmic::rtp::sdp;
+
+/// sysexits.h EX_CONFIG: bad configuration (systemd's RestartPreventExitStatus=78).
+const EX_CONFIG: u8 = 78;
+/// sysexits.h EX_UNAVAILABLE: could not start (no destination, no socket).
+const EX_UNAVAILABLE: u8 = 69;
+
+#[derive(Parser)]
+#[command(
+    name = "rtpmic",
+    version,
+    about = "Microphone (ALSA) → Opus / PCMU / PCMA / L16 → RTP over UDP, for IP intercoms.",
+    after_help = keys_help()
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Capture and stream until SIGTERM/SIGINT (or --seconds).
+    Run {
+        /// Read RTPMIC_* keys from this file instead of the environment.
+        #[arg(long, value_name = "PATH")]
+        env_file: Option<PathBuf>,
+        /// Stop by itself after this many seconds of audio.
+        #[arg(long, value_name = "N")]
+        seconds: Option<u64>,
+        /// Never drop when a ring is full; wait instead. For benchmarks reading a file faster
+        /// than real time, never for a live microphone.
+        #[arg(long)]
+        no_drop: bool,
+    },
+    /// Print the effective configuration, or every problem (one line each, exit 78).
+    CheckConfig {
+        #[arg(long, value_name = "PATH")]
+        env_file: Option<PathBuf>,
+    },
+    /// Print the SDP (RFC 8866) a receiver needs to play the stream.
+    Sdp {
+        #[arg(long, value_name = "PATH")]
+        env_file: Option<PathBuf>,
+        /// Which RTPMIC_DEST entry the SDP is for (0 = the first).
+        #[arg(long, default_value_t = 0)]
+        dest: usize,
+    },
+}
+
+fn keys_help() -> String {
+    let mut s = String::from("Configuration keys (environment or --env-file; empty value = default):\n");
+    for k in KEYS {
+        s.push_str(&format!("  {:<24} default {}\n  {:<24} allowed {}\n", k.name, k.default, "", k.allowed));
+    }
+    s.push_str("\nExit status: 0 stopped cleanly, 78 bad configuration, 69 could not start.");
+    s
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::CheckConfig { env_file } => match load(env_file) {
+            Ok(c) => {
+                print!("{}", c.to_env_lines());
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
+        Command::Sdp { env_file, dest } => match load(env_file) {
+            Ok(c) => print_sdp(&c, dest),
+            Err(code) => code,
+        },
+        Command::Run { env_file, seconds, no_drop } => match load(env_file) {
+            Ok(c) => run(&c, RunOptions { seconds, no_drop }),
+            Err(code) => code,
+        },
+    }
+}
+
+/// Loads the config or prints every problem and yields exit status 78.
+fn load(env_file: Option<PathBuf>) -> Result<Config, ExitCode> {
+    Config::load(env_file.as_deref()).map_err(|errors| {
+        eprintln!("{errors}");
+        ExitCode::from(EX_CONFIG)
+    })
+}
+
+fn print_sdp(config: &Config, index: usize) -> ExitCode {
+    let Some(dest) = config.dest.get(index) else {
+        eprintln!("--dest {index}: RTPMIC_DEST has {} entries", config.dest.len());
+        return ExitCode::from(EX_CONFIG);
+    };
+    // The address we would send from: connect() a UDP socket (no packet is sent) and ask.
+    let origin = resolve(dest)
+        .ok()
+        .and_then(|to| {
+            let any = if to.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
+            let s = std::net::UdpSocket::bind(any).ok()?;
+            s.connect(to).ok()?;
+            s.local_addr().ok().map(|a| a.ip())
+        })
+        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+    // RFC 8866 §5.2: an NTP-format timestamp makes a good session id.
+    let session_id = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() + 2_208_988_800)
+        .unwrap_or(0);
+    print!("{}", sdp::describe(config, dest, origin, session_id));
+    ExitCode::SUCCESS
+}
+
+const SIGNAL: Token = Token(0);
+const EXITED: Token = Token(1);
+
+fn run(config: &Config, opts: RunOptions) -> ExitCode {
+    rtpmic::ops::log::init(config.log_level);
+    // Signals first, so a SIGTERM during start-up is not lost.
+    let signals = match signal_pipe() {
+        Ok(s) => s,
+        Err(e) => {
+            error!("cannot install signal handlers: {e}");
+            return ExitCode::from(EX_UNAVAILABLE);
+        }
+    };
+    let dests: Vec<String> = config.dest.iter().map(|d| d.to_string()).collect();
+    info!(
+        "starting: device={} codec={} rate={} frame_ms={} payload_type={} dest={}",
+        config.device,
+        config.codec.name(),
+        config.rate,
+        f64::from(config.frame_us) / 1000.0,
+        config.payload_type,
+        dests.join(",")
+    );
+    let (pipeline, report) = match Pipeline::start(config, opts) {
+        Ok(p) => p,
+        Err(e) => {
+            error!("cannot start: {e}");
+            return ExitCode::from(EX_UNAVAILABLE);
+        }
+    };
+    for u in &report.unresolved {
+        warn!("destination not resolved, skipped: {u}");
+    }
+    if let Some(e) = &report.memory_lock {
+        warn!("mlockall refused ({e}); pages may be swapped out");
+    }
+    info!("streaming: ssrc={:#010x} to {} destination(s)", report.ssrc, report.destinations.len());
+    main_loop(&pipeline, config, signals);
+    let stats = pipeline.join();
+    info!("stopped: {}", stats.summary());
+    ExitCode::SUCCESS
+}
+
+/// Waits for a signal or the pipeline's end, logging counter changes every second and the
+/// stats line every STATS_INTERVAL_S.
+fn main_loop(pipeline: &Pipeline, config: &Config, mut signals: UnixStream) {
+    let Ok(mut poll) = Poll::new() else { return };
+    let mut events = Events::with_capacity(4);
+    let sig_fd = std::os::fd::AsRawFd::as_raw_fd(&signals);
+    let exit_fd = pipeline.exit_fd();
+    let registered = poll.registry().register(&mut SourceFd(&sig_fd), SIGNAL, Interest::READABLE).and_then(|_| {
+        poll.registry().register(&mut SourceFd(&exit_fd), EXITED, Interest::READABLE)
+    });
+    if let Err(e) = registered {
+        error!("cannot wait for signals: {e}");
+        return;
+    }
+    let stats = pipeline.stats();
+    let mut watch = EventWatch::default();
+    let interval_ns = u64::from(config.stats_interval_s) * 1_000_000_000;
+    let mut next_stats = now_ns() + interval_ns;
+    let mut rt_warned = false;
+    loop {
+        if let Err(e) = poll.poll(&mut events, Some(Duration::from_secs(1))) {
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                error!("poll: {e}");
+                return;
+            }
+        }
+        for ev in events.iter() {
+            if ev.token() == SIGNAL {
+                let mut buf = [0u8; 64];
+                let _ = signals.read(&mut buf);
+                info!("stopping on signal");
+                pipeline.request_stop();
+                return;
+            }
+            pipeline.clear_exit_fd();
+        }
+        if pipeline.any_finished() {
+            return;
+        }
+        if pipeline.realtime_refused() && !rt_warned {
+            rt_warned = true;
+            warn!("SCHED_RR at priority {} refused; running at normal priority", config.rt_priority);
+        }
+        let now = now_ns();
+        for r in watch.poll(stats, now) {
+            match r.event {
+                Event::DeviceError => {
+                    warn!("{}: {} new, {} in all: {} (retrying)", r.event.name(), r.new, r.total, stats.device_error())
+                }
+                _ => warn!("{}: {} new, {} in all", r.event.name(), r.new, r.total),
+            }
+        }
+        if interval_ns > 0 && now >= next_stats {
+            next_stats = now + interval_ns;
+            info!("stats: {}", stats.summary());
+        }
+    }
+}
+
+/// A socket that becomes readable when SIGTERM or SIGINT arrives (signal-hook's self-pipe).
+fn signal_pipe() -> std::io::Result<UnixStream> {
+    let (rx, tx) = UnixStream::pair()?;
+    rx.set_nonblocking(true)?;
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::low_level::pipe::register(sig, tx.try_clone()?)?;
+    }
+    Ok(rx)
 }

@@ -1,0 +1,95 @@
+//! Opening the ALSA PCM with explicit hardware and software parameters.
+
+use alsa::pcm::{Access, Format, HwParams, PCM};
+use alsa::{Direction, ValueOr};
+
+use crate::config::{Config, SampleFormat};
+
+/// Why the device could not be opened as configured.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("capture device {device:?}: {step}: {source}")]
+    Alsa { device: String, step: &'static str, source: alsa::Error },
+    #[error("capture device {device:?} offers {got} Hz, not RTPMIC_RATE={want} (use a plug device, e.g. plughw:CARD or default)")]
+    Rate { device: String, want: u32, got: u32 },
+    #[error("capture device {device:?} offers neither S16_LE nor S32_LE (use a plug device)")]
+    Format { device: String },
+}
+
+/// The sample format actually in use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceFormat {
+    S16,
+    S32,
+}
+
+/// An open, prepared and started capture PCM.
+pub struct Device {
+    pub pcm: PCM,
+    pub format: DeviceFormat,
+    /// Frames per period as negotiated.
+    pub period: usize,
+    /// Frames in the ring buffer as negotiated.
+    pub buffer: usize,
+}
+
+/// Frames per period we ask for: the whole frame up to 20 ms, else the largest even share of
+/// it that is at most 20 ms (40 ms → 2 × 20, 60 ms → 3 × 20, 30 ms → 2 × 15). Reads never
+/// assume the device honoured it.
+pub fn wanted_period(config: &Config) -> usize {
+    let parts = config.frame_us.div_ceil(20_000).max(1) as usize;
+    config.frame_samples() / parts
+}
+
+impl Device {
+    /// Opens `config.device` non-blocking, interleaved, at the configured rate, channels and
+    /// format, with a buffer of at least 4 periods; then prepares and starts it.
+    pub fn open(config: &Config) -> Result<Device, OpenError> {
+        let device = config.device.clone();
+        let err = |step: &'static str| {
+            let device = device.clone();
+            move |source| OpenError::Alsa { device, step, source }
+        };
+        let pcm = PCM::new(&config.device, Direction::Capture, true).map_err(err("open"))?;
+        let format = {
+            let hw = HwParams::any(&pcm).map_err(err("hw_params_any"))?;
+            hw.set_access(Access::RWInterleaved).map_err(err("set interleaved access"))?;
+            let format = match config.sample_format {
+                SampleFormat::S16Le => DeviceFormat::S16,
+                SampleFormat::S32Le => DeviceFormat::S32,
+                SampleFormat::Auto if hw.test_format(Format::S16LE).is_ok() => DeviceFormat::S16,
+                SampleFormat::Auto if hw.test_format(Format::S32LE).is_ok() => DeviceFormat::S32,
+                SampleFormat::Auto => return Err(OpenError::Format { device }),
+            };
+            let alsa_format = match format {
+                DeviceFormat::S16 => Format::S16LE,
+                DeviceFormat::S32 => Format::S32LE,
+            };
+            hw.set_format(alsa_format).map_err(err("set RTPMIC_SAMPLE_FORMAT"))?;
+            hw.set_channels(config.channels).map_err(err("set RTPMIC_CHANNELS"))?;
+            let got = hw.set_rate_near(config.rate, ValueOr::Nearest).map_err(err("set RTPMIC_RATE"))?;
+            if got != config.rate {
+                return Err(OpenError::Rate { device, want: config.rate, got });
+            }
+            let period = wanted_period(config) as alsa::pcm::Frames;
+            let period = hw.set_period_size_near(period, ValueOr::Nearest).map_err(err("set period size"))?;
+            hw.set_buffer_size_near(period * 4).map_err(err("set buffer size"))?;
+            pcm.hw_params(&hw).map_err(err("hw_params"))?;
+            format
+        };
+        let (period, buffer) = {
+            let hw = pcm.hw_params_current().map_err(err("hw_params_current"))?;
+            let period = hw.get_period_size().map_err(err("get period size"))?;
+            let buffer = hw.get_buffer_size().map_err(err("get buffer size"))?;
+            (period as usize, buffer as usize)
+        };
+        {
+            let sw = pcm.sw_params_current().map_err(err("sw_params_current"))?;
+            sw.set_avail_min(period as alsa::pcm::Frames).map_err(err("set avail_min"))?;
+            pcm.sw_params(&sw).map_err(err("sw_params"))?;
+        }
+        pcm.prepare().map_err(err("prepare"))?;
+        pcm.start().map_err(err("start"))?;
+        Ok(Device { pcm, format, period, buffer })
+    }
+}

@@ -1,0 +1,281 @@
+//! The capture thread: ALSA PCM → whole mono frames stamped with their first sample's index.
+//!
+//! * Reads whatever the device has (non-blocking `readi`, parked in `snd_pcm_wait` between
+//!   periods) straight into the frame being filled; a frame leaves when full.
+//! * Overrun (EPIPE): re-prepare, count, drop the partial frame, and move the sample index
+//!   forward by the time lost ([`clock::index_after_gap`]); the next frame is flagged as a
+//!   discontinuity so its packet carries the marker bit.
+//! * Suspend (ESTRPIPE): resume (or prepare when the driver cannot resume), same gap rule.
+//! * Any other device error: count it, close, reopen with capped backoff. Never a panic.
+//!   (Stall detection and the full unplug/replug story build on this.)
+//! No allocation, lock or logging once the loop runs; problems are counted in [`Stats`] and
+//! the main thread logs them.
+
+pub mod clock;
+pub mod convert;
+pub mod device;
+
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::time::Duration;
+
+use alsa::pcm::{IoFormat, IO, PCM};
+
+use crate::config::Config;
+use crate::ops::{hot_path, stats::Stats};
+use crate::ring::{Producer, Pushed};
+use crate::rt::now_ns;
+use convert::Sample;
+pub use device::{Device, DeviceFormat, OpenError};
+
+/// Largest frame in samples: 60 ms at 48 kHz.
+pub const MAX_FRAME_SAMPLES: usize = 2880;
+
+/// One frame of mono audio on its way to the encoder.
+pub struct Frame {
+    pub samples: [i16; MAX_FRAME_SAMPLES],
+    pub len: usize,
+    /// Index of the first sample since the stream started, at the capture rate.
+    pub sample_index: u64,
+    /// CLOCK_MONOTONIC when the read that completed this frame returned.
+    pub captured_ns: u64,
+    /// Samples were lost right before this frame.
+    pub discontinuity: bool,
+}
+
+impl Frame {
+    pub fn empty() -> Frame {
+        Frame { samples: [0; MAX_FRAME_SAMPLES], len: 0, sample_index: 0, captured_ns: 0, discontinuity: false }
+    }
+}
+
+/// What the capture thread needs besides the config.
+pub struct CaptureControl<'a> {
+    pub stats: &'a Stats,
+    pub stop: &'a AtomicBool,
+    /// Stop by itself after this many samples (`run --seconds`).
+    pub limit_samples: Option<u64>,
+    /// Wait for room instead of dropping when the encoder is behind (`run --no-drop`).
+    pub no_drop: bool,
+}
+
+/// Longest back-off between reopen attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Why a read loop ended.
+enum LoopEnd {
+    Stopped,
+    DeviceError,
+}
+
+/// The state that survives a reopen: where the audio clock stands.
+struct Position {
+    /// Index of the next sample if nothing is lost.
+    next_index: u64,
+    /// When the last good read returned (0 before the first).
+    last_read_ns: u64,
+    /// A gap happened; the next read re-anchors the clock and flags a discontinuity.
+    gap: bool,
+}
+
+/// Body of the `rtpmic-capture` thread: runs until `stop`, the sample limit, or the encoder
+/// going away; then closes the ring so the encoder drains and ends.
+pub fn run(config: &Config, mut out: Producer<Frame>, ctl: CaptureControl<'_>) {
+    let mut pos = Position { next_index: 0, last_read_ns: 0, gap: false };
+    let mut backoff = Duration::from_millis(100);
+    while !ctl.stop.load(Relaxed) {
+        let end = match Device::open(config) {
+            Ok(dev) => {
+                backoff = Duration::from_millis(100);
+                match dev.format {
+                    DeviceFormat::S16 => read_loop::<i16>(config, &dev, &mut out, &ctl, &mut pos),
+                    DeviceFormat::S32 => read_loop::<i32>(config, &dev, &mut out, &ctl, &mut pos),
+                }
+            }
+            Err(e) => {
+                ctl.stats.device_errors.fetch_add(1, Relaxed);
+                ctl.stats.set_device_error(&e.to_string());
+                LoopEnd::DeviceError
+            }
+        };
+        hot_path::leave();
+        match end {
+            LoopEnd::Stopped => break,
+            LoopEnd::DeviceError => {
+                pos.gap = pos.last_read_ns != 0;
+                sleep_unless_stopped(backoff, ctl.stop);
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+    out.close();
+}
+
+fn sleep_unless_stopped(d: Duration, stop: &AtomicBool) {
+    let step = Duration::from_millis(20);
+    let mut left = d;
+    while !left.is_zero() && !stop.load(Relaxed) {
+        std::thread::sleep(step.min(left));
+        left = left.saturating_sub(step);
+    }
+}
+
+/// Reads until stopped or the device fails. Generic over the device's sample type so the
+/// `IO` handle (whose creation allocates in alsa-lib) is made once, before the loop.
+fn read_loop<S: IoFormat + Sample + Default>(
+    config: &Config,
+    dev: &Device,
+    out: &mut Producer<Frame>,
+    ctl: &CaptureControl<'_>,
+    pos: &mut Position,
+) -> LoopEnd {
+    let io = match dev.pcm.io_checked::<S>() {
+        Ok(io) => io,
+        Err(e) => {
+            ctl.stats.device_errors.fetch_add(1, Relaxed);
+            ctl.stats.set_device_error(&format!("capture device: {e}"));
+            return LoopEnd::DeviceError;
+        }
+    };
+    let channels = config.channels as usize;
+    let frame_len = config.frame_samples();
+    let chunk = dev.period.clamp(1, MAX_FRAME_SAMPLES);
+    let mut raw = vec![S::default(); chunk * channels];
+    let mut frame = Frame::empty();
+    let mut filled = 0usize;
+    let mut discontinuity = pos.gap;
+    let timeout_ms = (4 * dev.period as u64 * 1000 / u64::from(config.rate)).clamp(50, 100) as u32;
+    let mut warmed_up = false;
+    loop {
+        if ctl.stop.load(Relaxed) {
+            return LoopEnd::Stopped;
+        }
+        let want = (frame_len - filled).min(chunk);
+        match read_some(&io, &mut raw[..want * channels]) {
+            Ok(0) => match dev.pcm.wait(Some(timeout_ms)) {
+                Ok(true) => {}
+                Ok(false) => {
+                    ctl.stats.stalls.fetch_add(1, Relaxed);
+                }
+                Err(e) => {
+                    if let Some(end) = recover(&dev.pcm, e, ctl, pos, &mut filled) {
+                        return end;
+                    }
+                }
+            },
+            Ok(n) => {
+                let now = now_ns();
+                if filled == 0 {
+                    if pos.gap {
+                        let at = clock::index_after_gap(pos.next_index, pos.last_read_ns, now, n as u64, config.rate);
+                        ctl.stats.samples_lost.fetch_add(at - pos.next_index, Relaxed);
+                        pos.next_index = at;
+                        pos.gap = false;
+                        discontinuity = true;
+                    }
+                    frame.sample_index = pos.next_index;
+                }
+                convert::to_mono(&raw[..n * channels], channels, config.channel, &mut frame.samples[filled..filled + n]);
+                filled += n;
+                pos.next_index += n as u64;
+                pos.last_read_ns = now;
+                ctl.stats.periods.fetch_add(1, Relaxed);
+                if filled == frame_len {
+                    frame.len = frame_len;
+                    frame.captured_ns = now;
+                    frame.discontinuity = discontinuity;
+                    discontinuity = false;
+                    filled = 0;
+                    if !deliver(&frame, out, ctl) {
+                        return LoopEnd::Stopped;
+                    }
+                    if !warmed_up {
+                        warmed_up = true;
+                        hot_path::enter();
+                    }
+                    if ctl.limit_samples.is_some_and(|l| pos.next_index >= l) {
+                        return LoopEnd::Stopped;
+                    }
+                }
+            }
+            Err(e) => {
+                if let Some(end) = recover(&dev.pcm, e, ctl, pos, &mut filled) {
+                    return end;
+                }
+                discontinuity = discontinuity || pos.gap;
+            }
+        }
+    }
+}
+
+/// Hands a full frame to the encoder ring. False when the encoder is gone.
+fn deliver(frame: &Frame, out: &mut Producer<Frame>, ctl: &CaptureControl<'_>) -> bool {
+    let copy = |slot: &mut Frame| {
+        slot.samples[..frame.len].copy_from_slice(&frame.samples[..frame.len]);
+        slot.len = frame.len;
+        slot.sample_index = frame.sample_index;
+        slot.captured_ns = frame.captured_ns;
+        slot.discontinuity = frame.discontinuity;
+    };
+    ctl.stats.frames.fetch_add(1, Relaxed);
+    if ctl.no_drop {
+        return out.push_waiting(copy);
+    }
+    if out.push(copy) != Pushed::Stored {
+        ctl.stats.frame_drops.fetch_add(1, Relaxed);
+    }
+    true
+}
+
+/// `readi` with EAGAIN (nothing there yet, non-blocking mode) folded into `Ok(0)`.
+fn read_some<S: IoFormat>(io: &IO<'_, S>, buf: &mut [S]) -> alsa::Result<usize> {
+    match io.readi(buf) {
+        Err(e) if e.errno() == libc::EAGAIN => Ok(0),
+        r => r,
+    }
+}
+
+/// Handles a read/wait error: overrun and suspend are recovered here (returns `None`),
+/// anything else ends the loop for a reopen.
+fn recover(pcm: &PCM, e: alsa::Error, ctl: &CaptureControl<'_>, pos: &mut Position, filled: &mut usize) -> Option<LoopEnd> {
+    let restarted = match e.errno() {
+        libc::EPIPE => {
+            ctl.stats.xruns.fetch_add(1, Relaxed);
+            pcm.prepare().and_then(|_| pcm.start())
+        }
+        libc::ESTRPIPE => {
+            ctl.stats.suspends.fetch_add(1, Relaxed);
+            resume(pcm, ctl.stop)
+        }
+        _ => Err(e),
+    };
+    match restarted {
+        Ok(()) => {
+            // The partial frame straddles the gap: its samples are lost too.
+            ctl.stats.samples_lost.fetch_add(*filled as u64, Relaxed);
+            *filled = 0;
+            pos.gap = true;
+            None
+        }
+        Err(e) => {
+            // Leaving the hot path: formatting the message allocates.
+            hot_path::leave();
+            ctl.stats.device_errors.fetch_add(1, Relaxed);
+            ctl.stats.set_device_error(&format!("capture device: {e}"));
+            Some(LoopEnd::DeviceError)
+        }
+    }
+}
+
+/// Resumes a suspended PCM (retrying while the driver says EAGAIN), or re-prepares it when
+/// the driver cannot resume.
+fn resume(pcm: &PCM, stop: &AtomicBool) -> alsa::Result<()> {
+    loop {
+        match pcm.resume() {
+            Ok(()) => return Ok(()),
+            Err(e) if e.errno() == libc::EAGAIN && !stop.load(Relaxed) => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(_) => return pcm.prepare().and_then(|_| pcm.start()),
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! Pipeline counters: plain atomics written by the real-time threads (Relaxed, no locks), read
+//! by the main thread for the periodic stats line and the exit summary.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// Upper bounds (µs, exclusive) of the latency histogram buckets; the last bucket is open.
+pub const LATENCY_BOUNDS_US: [u64; 12] = [50, 100, 250, 500, 1000, 2000, 5000, 10_000, 20_000, 50_000, 100_000, 1_000_000];
+
+/// Fixed-bucket histogram of software-added latency: period returned by `readi` → datagram
+/// accepted by the kernel.
+pub struct LatencyHistogram {
+    buckets: [AtomicU64; LATENCY_BOUNDS_US.len() + 1],
+    max_ns: AtomicU64,
+}
+
+impl Default for LatencyHistogram {
+    fn default() -> Self {
+        LatencyHistogram { buckets: std::array::from_fn(|_| AtomicU64::new(0)), max_ns: AtomicU64::new(0) }
+    }
+}
+
+impl LatencyHistogram {
+    pub fn record(&self, ns: u64) {
+        let us = ns / 1000;
+        let i = LATENCY_BOUNDS_US.iter().position(|&b| us < b).unwrap_or(LATENCY_BOUNDS_US.len());
+        self.buckets[i].fetch_add(1, Relaxed);
+        self.max_ns.fetch_max(ns, Relaxed);
+    }
+
+    pub fn counts(&self) -> [u64; LATENCY_BOUNDS_US.len() + 1] {
+        std::array::from_fn(|i| self.buckets[i].load(Relaxed))
+    }
+
+    pub fn max_ns(&self) -> u64 {
+        self.max_ns.load(Relaxed)
+    }
+
+    /// The bucket bound (µs) below which fraction `q` of the samples fall; `None` when empty
+    /// or when `q` falls in the open last bucket.
+    pub fn quantile_bound_us(&self, q: f64) -> Option<u64> {
+        let counts = self.counts();
+        let total: u64 = counts.iter().sum();
+        if total == 0 {
+            return None;
+        }
+        let want = (q * total as f64).ceil() as u64;
+        let mut acc = 0;
+        for (i, c) in counts.iter().enumerate() {
+            acc += c;
+            if acc >= want {
+                return LATENCY_BOUNDS_US.get(i).copied();
+            }
+        }
+        None
+    }
+}
+
+/// Every counter of one pipeline run.
+#[derive(Default)]
+pub struct Stats {
+    /// `readi` calls that returned audio.
+    pub periods: AtomicU64,
+    /// Whole frames handed to the encoder.
+    pub frames: AtomicU64,
+    /// Overruns (EPIPE) recovered.
+    pub xruns: AtomicU64,
+    /// Samples lost to overruns (added to the RTP timestamp).
+    pub samples_lost: AtomicU64,
+    /// Suspends (ESTRPIPE) resumed.
+    pub suspends: AtomicU64,
+    /// Waits that timed out with no audio (device stalled).
+    pub stalls: AtomicU64,
+    /// Device errors that needed a reopen.
+    pub device_errors: AtomicU64,
+    /// Frames dropped by the capture → encoder ring.
+    pub frame_drops: AtomicU64,
+    pub encode_errors: AtomicU64,
+    pub packets: AtomicU64,
+    /// Packets dropped by the encoder → sender ring.
+    pub packet_drops: AtomicU64,
+    /// Datagrams accepted by the kernel (packets × destinations).
+    pub datagrams: AtomicU64,
+    pub bytes: AtomicU64,
+    /// Datagrams dropped because the socket buffer was full (EAGAIN/ENOBUFS).
+    pub send_would_block: AtomicU64,
+    /// Datagrams refused or unroutable (ECONNREFUSED/ENETUNREACH/EHOSTUNREACH/…).
+    pub send_unreachable: AtomicU64,
+    /// Any other send error.
+    pub send_errors: AtomicU64,
+    pub latency: LatencyHistogram,
+    /// The last device error, for the log line the main thread writes (fault path only).
+    last_device_error: std::sync::Mutex<String>,
+}
+
+impl Stats {
+    /// Records the text of a device error (called outside the hot loop only).
+    pub fn set_device_error(&self, text: &str) {
+        if let Ok(mut s) = self.last_device_error.lock() {
+            s.clear();
+            s.push_str(text);
+        }
+    }
+
+    /// The text of the last device error, if any.
+    pub fn device_error(&self) -> String {
+        self.last_device_error.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// `key=value` pairs in one line, the format of the periodic and final stats lines.
+    pub fn summary(&self) -> String {
+        let mut s = String::new();
+        let fields: [(&str, &AtomicU64); 16] = [
+            ("periods", &self.periods),
+            ("frames", &self.frames),
+            ("xruns", &self.xruns),
+            ("samples_lost", &self.samples_lost),
+            ("suspends", &self.suspends),
+            ("stalls", &self.stalls),
+            ("device_errors", &self.device_errors),
+            ("frame_drops", &self.frame_drops),
+            ("encode_errors", &self.encode_errors),
+            ("packets", &self.packets),
+            ("packet_drops", &self.packet_drops),
+            ("datagrams", &self.datagrams),
+            ("bytes", &self.bytes),
+            ("send_would_block", &self.send_would_block),
+            ("send_unreachable", &self.send_unreachable),
+            ("send_errors", &self.send_errors),
+        ];
+        for (name, v) in fields {
+            let _ = write!(s, "{name}={} ", v.load(Relaxed));
+        }
+        let q = |q| self.latency.quantile_bound_us(q).map_or("-".to_string(), |b| format!("<{b}us"));
+        let _ = write!(
+            s,
+            "latency_p50={} latency_p99={} latency_p999={} latency_max_us={}",
+            q(0.5),
+            q(0.99),
+            q(0.999),
+            self.latency.max_ns() / 1000
+        );
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_buckets_and_quantiles() {
+        let h = LatencyHistogram::default();
+        for _ in 0..98 {
+            h.record(30_000); // 30 µs
+        }
+        h.record(700_000); // 700 µs
+        h.record(3_000_000_000); // 3 s, open bucket
+        assert_eq!(h.counts()[0], 98);
+        assert_eq!(h.counts()[4], 1);
+        assert_eq!(h.counts()[12], 1);
+        assert_eq!(h.quantile_bound_us(0.5), Some(50));
+        assert_eq!(h.quantile_bound_us(0.99), Some(1000));
+        assert_eq!(h.quantile_bound_us(1.0), None);
+        assert_eq!(h.max_ns(), 3_000_000_000);
+    }
+
+    #[test]
+    fn summary_names_every_counter() {
+        let s = Stats::default();
+        s.packets.fetch_add(3, Relaxed);
+        let line = s.summary();
+        assert!(line.contains("packets=3 "), "{line}");
+        assert!(line.contains("latency_p50=- "), "{line}");
+    }
+}

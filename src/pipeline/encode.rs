@@ -1,0 +1,68 @@
+//! The `rtpmic-encode` thread: frames → codec → RTP header → packets.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use crate::capture::Frame;
+use crate::codec::Encoder;
+use crate::config::MAX_PAYLOAD;
+use crate::net::sender::Packet;
+use crate::ops::{hot_path, stats::Stats};
+use crate::ring::{Consumer, Producer, Pushed, Ready};
+use crate::rtp::Packetizer;
+
+/// Body of the encoder thread; returns when the capture closed its ring and all is encoded.
+/// Dropping `output` on return closes the sender's ring in turn.
+pub fn run(
+    mut input: Consumer<Frame>,
+    mut output: Producer<Packet>,
+    mut encoder: Encoder,
+    mut packetizer: Packetizer,
+    stats: &Stats,
+    no_drop: bool,
+) {
+    let mut payload = [0u8; MAX_PAYLOAD];
+    // A frame that failed to encode leaves a gap the next packet must mark.
+    let mut lost_frame = false;
+    let mut warmed_up = false;
+    loop {
+        let Some((encoded, index, gap, captured_ns)) = input.pop(|f| {
+            (encoder.encode(&f.samples[..f.len], &mut payload), f.sample_index, f.discontinuity, f.captured_ns)
+        }) else {
+            match input.wait(Some(Duration::from_millis(500))) {
+                Ready::Closed => break,
+                Ready::Data | Ready::Timeout => continue,
+            }
+        };
+        let Ok(n) = encoded else {
+            stats.encode_errors.fetch_add(1, Relaxed);
+            lost_frame = true;
+            continue;
+        };
+        let discontinuity = gap || lost_frame;
+        lost_frame = false;
+        let fill = |slot: &mut Packet| {
+            slot.captured_ns = captured_ns;
+            slot.len = match packetizer.write(index, discontinuity, &payload[..n], &mut slot.data) {
+                Ok((len, _)) => len,
+                Err(_) => {
+                    stats.encode_errors.fetch_add(1, Relaxed);
+                    0
+                }
+            };
+        };
+        stats.packets.fetch_add(1, Relaxed);
+        if no_drop {
+            if !output.push_waiting(fill) {
+                break;
+            }
+        } else if output.push(fill) != Pushed::Stored {
+            stats.packet_drops.fetch_add(1, Relaxed);
+        }
+        if !warmed_up {
+            warmed_up = true;
+            hot_path::enter();
+        }
+    }
+    hot_path::leave();
+}

@@ -1,0 +1,213 @@
+//! Wires the three real-time threads together and owns their lifetime.
+//!
+//! ```text
+//! rtpmic-capture ──ring of Frames──▶ rtpmic-encode ──ring of Packets──▶ rtpmic-send ──▶ UDP
+//! ```
+//! Everything the threads touch is allocated here, before the first period is read. Shutdown
+//! is ordered by the rings: `stop` ends the capture loop, which closes the frame ring; the
+//! encoder drains it and closes the packet ring; the sender drains that and ends. Nothing
+//! queued is thrown away on the way out.
+
+mod encode;
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use rand::Rng;
+
+use crate::capture::{self, CaptureControl, Frame};
+use crate::codec::{EncodeError, Encoder};
+use crate::config::Config;
+use crate::net::{resolve::resolve, sender, sender::Packet, udp::MmsgSender};
+use crate::ops::stats::Stats;
+use crate::ring::{ring, Notifier};
+use crate::rt;
+use crate::rtp::Packetizer;
+
+/// Frames the capture → encoder ring holds (at 20 ms: 160 ms of audio before dropping).
+pub const FRAME_RING: usize = 8;
+/// Packets the encoder → sender ring holds.
+pub const PACKET_RING: usize = 16;
+
+/// How a run behaves beyond the config (command-line options of `rtpmic run`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RunOptions {
+    /// Stop by itself after this many seconds of audio.
+    pub seconds: Option<u64>,
+    /// Wait instead of dropping when a ring is full: for sources faster than real time
+    /// (benchmarks through the unpaced `file` PCM). Never for a live microphone.
+    pub no_drop: bool,
+}
+
+/// Why the pipeline could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("encoder: {0}")]
+    Encoder(#[from] EncodeError),
+    #[error("no destination could be resolved")]
+    NoDestination,
+    #[error("{0}: {1}")]
+    Io(&'static str, io::Error),
+}
+
+/// What start-up found worth telling the operator (the caller logs it).
+#[derive(Debug, Default)]
+pub struct StartReport {
+    pub destinations: Vec<SocketAddr>,
+    pub unresolved: Vec<String>,
+    pub ssrc: u32,
+    pub memory_lock: Option<String>,
+}
+
+/// A running pipeline.
+pub struct Pipeline {
+    threads: Vec<JoinHandle<()>>,
+    stop: Arc<AtomicBool>,
+    stats: Arc<Stats>,
+    exited: Arc<Notifier>,
+    rt_refused: Arc<AtomicBool>,
+}
+
+/// Signals `exited` when a thread ends, however it ends (panics included).
+struct ExitGuard(Arc<Notifier>);
+
+impl Drop for ExitGuard {
+    fn drop(&mut self) {
+        self.0.force();
+    }
+}
+
+impl Pipeline {
+    /// Resolves destinations, opens sockets, builds the encoder and rings, and starts the
+    /// three threads. The capture device is opened by the capture thread itself (and
+    /// reopened there after failures).
+    pub fn start(config: &Config, opts: RunOptions) -> Result<(Pipeline, StartReport), StartError> {
+        let mut report = StartReport::default();
+        for d in &config.dest {
+            match resolve(d) {
+                Ok(a) => report.destinations.push(a),
+                Err(e) => report.unresolved.push(format!("{d}: {e}")),
+            }
+        }
+        if report.destinations.is_empty() {
+            return Err(StartError::NoDestination);
+        }
+        let tx = MmsgSender::new(&report.destinations).map_err(|e| StartError::Io("socket", e))?;
+        let encoder = Encoder::new(config)?;
+        let mut rng = rand::rng();
+        let ssrc = config.ssrc.unwrap_or_else(|| rng.random());
+        report.ssrc = ssrc;
+        let packetizer = Packetizer::new(
+            ssrc,
+            config.payload_type,
+            rng.random(),
+            rng.random(),
+            config.rtp_clock_rate(),
+            config.rate,
+        );
+        let (frames_tx, frames_rx) = ring(FRAME_RING, Frame::empty).map_err(|e| StartError::Io("eventfd", e))?;
+        let (packets_tx, packets_rx) = ring(PACKET_RING, Packet::empty).map_err(|e| StartError::Io("eventfd", e))?;
+        if config.rt_priority > 0 {
+            report.memory_lock = rt::lock_memory().err().map(|e| e.to_string());
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let stats = Arc::new(Stats::default());
+        let exited = Arc::new(Notifier::new().map_err(|e| StartError::Io("eventfd", e))?);
+        let rt_refused = Arc::new(AtomicBool::new(false));
+        let limit_samples = opts.seconds.map(|s| s * u64::from(config.rate));
+        let prio = config.rt_priority;
+
+        let mut threads = Vec::new();
+        let spawn = |name: &str, body: Box<dyn FnOnce() + Send>| {
+            let guard = ExitGuard(exited.clone());
+            let refused = rt_refused.clone();
+            std::thread::Builder::new().name(name.into()).stack_size(rt::THREAD_STACK).spawn(move || {
+                let _guard = guard;
+                if rt::set_realtime(prio).is_err() {
+                    refused.store(true, Relaxed);
+                }
+                rt::prefault_stack();
+                body();
+            })
+        };
+        {
+            let (stats, stop, config) = (stats.clone(), stop.clone(), config.clone());
+            threads.push(
+                spawn(
+                    "rtpmic-capture",
+                    Box::new(move || {
+                        let ctl = CaptureControl { stats: &stats, stop: &stop, limit_samples, no_drop: opts.no_drop };
+                        capture::run(&config, frames_tx, ctl);
+                    }),
+                )
+                .map_err(|e| StartError::Io("spawn", e))?,
+            );
+        }
+        {
+            let stats = stats.clone();
+            threads.push(
+                spawn(
+                    "rtpmic-encode",
+                    Box::new(move || encode::run(frames_rx, packets_tx, encoder, packetizer, &stats, opts.no_drop)),
+                )
+                .map_err(|e| StartError::Io("spawn", e))?,
+            );
+        }
+        {
+            let stats = stats.clone();
+            threads.push(
+                spawn(
+                    "rtpmic-send",
+                    Box::new(move || {
+                        if let Err(e) = sender::run(packets_rx, tx, &stats) {
+                            stats.set_device_error(&format!("sender: {e}"));
+                        }
+                    }),
+                )
+                .map_err(|e| StartError::Io("spawn", e))?,
+            );
+        }
+        Ok((Pipeline { threads, stop, stats, exited, rt_refused }, report))
+    }
+
+    pub fn stats(&self) -> &Arc<Stats> {
+        &self.stats
+    }
+
+    /// Asks the threads to stop; they drain and end in order. Returns at once.
+    pub fn request_stop(&self) {
+        self.stop.store(true, Relaxed);
+    }
+
+    /// An eventfd that becomes readable whenever a pipeline thread ends (for the main loop).
+    pub fn exit_fd(&self) -> std::os::fd::RawFd {
+        self.exited.raw_fd()
+    }
+
+    /// Clears the exit eventfd after the main loop saw it.
+    pub fn clear_exit_fd(&self) {
+        self.exited.drain();
+    }
+
+    /// Whether any thread has ended (the stream is over or broken).
+    pub fn any_finished(&self) -> bool {
+        self.threads.iter().any(|t| t.is_finished())
+    }
+
+    /// Whether the kernel refused SCHED_RR (the threads run at normal priority).
+    pub fn realtime_refused(&self) -> bool {
+        self.rt_refused.load(Relaxed)
+    }
+
+    /// Stops (if not yet) and waits for all threads; returns the final counters.
+    pub fn join(self) -> Arc<Stats> {
+        self.stop.store(true, Relaxed);
+        for t in self.threads {
+            let _ = t.join();
+        }
+        self.stats
+    }
+}
