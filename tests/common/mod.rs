@@ -1,0 +1,269 @@
+//! Shared test harness: the simulated board (a private jackd + board/sim/asound.conf), test
+//! signals, an RTP receiver on a real socket, decoders and the aligned SNR measure.
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::net::UdpSocket;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::os::unix::process::CommandExt;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use rtp_types::RtpPacket;
+
+pub const RTPMIC: &str = env!("CARGO_BIN_EXE_rtpmic");
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The simulated board: a jackd (dummy driver, real-time paced) that the sim PCMs read
+/// through, and a temp dir for infiles.
+///
+/// `shared()` boards use one jackd per test binary (jackd allows only a few servers at once);
+/// it is started by a keeper thread that lives as long as the process, with
+/// PR_SET_PDEATHSIG = SIGTERM, so jackd ends cleanly with the test binary. `private()` boards
+/// own their jackd (for tests that kill it) and stop it with SIGTERM on drop.
+pub struct SimBoard {
+    jackd: Option<Child>,
+    pub server: String,
+    pub dir: tempfile::TempDir,
+}
+
+static BOARD_COUNTER: AtomicU32 = AtomicU32::new(0);
+static SHARED: OnceLock<String> = OnceLock::new();
+
+fn spawn_jackd() -> (Child, String) {
+    let server = format!("rtpmic-test-{}-{}", std::process::id(), BOARD_COUNTER.fetch_add(1, Ordering::SeqCst));
+    let mut cmd = Command::new("jackd");
+    cmd.args(["-n", &server, "-d", "dummy", "-r", "48000", "-p", "240", "-C", "1", "-P", "1"])
+        .env("JACK_NO_AUDIO_RESERVATION", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().expect("jackd (Debian package jackd2) must be installed: run `make test`");
+    let ok = Command::new("jack_wait")
+        .args(["-s", &server, "-w", "-t", "10"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("jack_wait");
+    assert!(ok.success(), "jackd {server} did not come up");
+    (child, server)
+}
+
+impl SimBoard {
+    /// The test binary's shared board.
+    pub fn shared() -> SimBoard {
+        let server = SHARED
+            .get_or_init(|| {
+                let (tx, rx) = std::sync::mpsc::channel();
+                std::thread::spawn(move || {
+                    let (_child, server) = spawn_jackd();
+                    tx.send(server).unwrap();
+                    // Parent-death is per thread: this one must outlive every test.
+                    loop {
+                        std::thread::park();
+                    }
+                });
+                rx.recv().expect("shared jackd")
+            })
+            .clone();
+        SimBoard { jackd: None, server, dir: tempfile::tempdir().unwrap() }
+    }
+
+    /// A board with its own jackd, stopped (SIGTERM) on drop.
+    pub fn private() -> SimBoard {
+        let (child, server) = spawn_jackd();
+        SimBoard { jackd: Some(child), server, dir: tempfile::tempdir().unwrap() }
+    }
+
+    /// `rtpmic` with the environment of this board: ALSA config, jack server, infile; no
+    /// RTPMIC_* key inherited from the caller.
+    pub fn rtpmic(&self, infile: &Path) -> Command {
+        let mut c = Command::new(RTPMIC);
+        for (k, _) in std::env::vars() {
+            if k.starts_with("RTPMIC_") {
+                c.env_remove(k);
+            }
+        }
+        c.env("JACK_DEFAULT_SERVER", &self.server)
+            .env("ALSA_CONFIG_PATH", alsa_config_path())
+            .env("SIM_INFILE", infile)
+            .env("RTPMIC_RT_PRIORITY", "0")
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// Writes `samples` as raw S16_LE into a file in this board's temp dir.
+    pub fn infile(&self, name: &str, samples: &[i16]) -> PathBuf {
+        let p = self.dir.path().join(name);
+        let mut f = std::fs::File::create(&p).unwrap();
+        let bytes: Vec<u8> = samples.iter().flat_map(|s| s.to_le_bytes()).collect();
+        f.write_all(&bytes).unwrap();
+        p
+    }
+}
+
+impl Drop for SimBoard {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.jackd.take() {
+            // SIGTERM, not SIGKILL: a killed jackd leaves its slot in jack's server registry.
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            let _ = c.wait();
+        }
+    }
+}
+
+pub fn alsa_config_path() -> String {
+    format!("/usr/share/alsa/alsa.conf:{}", repo().join("board/sim/asound.conf").display())
+}
+
+/// 440 Hz + 1000 Hz (common period 1200 samples at 48 kHz, 200 at 8 kHz), about −9 dBFS peak.
+pub fn two_tone(rate: u32, seconds: f64) -> Vec<i16> {
+    let n = (f64::from(rate) * seconds) as usize;
+    (0..n)
+        .map(|i| {
+            let t = i as f64 / f64::from(rate);
+            let v = 0.25 * (2.0 * std::f64::consts::PI * 440.0 * t).sin() + 0.12 * (2.0 * std::f64::consts::PI * 1000.0 * t).sin();
+            (v * 32767.0).round() as i16
+        })
+        .collect()
+}
+
+/// One received RTP packet, parsed by rtp-types.
+#[derive(Clone, Debug)]
+pub struct Rtp {
+    pub seq: u16,
+    pub ts: u32,
+    pub ssrc: u32,
+    pub pt: u8,
+    pub marker: bool,
+    pub payload: Vec<u8>,
+}
+
+/// A UDP socket on loopback that collects RTP.
+pub struct Receiver {
+    pub socket: UdpSocket,
+}
+
+impl Receiver {
+    pub fn bind() -> Receiver {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        Receiver { socket }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.socket.local_addr().unwrap().port()
+    }
+
+    pub fn dest(&self) -> String {
+        format!("127.0.0.1:{}", self.port())
+    }
+
+    /// Collects packets until `idle` passes with none (the stream ended) or `max` arrived.
+    pub fn collect(&self, max: usize, first_timeout: Duration, idle: Duration) -> Vec<Rtp> {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 2048];
+        self.socket.set_read_timeout(Some(first_timeout)).unwrap();
+        while out.len() < max {
+            match self.socket.recv(&mut buf) {
+                Ok(n) => {
+                    let p = RtpPacket::parse(&buf[..n]).expect("valid RTP");
+                    out.push(Rtp {
+                        seq: p.sequence_number(),
+                        ts: p.timestamp(),
+                        ssrc: p.ssrc(),
+                        pt: p.payload_type(),
+                        marker: p.marker_bit(),
+                        payload: p.payload().to_vec(),
+                    });
+                    self.socket.set_read_timeout(Some(idle)).unwrap();
+                }
+                Err(_) => break,
+            }
+        }
+        out
+    }
+}
+
+/// Asserts the RFC 3550 invariants of one uninterrupted stream.
+pub fn assert_clean_stream(pkts: &[Rtp], pt: u8, ts_step: u32) {
+    assert!(pkts.len() > 10, "only {} packets", pkts.len());
+    for (i, w) in pkts.windows(2).enumerate() {
+        assert_eq!(w[1].seq, w[0].seq.wrapping_add(1), "sequence gap after packet {i}");
+        assert_eq!(w[1].ts.wrapping_sub(w[0].ts), ts_step, "timestamp step after packet {i}");
+        assert_eq!(w[1].ssrc, w[0].ssrc, "SSRC changed at packet {i}");
+        assert!(!w[1].marker, "marker on packet {}", i + 1);
+    }
+    assert!(pkts[0].marker, "first packet must carry the marker");
+    assert!(pkts.iter().all(|p| p.pt == pt), "payload type");
+}
+
+/// Decodes Opus payloads (48 kHz mono) with real libopus.
+pub fn decode_opus(pkts: &[Rtp]) -> Vec<i16> {
+    use audiopus::{coder::Decoder, Channels, SampleRate};
+    let mut dec = Decoder::new(SampleRate::Hz48000, Channels::Mono).unwrap();
+    let mut out = Vec::new();
+    let mut buf = vec![0i16; 5760];
+    for p in pkts {
+        let n = dec.decode(Some(&p.payload[..]), &mut buf[..], false).unwrap();
+        out.extend_from_slice(&buf[..n]);
+    }
+    out
+}
+
+/// SNR (dB) of `decoded` against `source` at the best alignment. The shift (in
+/// `-max_lag..=max_lag`, `decoded[i]` ~ `source[i + shift]`) is chosen on a 100 ms window after
+/// `skip`, then the SNR is taken over everything after `skip` that overlaps.
+pub fn aligned_snr(source: &[i16], decoded: &[i16], skip: usize, max_lag: usize) -> f64 {
+    let err = |shift: i64, range: std::ops::Range<usize>| {
+        let (mut sig, mut noise) = (0f64, 0f64);
+        for i in range {
+            let j = i as i64 + shift;
+            if j < 0 || j as usize >= source.len() || i >= decoded.len() {
+                continue;
+            }
+            let s = f64::from(source[j as usize]);
+            sig += s * s;
+            noise += (s - f64::from(decoded[i])).powi(2);
+        }
+        (sig, noise)
+    };
+    let window = skip..skip + 4800;
+    let shift = (-(max_lag as i64)..=(max_lag as i64))
+        .min_by(|a, b| err(*a, window.clone()).1.total_cmp(&err(*b, window.clone()).1))
+        .unwrap();
+    let (sig, noise) = err(shift, skip..decoded.len());
+    assert!(sig > 0.0, "no overlap between decoded and source");
+    10.0 * (sig / noise.max(1e-9)).log10()
+}
+
+/// RMS level in dBFS of `x[skip..]`.
+pub fn rms_dbfs(x: &[i16], skip: usize) -> f64 {
+    let x = &x[skip.min(x.len())..];
+    let ms = x.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() / x.len().max(1) as f64;
+    10.0 * (ms / (32768.0f64 * 32768.0)).log10()
+}
+
+/// Waits up to `limit` for `child` to exit.
+pub fn wait_for(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return Some(s);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
