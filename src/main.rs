@@ -165,6 +165,9 @@ fn run(config: &Config, opts: RunOptions) -> ExitCode {
     }
     info!("streaming: ssrc={:#010x} to {} destination(s)", report.ssrc, report.destinations.len());
     main_loop(&pipeline, config, signals);
+    // On a signal this was already asked; when a thread ended by itself (--seconds, or a
+    // failure), the others must stop too.
+    pipeline.request_stop();
     let stats = pipeline.join();
     info!("stopped: {}", stats.summary());
     ExitCode::SUCCESS

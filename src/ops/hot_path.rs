@@ -5,6 +5,9 @@
 //! reading it from inside an allocator neither allocates nor recurses.
 
 use std::cell::Cell;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+
+static ENTERED: AtomicUsize = AtomicUsize::new(0);
 
 thread_local! {
     static HOT: Cell<bool> = const { Cell::new(false) };
@@ -14,6 +17,13 @@ thread_local! {
 /// frame has passed through: from here on, they allocate nothing.
 pub fn enter() {
     HOT.with(|h| h.set(true));
+    ENTERED.fetch_add(1, Relaxed);
+}
+
+/// How many times a thread entered its hot loop in this process (tests use it to prove the
+/// marker was really set).
+pub fn entered_count() -> usize {
+    ENTERED.load(Relaxed)
 }
 
 /// Called when a hot thread leaves its loop (shutdown may allocate, e.g. to log).

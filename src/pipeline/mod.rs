@@ -202,9 +202,9 @@ impl Pipeline {
         self.rt_refused.load(Relaxed)
     }
 
-    /// Stops (if not yet) and waits for all threads; returns the final counters.
+    /// Waits for all threads to end (after `request_stop`, or by themselves with
+    /// `RunOptions::seconds`); returns the final counters.
     pub fn join(self) -> Arc<Stats> {
-        self.stop.store(true, Relaxed);
         for t in self.threads {
             let _ = t.join();
         }
