@@ -37,22 +37,86 @@ pub struct KeySpec {
 
 /// Every key rtpmic reads.
 pub const KEYS: &[KeySpec] = &[
-    KeySpec { name: "RTPMIC_DEVICE", default: "default", allowed: "an ALSA PCM name, e.g. default, plughw:1,0, sim" },
-    KeySpec { name: "RTPMIC_RATE", default: "48000 (opus, l16), 8000 (pcmu, pcma)", allowed: "opus: 8000 12000 16000 24000 48000; pcmu/pcma: 8000; l16: 8000 16000 24000 32000 44100 48000" },
-    KeySpec { name: "RTPMIC_CHANNELS", default: "1", allowed: "1..8 (channels the device is opened with)" },
-    KeySpec { name: "RTPMIC_CHANNEL", default: "0", allowed: "0..CHANNELS-1 (the input channel sent) or mix (average of all)" },
-    KeySpec { name: "RTPMIC_SAMPLE_FORMAT", default: "auto", allowed: "auto S16_LE S32_LE" },
-    KeySpec { name: "RTPMIC_CODEC", default: "opus", allowed: "opus pcmu pcma l16" },
-    KeySpec { name: "RTPMIC_FRAME_MS", default: "20 (opus, pcmu, pcma), 10 (l16)", allowed: "opus: 2.5 5 10 20 40 60; pcmu/pcma/l16: 10 20 30 40 (l16 payload at most 1440 bytes)" },
-    KeySpec { name: "RTPMIC_BITRATE", default: "32000", allowed: "6000..510000 bits per second (opus only)" },
-    KeySpec { name: "RTPMIC_OPUS_COMPLEXITY", default: "10", allowed: "0..10" },
-    KeySpec { name: "RTPMIC_OPUS_APPLICATION", default: "voip", allowed: "voip audio lowdelay" },
-    KeySpec { name: "RTPMIC_PAYLOAD_TYPE", default: "96 (opus), 0 (pcmu), 8 (pcma), 97 (l16)", allowed: "96..127; also 0 for pcmu, 8 for pcma, 11 for l16 at 44100 Hz" },
-    KeySpec { name: "RTPMIC_DEST", default: "(none, required)", allowed: "comma list of host:port, IPv6 as [addr]:port, at most 64" },
-    KeySpec { name: "RTPMIC_SSRC", default: "(random)", allowed: "0..4294967295, decimal or 0x hex" },
-    KeySpec { name: "RTPMIC_RT_PRIORITY", default: "50", allowed: "0..99 (SCHED_RR priority of the three real-time threads; 0 = normal scheduling)" },
-    KeySpec { name: "RTPMIC_STATS_INTERVAL_S", default: "60", allowed: "0..86400 seconds (0 = only at exit)" },
-    KeySpec { name: "RTPMIC_LOG_LEVEL", default: "info", allowed: "error warn info debug trace" },
+    KeySpec {
+        name: "RTPMIC_DEVICE",
+        default: "default",
+        allowed: "an ALSA PCM name, e.g. default, plughw:1,0, sim",
+    },
+    KeySpec {
+        name: "RTPMIC_RATE",
+        default: "48000 (opus, l16), 8000 (pcmu, pcma)",
+        allowed: "opus: 8000 12000 16000 24000 48000; pcmu/pcma: 8000; l16: 8000 16000 24000 32000 44100 48000",
+    },
+    KeySpec {
+        name: "RTPMIC_CHANNELS",
+        default: "1",
+        allowed: "1..8 (channels the device is opened with)",
+    },
+    KeySpec {
+        name: "RTPMIC_CHANNEL",
+        default: "0",
+        allowed: "0..CHANNELS-1 (the input channel sent) or mix (average of all)",
+    },
+    KeySpec {
+        name: "RTPMIC_SAMPLE_FORMAT",
+        default: "auto",
+        allowed: "auto S16_LE S32_LE",
+    },
+    KeySpec {
+        name: "RTPMIC_CODEC",
+        default: "opus",
+        allowed: "opus pcmu pcma l16",
+    },
+    KeySpec {
+        name: "RTPMIC_FRAME_MS",
+        default: "20 (opus, pcmu, pcma), 10 (l16)",
+        allowed: "opus: 2.5 5 10 20 40 60; pcmu/pcma/l16: 10 20 30 40 (l16 payload at most 1440 bytes)",
+    },
+    KeySpec {
+        name: "RTPMIC_BITRATE",
+        default: "32000",
+        allowed: "6000..510000 bits per second (opus only)",
+    },
+    KeySpec {
+        name: "RTPMIC_OPUS_COMPLEXITY",
+        default: "10",
+        allowed: "0..10",
+    },
+    KeySpec {
+        name: "RTPMIC_OPUS_APPLICATION",
+        default: "voip",
+        allowed: "voip audio lowdelay",
+    },
+    KeySpec {
+        name: "RTPMIC_PAYLOAD_TYPE",
+        default: "96 (opus), 0 (pcmu), 8 (pcma), 97 (l16)",
+        allowed: "96..127; also 0 for pcmu, 8 for pcma, 11 for l16 at 44100 Hz",
+    },
+    KeySpec {
+        name: "RTPMIC_DEST",
+        default: "(none, required)",
+        allowed: "comma list of host:port, IPv6 as [addr]:port, at most 64",
+    },
+    KeySpec {
+        name: "RTPMIC_SSRC",
+        default: "(random)",
+        allowed: "0..4294967295, decimal or 0x hex",
+    },
+    KeySpec {
+        name: "RTPMIC_RT_PRIORITY",
+        default: "50",
+        allowed: "0..99 (SCHED_RR priority of the three real-time threads; 0 = normal scheduling)",
+    },
+    KeySpec {
+        name: "RTPMIC_STATS_INTERVAL_S",
+        default: "60",
+        allowed: "0..86400 seconds (0 = only at exit)",
+    },
+    KeySpec {
+        name: "RTPMIC_LOG_LEVEL",
+        default: "info",
+        allowed: "error warn info debug trace",
+    },
 ];
 
 /// The codec sent on the wire.
@@ -310,8 +374,9 @@ fn known_keys() -> String {
     KEYS.iter().map(|k| k.name).collect::<Vec<_>>().join(" ")
 }
 
-fn format_frame_ms(us: u32) -> String {
-    if us % 1000 == 0 {
+/// Microseconds as the milliseconds users write: 20000 → "20", 2500 → "2.5".
+pub fn format_frame_ms(us: u32) -> String {
+    if us.is_multiple_of(1000) {
         (us / 1000).to_string()
     } else {
         format!("{}.{}", us / 1000, (us % 1000) / 100)
@@ -326,7 +391,9 @@ pub struct ConfigError {
 
 impl ConfigError {
     fn new(key: &str, value: &str, why: &str) -> ConfigError {
-        ConfigError { line: format!("{key}={value:?}: {why}") }
+        ConfigError {
+            line: format!("{key}={value:?}: {why}"),
+        }
     }
 }
 
@@ -394,10 +461,19 @@ impl Parser {
     }
 
     fn parse(&mut self) -> Config {
-        let device = self.vars.get("RTPMIC_DEVICE").cloned().unwrap_or_else(|| "default".into());
+        let device = self
+            .vars
+            .get("RTPMIC_DEVICE")
+            .cloned()
+            .unwrap_or_else(|| "default".into());
         let codec = self.word(
             "RTPMIC_CODEC",
-            &[("opus", Codec::Opus), ("pcmu", Codec::Pcmu), ("pcma", Codec::Pcma), ("l16", Codec::L16)],
+            &[
+                ("opus", Codec::Opus),
+                ("pcmu", Codec::Pcmu),
+                ("pcma", Codec::Pcma),
+                ("l16", Codec::L16),
+            ],
             Codec::Opus,
         );
         let rate = self.rate(codec);
@@ -405,7 +481,11 @@ impl Parser {
         let channel = self.channel(channels);
         let sample_format = self.word(
             "RTPMIC_SAMPLE_FORMAT",
-            &[("auto", SampleFormat::Auto), ("S16_LE", SampleFormat::S16Le), ("S32_LE", SampleFormat::S32Le)],
+            &[
+                ("auto", SampleFormat::Auto),
+                ("S16_LE", SampleFormat::S16Le),
+                ("S32_LE", SampleFormat::S32Le),
+            ],
             SampleFormat::Auto,
         );
         let frame_us = self.frame_us(codec, rate);
@@ -413,12 +493,19 @@ impl Parser {
         let opus_complexity = self.int("RTPMIC_OPUS_COMPLEXITY", 0, 10, 10, false) as u8;
         let opus_application = self.word(
             "RTPMIC_OPUS_APPLICATION",
-            &[("voip", OpusApplication::Voip), ("audio", OpusApplication::Audio), ("lowdelay", OpusApplication::LowDelay)],
+            &[
+                ("voip", OpusApplication::Voip),
+                ("audio", OpusApplication::Audio),
+                ("lowdelay", OpusApplication::LowDelay),
+            ],
             OpusApplication::Voip,
         );
         let payload_type = self.payload_type(codec, rate);
         let dest = self.destinations();
-        let ssrc = self.vars.contains_key("RTPMIC_SSRC").then(|| self.int("RTPMIC_SSRC", 0, u64::from(u32::MAX), 0, true) as u32);
+        let ssrc = self
+            .vars
+            .contains_key("RTPMIC_SSRC")
+            .then(|| self.int("RTPMIC_SSRC", 0, u64::from(u32::MAX), 0, true) as u32);
         let rt_priority = self.int("RTPMIC_RT_PRIORITY", 0, 99, 50, false) as u8;
         let stats_interval_s = self.int("RTPMIC_STATS_INTERVAL_S", 0, 86_400, 60, false) as u32;
         let log_level = self.word(
@@ -463,7 +550,10 @@ impl Parser {
             return rate;
         }
         let list: Vec<String> = allowed.iter().map(|r| r.to_string()).collect();
-        self.error("RTPMIC_RATE", &format!("not a rate {} accepts; allowed: {}", codec.name(), list.join(" ")));
+        self.error(
+            "RTPMIC_RATE",
+            &format!("not a rate {} accepts; allowed: {}", codec.name(), list.join(" ")),
+        );
         default
     }
 
@@ -490,11 +580,16 @@ impl Parser {
             Codec::Pcmu | Codec::Pcma => (&[10_000, 20_000, 30_000, 40_000], 20_000),
             Codec::L16 => (&[10_000, 20_000, 30_000, 40_000], 10_000),
         };
-        let Some(v) = self.vars.get("RTPMIC_FRAME_MS").cloned() else { return default };
+        let Some(v) = self.vars.get("RTPMIC_FRAME_MS").cloned() else {
+            return default;
+        };
         let list: Vec<String> = allowed.iter().map(|&us| format_frame_ms(us)).collect();
         let us = parse_ms(&v).filter(|us| allowed.contains(us));
         let Some(us) = us else {
-            self.error("RTPMIC_FRAME_MS", &format!("not a frame size {} accepts; allowed: {}", codec.name(), list.join(" ")));
+            self.error(
+                "RTPMIC_FRAME_MS",
+                &format!("not a frame size {} accepts; allowed: {}", codec.name(), list.join(" ")),
+            );
             return default;
         };
         if codec == Codec::L16 {
@@ -524,7 +619,14 @@ impl Parser {
             || (codec == Codec::Pcma && pt == 8)
             || (codec == Codec::L16 && pt == 11 && rate == 44100);
         if !ok {
-            self.error("RTPMIC_PAYLOAD_TYPE", &format!("not a payload type for {}; allowed: {}", codec.name(), Parser::allowed("RTPMIC_PAYLOAD_TYPE")));
+            self.error(
+                "RTPMIC_PAYLOAD_TYPE",
+                &format!(
+                    "not a payload type for {}; allowed: {}",
+                    codec.name(),
+                    Parser::allowed("RTPMIC_PAYLOAD_TYPE")
+                ),
+            );
             return default as u8;
         }
         pt
@@ -532,7 +634,10 @@ impl Parser {
 
     fn destinations(&mut self) -> Vec<Destination> {
         let Some(v) = self.vars.get("RTPMIC_DEST").cloned() else {
-            self.error("RTPMIC_DEST", "required; set a comma list of host:port, e.g. 192.0.2.10:5004,[2001:db8::1]:5004");
+            self.error(
+                "RTPMIC_DEST",
+                "required; set a comma list of host:port, e.g. 192.0.2.10:5004,[2001:db8::1]:5004",
+            );
             return Vec::new();
         };
         let mut out = Vec::new();
@@ -540,11 +645,17 @@ impl Parser {
             match parse_destination(item) {
                 Ok(d) if out.contains(&d) => self.error("RTPMIC_DEST", &format!("{item} is listed twice")),
                 Ok(d) => out.push(d),
-                Err(why) => self.error("RTPMIC_DEST", &format!("{item:?}: {why}; allowed: host:port or [IPv6]:port, port 1..65535")),
+                Err(why) => self.error(
+                    "RTPMIC_DEST",
+                    &format!("{item:?}: {why}; allowed: host:port or [IPv6]:port, port 1..65535"),
+                ),
             }
         }
         if out.len() > MAX_DESTINATIONS {
-            self.error("RTPMIC_DEST", &format!("{} destinations, at most {MAX_DESTINATIONS} allowed", out.len()));
+            self.error(
+                "RTPMIC_DEST",
+                &format!("{} destinations, at most {MAX_DESTINATIONS} allowed", out.len()),
+            );
         }
         out
     }
@@ -620,12 +731,21 @@ mod tests {
     #[test]
     fn defaults_depend_on_codec() {
         let c = cfg(&[]).unwrap();
-        assert_eq!((c.codec, c.rate, c.frame_us, c.payload_type), (Codec::Opus, 48000, 20_000, 96));
+        assert_eq!(
+            (c.codec, c.rate, c.frame_us, c.payload_type),
+            (Codec::Opus, 48000, 20_000, 96)
+        );
         assert_eq!(c.rtp_ticks_per_frame(), 960);
         let c = cfg(&[("RTPMIC_CODEC", "pcmu")]).unwrap();
-        assert_eq!((c.rate, c.frame_us, c.payload_type, c.rtp_ticks_per_frame()), (8000, 20_000, 0, 160));
+        assert_eq!(
+            (c.rate, c.frame_us, c.payload_type, c.rtp_ticks_per_frame()),
+            (8000, 20_000, 0, 160)
+        );
         let c = cfg(&[("RTPMIC_CODEC", "l16")]).unwrap();
-        assert_eq!((c.rate, c.frame_us, c.payload_type, c.frame_samples()), (48000, 10_000, 97, 480));
+        assert_eq!(
+            (c.rate, c.frame_us, c.payload_type, c.frame_samples()),
+            (48000, 10_000, 97, 480)
+        );
     }
 
     #[test]
@@ -644,7 +764,13 @@ mod tests {
 
     #[test]
     fn effective_config_round_trips() {
-        let c = cfg(&[("RTPMIC_SSRC", "0x10"), ("RTPMIC_FRAME_MS", "2.5"), ("RTPMIC_CHANNELS", "2"), ("RTPMIC_CHANNEL", "mix")]).unwrap();
+        let c = cfg(&[
+            ("RTPMIC_SSRC", "0x10"),
+            ("RTPMIC_FRAME_MS", "2.5"),
+            ("RTPMIC_CHANNELS", "2"),
+            ("RTPMIC_CHANNEL", "mix"),
+        ])
+        .unwrap();
         assert_eq!(c.ssrc, Some(16));
         let lines: Vec<(String, String)> = c
             .to_env_lines()
@@ -700,7 +826,10 @@ mod tests {
             let e = cfg(&[(k, v)]).expect_err(&format!("{k}={v} must fail"));
             assert_eq!(e.0.len(), 1, "{k}={v}: {e}");
             assert!(e.0[0].line.starts_with(&format!("{k}=")), "{k}={v}: {e}");
-            assert!(e.0[0].line.contains("allowed") || e.0[0].line.contains("twice"), "{k}={v}: {e}");
+            assert!(
+                e.0[0].line.contains("allowed") || e.0[0].line.contains("twice"),
+                "{k}={v}: {e}"
+            );
         }
     }
 
@@ -709,7 +838,12 @@ mod tests {
         assert!(cfg(&[("RTPMIC_CODEC", "pcmu"), ("RTPMIC_FRAME_MS", "2.5")]).is_err());
         assert!(cfg(&[("RTPMIC_CODEC", "opus"), ("RTPMIC_FRAME_MS", "30")]).is_err());
         assert!(cfg(&[("RTPMIC_CODEC", "l16"), ("RTPMIC_FRAME_MS", "20")]).is_err());
-        assert!(cfg(&[("RTPMIC_CODEC", "l16"), ("RTPMIC_RATE", "16000"), ("RTPMIC_FRAME_MS", "40")]).is_ok());
+        assert!(cfg(&[
+            ("RTPMIC_CODEC", "l16"),
+            ("RTPMIC_RATE", "16000"),
+            ("RTPMIC_FRAME_MS", "40")
+        ])
+        .is_ok());
     }
 
     #[test]

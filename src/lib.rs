@@ -3,12 +3,12 @@
 //! See `../shared/DESIGN.md` and `docs/` for the architecture; each module documents the rules
 //! it implements.
 
+pub mod capture;
 pub mod codec;
 pub mod config;
-pub mod ring;
-pub mod rtp;
-pub mod capture;
 pub mod net;
 pub mod ops;
 pub mod pipeline;
+pub mod ring;
 pub mod rt;
+pub mod rtp;

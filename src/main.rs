@@ -68,7 +68,10 @@ enum Command {
 fn keys_help() -> String {
     let mut s = String::from("Configuration keys (environment or --env-file; empty value = default):\n");
     for k in KEYS {
-        s.push_str(&format!("  {:<24} default {}\n  {:<24} allowed {}\n", k.name, k.default, "", k.allowed));
+        s.push_str(&format!(
+            "  {:<24} default {}\n  {:<24} allowed {}\n",
+            k.name, k.default, "", k.allowed
+        ));
     }
     s.push_str("\nExit status: 0 stopped cleanly, 78 bad configuration, 69 could not start.");
     s
@@ -88,7 +91,11 @@ fn main() -> ExitCode {
             Ok(c) => print_sdp(&c, dest),
             Err(code) => code,
         },
-        Command::Run { env_file, seconds, no_drop } => match load(env_file) {
+        Command::Run {
+            env_file,
+            seconds,
+            no_drop,
+        } => match load(env_file) {
             Ok(c) => run(&c, RunOptions { seconds, no_drop }),
             Err(code) => code,
         },
@@ -163,7 +170,11 @@ fn run(config: &Config, opts: RunOptions) -> ExitCode {
     if let Some(e) = &report.memory_lock {
         warn!("mlockall refused ({e}); pages may be swapped out");
     }
-    info!("streaming: ssrc={:#010x} to {} destination(s)", report.ssrc, report.destinations.len());
+    info!(
+        "streaming: ssrc={:#010x} to {} destination(s)",
+        report.ssrc,
+        report.destinations.len()
+    );
     main_loop(&pipeline, config, signals);
     // On a signal this was already asked; when a thread ended by itself (--seconds, or a
     // failure), the others must stop too.
@@ -180,9 +191,13 @@ fn main_loop(pipeline: &Pipeline, config: &Config, mut signals: UnixStream) {
     let mut events = Events::with_capacity(4);
     let sig_fd = std::os::fd::AsRawFd::as_raw_fd(&signals);
     let exit_fd = pipeline.exit_fd();
-    let registered = poll.registry().register(&mut SourceFd(&sig_fd), SIGNAL, Interest::READABLE).and_then(|_| {
-        poll.registry().register(&mut SourceFd(&exit_fd), EXITED, Interest::READABLE)
-    });
+    let registered = poll
+        .registry()
+        .register(&mut SourceFd(&sig_fd), SIGNAL, Interest::READABLE)
+        .and_then(|_| {
+            poll.registry()
+                .register(&mut SourceFd(&exit_fd), EXITED, Interest::READABLE)
+        });
     if let Err(e) = registered {
         error!("cannot wait for signals: {e}");
         return;
@@ -214,13 +229,22 @@ fn main_loop(pipeline: &Pipeline, config: &Config, mut signals: UnixStream) {
         }
         if pipeline.realtime_refused() && !rt_warned {
             rt_warned = true;
-            warn!("SCHED_RR at priority {} refused; running at normal priority", config.rt_priority);
+            warn!(
+                "SCHED_RR at priority {} refused; running at normal priority",
+                config.rt_priority
+            );
         }
         let now = now_ns();
         for r in watch.poll(stats, now) {
             match r.event {
                 Event::DeviceError => {
-                    warn!("{}: {} new, {} in all: {} (retrying)", r.event.name(), r.new, r.total, stats.device_error())
+                    warn!(
+                        "{}: {} new, {} in all: {} (retrying)",
+                        r.event.name(),
+                        r.new,
+                        r.total,
+                        stats.device_error()
+                    )
                 }
                 _ => warn!("{}: {} new, {} in all", r.event.name(), r.new, r.total),
             }

@@ -11,6 +11,7 @@
 //! * `reading` — index + 1 of the entry the consumer is copying out, 0 when idle. The consumer
 //!   publishes it *before* claiming, so the producer never writes a slot being read: if the
 //!   slot it needs is busy, the producer drops the new entry instead (both cases are counted).
+//!
 //! Entries are read in place through a closure; nothing is allocated after `new`.
 
 use std::cell::UnsafeCell;
@@ -273,7 +274,10 @@ impl Notifier {
             return Err(io::Error::last_os_error());
         }
         // SAFETY: fd is a fresh descriptor we own.
-        Ok(Notifier { fd: unsafe { OwnedFd::from_raw_fd(fd) }, waiting: AtomicBool::new(false) })
+        Ok(Notifier {
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+            waiting: AtomicBool::new(false),
+        })
     }
 
     /// Wakes the reader if it is parked.
@@ -302,8 +306,14 @@ impl Notifier {
 
     /// Parks on the eventfd (poll) until signalled or `timeout`, then clears it.
     pub fn wait(&self, timeout: Option<Duration>) {
-        let mut pfd = libc::pollfd { fd: self.fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-        let ms = timeout.map(|t| t.as_millis().min(i32::MAX as u128) as i32).unwrap_or(-1);
+        let mut pfd = libc::pollfd {
+            fd: self.fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ms = timeout
+            .map(|t| t.as_millis().min(i32::MAX as u128) as i32)
+            .unwrap_or(-1);
         // SAFETY: one valid pollfd. EINTR or timeout just return to the caller's re-check.
         unsafe { libc::poll(&mut pfd, 1, ms) };
         self.drain();

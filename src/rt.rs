@@ -25,7 +25,9 @@ pub fn set_realtime(priority: u8) -> io::Result<()> {
     if priority == 0 {
         return Ok(());
     }
-    let param = libc::sched_param { sched_priority: i32::from(priority) };
+    let param = libc::sched_param {
+        sched_priority: i32::from(priority),
+    };
     // SAFETY: valid param for the current thread.
     let rc = unsafe { libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_RR, &param) };
     if rc == 0 {

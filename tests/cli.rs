@@ -54,13 +54,20 @@ fn bad_config_table_exits_78_naming_the_key_and_starts_nothing() {
     for &(key, value) in table {
         for cmd in ["check-config", "run", "sdp"] {
             // An empty DEST must be reported as missing, so do not add the default one then.
-            let keys: Vec<(&str, &str)> = if key == "RTPMIC_DEST" { vec![(key, value)] } else { vec![DEST, (key, value)] };
+            let keys: Vec<(&str, &str)> = if key == "RTPMIC_DEST" {
+                vec![(key, value)]
+            } else {
+                vec![DEST, (key, value)]
+            };
             let out = rtpmic(&[cmd], &keys);
             let err = String::from_utf8_lossy(&out.stderr);
             assert_eq!(out.status.code(), Some(78), "{cmd} with {key}={value:?}: {err}");
             let lines: Vec<&str> = err.lines().collect();
             assert_eq!(lines.len(), 1, "one line per problem: {err}");
-            assert!(lines[0].starts_with(&format!("config: {key}=")), "{cmd} with {key}={value:?}: {err}");
+            assert!(
+                lines[0].starts_with(&format!("config: {key}=")),
+                "{cmd} with {key}={value:?}: {err}"
+            );
             assert!(!err.contains("starting"), "nothing may start: {err}");
             assert!(out.stdout.is_empty());
         }
@@ -69,13 +76,23 @@ fn bad_config_table_exits_78_naming_the_key_and_starts_nothing() {
 
 #[test]
 fn every_problem_gets_its_own_line() {
-    let out = rtpmic(&["check-config"], &[("RTPMIC_CODEC", "pcmu"), ("RTPMIC_FRAME_MS", "5"), ("RTPMIC_BITRAT", "1")]);
+    let out = rtpmic(
+        &["check-config"],
+        &[
+            ("RTPMIC_CODEC", "pcmu"),
+            ("RTPMIC_FRAME_MS", "5"),
+            ("RTPMIC_BITRAT", "1"),
+        ],
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(78));
     let lines: Vec<&str> = err.lines().collect();
     assert_eq!(lines.len(), 3, "{err}");
     assert!(err.contains("config: RTPMIC_BITRAT=\"1\": unknown key"), "{err}");
-    assert!(err.contains("config: RTPMIC_FRAME_MS=\"5\": not a frame size pcmu accepts; allowed: 10 20 30 40"), "{err}");
+    assert!(
+        err.contains("config: RTPMIC_FRAME_MS=\"5\": not a frame size pcmu accepts; allowed: 10 20 30 40"),
+        "{err}"
+    );
     assert!(err.contains("config: RTPMIC_DEST=\"\": required"), "{err}");
 }
 
@@ -83,12 +100,24 @@ fn every_problem_gets_its_own_line() {
 fn check_config_prints_the_effective_config_from_an_env_file() {
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("rtpmic.env");
-    std::fs::write(&f, "# comment\nRTPMIC_CODEC=pcma\nRTPMIC_DEST=\"192.0.2.1:5004, [2001:db8::1]:5006\"\n").unwrap();
+    std::fs::write(
+        &f,
+        "# comment\nRTPMIC_CODEC=pcma\nRTPMIC_DEST=\"192.0.2.1:5004, [2001:db8::1]:5006\"\n",
+    )
+    .unwrap();
     // The file alone counts: a stray RTPMIC_ key in the environment is not mixed in.
-    let out = rtpmic(&["check-config", "--env-file", f.to_str().unwrap()], &[("RTPMIC_BOGUS", "1")]);
+    let out = rtpmic(
+        &["check-config", "--env-file", f.to_str().unwrap()],
+        &[("RTPMIC_BOGUS", "1")],
+    );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8(out.stdout).unwrap();
-    for line in ["RTPMIC_CODEC=pcma", "RTPMIC_RATE=8000", "RTPMIC_PAYLOAD_TYPE=8", "RTPMIC_DEST=192.0.2.1:5004,[2001:db8::1]:5006"] {
+    for line in [
+        "RTPMIC_CODEC=pcma",
+        "RTPMIC_RATE=8000",
+        "RTPMIC_PAYLOAD_TYPE=8",
+        "RTPMIC_DEST=192.0.2.1:5004,[2001:db8::1]:5006",
+    ] {
         assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
     }
     assert_eq!(text.lines().count(), KEYS.len());
@@ -106,8 +135,17 @@ fn env_template_documents_every_key_and_only_lacks_a_destination() {
     let path = repo().join("systemd/rtpmic.env");
     let text = std::fs::read_to_string(&path).unwrap();
     for k in KEYS {
-        assert!(text.lines().any(|l| l.trim_start_matches("# ").starts_with(&format!("{}=", k.name))), "{} not in the template", k.name);
-        assert!(text.contains(k.allowed), "{}: allowed values not documented as in --help", k.name);
+        assert!(
+            text.lines()
+                .any(|l| l.trim_start_matches("# ").starts_with(&format!("{}=", k.name))),
+            "{} not in the template",
+            k.name
+        );
+        assert!(
+            text.contains(k.allowed),
+            "{}: allowed values not documented as in --help",
+            k.name
+        );
     }
     let out = rtpmic(&["check-config", "--env-file", path.to_str().unwrap()], &[]);
     let err = String::from_utf8_lossy(&out.stderr);
@@ -127,14 +165,25 @@ fn help_lists_every_key() {
 
 #[test]
 fn sdp_describes_the_configured_stream() {
-    let out = rtpmic(&["sdp"], &[("RTPMIC_DEST", "127.0.0.1:5004,[::1]:6004"), ("RTPMIC_CODEC", "pcmu")]);
+    let out = rtpmic(
+        &["sdp"],
+        &[("RTPMIC_DEST", "127.0.0.1:5004,[::1]:6004"), ("RTPMIC_CODEC", "pcmu")],
+    );
     assert!(out.status.success());
     let sdp = String::from_utf8(out.stdout).unwrap();
     assert!(sdp.starts_with("v=0\r\n") || sdp.starts_with("v=0\n"));
-    assert!(sdp.contains("c=IN IP4 127.0.0.1\n") && sdp.contains("m=audio 5004 RTP/AVP 0\n") && sdp.contains("a=rtpmap:0 PCMU/8000\n"), "{sdp}");
+    assert!(
+        sdp.contains("c=IN IP4 127.0.0.1\n")
+            && sdp.contains("m=audio 5004 RTP/AVP 0\n")
+            && sdp.contains("a=rtpmap:0 PCMU/8000\n"),
+        "{sdp}"
+    );
     let out = rtpmic(&["sdp", "--dest", "1"], &[("RTPMIC_DEST", "127.0.0.1:5004,[::1]:6004")]);
     let sdp = String::from_utf8(out.stdout).unwrap();
-    assert!(sdp.contains("o=- ") && sdp.contains("IN IP6 ::1\n") && sdp.contains("m=audio 6004 RTP/AVP 96\n"), "{sdp}");
+    assert!(
+        sdp.contains("o=- ") && sdp.contains("IN IP6 ::1\n") && sdp.contains("m=audio 6004 RTP/AVP 96\n"),
+        "{sdp}"
+    );
     let out = rtpmic(&["sdp", "--dest", "2"], &[("RTPMIC_DEST", "127.0.0.1:5004")]);
     assert_eq!(out.status.code(), Some(78));
 }

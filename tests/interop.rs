@@ -12,7 +12,7 @@ fn free_even_port() -> u16 {
     loop {
         let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let p = s.local_addr().unwrap().port();
-        if p % 2 == 0 && p < 65534 && std::net::UdpSocket::bind(("127.0.0.1", p + 1)).is_ok() {
+        if p.is_multiple_of(2) && p < 65534 && std::net::UdpSocket::bind(("127.0.0.1", p + 1)).is_ok() {
             return p;
         }
     }
@@ -30,12 +30,23 @@ fn ffmpeg_decodes(keys: &[(&str, &str)], rate: u32) -> f64 {
         sdp_cmd.env(k, v);
     }
     let sdp = sdp_cmd.output().unwrap();
-    assert!(sdp.status.success(), "rtpmic sdp failed: {}", String::from_utf8_lossy(&sdp.stderr));
+    assert!(
+        sdp.status.success(),
+        "rtpmic sdp failed: {}",
+        String::from_utf8_lossy(&sdp.stderr)
+    );
     let sdp_path = board.dir.path().join("stream.sdp");
     std::fs::write(&sdp_path, &sdp.stdout).unwrap();
     let out = board.dir.path().join("out.raw");
     let mut ffmpeg = Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-protocol_whitelist", "file,udp,rtp", "-i"])
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-protocol_whitelist",
+            "file,udp,rtp",
+            "-i",
+        ])
         .arg(&sdp_path)
         .args(["-t", "2", "-ac", "1", "-ar", &rate.to_string(), "-f", "s16le", "-y"])
         .arg(&out)
@@ -43,7 +54,10 @@ fn ffmpeg_decodes(keys: &[(&str, &str)], rate: u32) -> f64 {
         .spawn()
         .expect("ffmpeg (Debian package ffmpeg) must be installed: run `make test`");
     let mut run = board.rtpmic(&infile);
-    run.args(["run", "--seconds", "5"]).env("RTPMIC_DEVICE", "simfile").env("RTPMIC_DEST", &dest).stderr(Stdio::null());
+    run.args(["run", "--seconds", "5"])
+        .env("RTPMIC_DEVICE", "simfile")
+        .env("RTPMIC_DEST", &dest)
+        .stderr(Stdio::null());
     for (k, v) in keys {
         run.env(k, v);
     }
@@ -56,16 +70,27 @@ fn ffmpeg_decodes(keys: &[(&str, &str)], rate: u32) -> f64 {
     }
     assert!(done.unwrap().success(), "ffmpeg failed");
     let bytes = std::fs::read(&out).unwrap();
-    let decoded: Vec<i16> = bytes.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect();
+    let decoded: Vec<i16> = bytes
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect();
     assert!(decoded.len() >= rate as usize, "ffmpeg wrote {} samples", decoded.len());
     // ffmpeg joins mid-stream: the two-tone repeats every 25 ms, so a lag search over one
     // period plus the codec delay finds the alignment.
-    aligned_snr(&source, &decoded, rate as usize / 10, rate as usize / 40 + rate as usize / 100)
+    aligned_snr(
+        &source,
+        &decoded,
+        rate as usize / 10,
+        rate as usize / 40 + rate as usize / 100,
+    )
 }
 
 #[test]
 fn ffmpeg_plays_opus_from_our_sdp() {
-    let snr = ffmpeg_decodes(&[("RTPMIC_CODEC", "opus"), ("RTPMIC_OPUS_APPLICATION", "lowdelay")], 48_000);
+    let snr = ffmpeg_decodes(
+        &[("RTPMIC_CODEC", "opus"), ("RTPMIC_OPUS_APPLICATION", "lowdelay")],
+        48_000,
+    );
     println!("ffmpeg opus SNR {snr:.1} dB");
     assert!(snr >= 20.0, "SNR {snr:.1} dB");
 }
@@ -79,7 +104,14 @@ fn ffmpeg_plays_pcmu_from_our_sdp() {
 
 #[test]
 fn ffmpeg_plays_l16_from_our_sdp() {
-    let snr = ffmpeg_decodes(&[("RTPMIC_CODEC", "l16"), ("RTPMIC_RATE", "16000"), ("RTPMIC_FRAME_MS", "20")], 16_000);
+    let snr = ffmpeg_decodes(
+        &[
+            ("RTPMIC_CODEC", "l16"),
+            ("RTPMIC_RATE", "16000"),
+            ("RTPMIC_FRAME_MS", "20"),
+        ],
+        16_000,
+    );
     println!("ffmpeg l16 SNR {snr:.1} dB");
     assert!(snr >= 60.0, "L16 is lossless: SNR {snr:.1} dB");
 }

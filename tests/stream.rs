@@ -17,7 +17,9 @@ fn stream(keys: &[(&str, &str)], rate: u32) -> (Vec<i16>, Vec<Rtp>) {
     let infile = board.infile("in.raw", &source);
     let rx = Receiver::bind();
     let mut cmd = board.rtpmic(&infile);
-    cmd.args(["run", "--seconds", "2"]).env("RTPMIC_DEVICE", "simfile").env("RTPMIC_DEST", rx.dest());
+    cmd.args(["run", "--seconds", "2"])
+        .env("RTPMIC_DEVICE", "simfile")
+        .env("RTPMIC_DEST", rx.dest());
     for (k, v) in keys {
         cmd.env(k, v);
     }
@@ -31,7 +33,11 @@ fn stream(keys: &[(&str, &str)], rate: u32) -> (Vec<i16>, Vec<Rtp>) {
 /// CELT (`lowdelay`) codes the waveform, so SNR is its fair measure: ≥ 20 dB at 32 kb/s.
 #[test]
 fn opus_two_tone_decodes_with_20db_snr() {
-    let keys = [("RTPMIC_CODEC", "opus"), ("RTPMIC_BITRATE", "32000"), ("RTPMIC_OPUS_APPLICATION", "lowdelay")];
+    let keys = [
+        ("RTPMIC_CODEC", "opus"),
+        ("RTPMIC_BITRATE", "32000"),
+        ("RTPMIC_OPUS_APPLICATION", "lowdelay"),
+    ];
     let (source, pkts) = stream(&keys, 48_000);
     assert_eq!(pkts.len(), 100, "2 s of 20 ms frames");
     assert_clean_stream(&pkts, 96, 960);
@@ -62,7 +68,10 @@ fn pcmu_decodes_with_20db_snr() {
     let (source, pkts) = stream(&[("RTPMIC_CODEC", "pcmu")], 8000);
     assert_eq!(pkts.len(), 100);
     assert_clean_stream(&pkts, 0, 160);
-    let decoded: Vec<i16> = pkts.iter().flat_map(|p| p.payload.iter().map(|&b| g711::ulaw_to_linear(b))).collect();
+    let decoded: Vec<i16> = pkts
+        .iter()
+        .flat_map(|p| p.payload.iter().map(|&b| g711::ulaw_to_linear(b)))
+        .collect();
     let snr = aligned_snr(&source, &decoded, 800, 0);
     println!("pcmu SNR {snr:.1} dB");
     assert!(snr >= 20.0, "SNR {snr:.1} dB");
@@ -72,7 +81,10 @@ fn pcmu_decodes_with_20db_snr() {
 fn pcma_decodes_with_20db_snr() {
     let (source, pkts) = stream(&[("RTPMIC_CODEC", "pcma"), ("RTPMIC_FRAME_MS", "30")], 8000);
     assert_clean_stream(&pkts, 8, 240);
-    let decoded: Vec<i16> = pkts.iter().flat_map(|p| p.payload.iter().map(|&b| g711::alaw_to_linear(b))).collect();
+    let decoded: Vec<i16> = pkts
+        .iter()
+        .flat_map(|p| p.payload.iter().map(|&b| g711::alaw_to_linear(b)))
+        .collect();
     let snr = aligned_snr(&source, &decoded, 800, 0);
     println!("pcma SNR {snr:.1} dB");
     assert!(snr >= 20.0, "SNR {snr:.1} dB");
@@ -83,7 +95,13 @@ fn l16_payload_is_bit_exact() {
     let (source, pkts) = stream(&[("RTPMIC_CODEC", "l16"), ("RTPMIC_FRAME_MS", "10")], 48_000);
     assert_eq!(pkts.len(), 200, "2 s of 10 ms frames");
     assert_clean_stream(&pkts, 97, 480);
-    let decoded: Vec<i16> = pkts.iter().flat_map(|p| p.payload.chunks_exact(2).map(|b| i16::from_be_bytes([b[0], b[1]]))).collect();
+    let decoded: Vec<i16> = pkts
+        .iter()
+        .flat_map(|p| p.payload.chunks_exact(2).map(|b| i16::from_be_bytes([b[0], b[1]])))
+        .collect();
     assert_eq!(decoded.len(), 96_000);
-    assert!(decoded == source[..decoded.len()], "L16 payloads must be the infile's samples, in order, big-endian");
+    assert!(
+        decoded == source[..decoded.len()],
+        "L16 payloads must be the infile's samples, in order, big-endian"
+    );
 }

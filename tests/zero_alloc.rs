@@ -54,15 +54,32 @@ fn run_pipeline(board: &SimBoard, keys: &[(&str, &str)], seconds: u64) -> (u64, 
     std::env::set_var("SIM_INFILE", &infile);
     let rx = Receiver::bind();
     let dest = rx.dest();
-    let mut pairs = vec![("RTPMIC_DEVICE", "simfile"), ("RTPMIC_DEST", dest.as_str()), ("RTPMIC_RT_PRIORITY", "10")];
+    let mut pairs = vec![
+        ("RTPMIC_DEVICE", "simfile"),
+        ("RTPMIC_DEST", dest.as_str()),
+        ("RTPMIC_RT_PRIORITY", "10"),
+    ];
     pairs.extend_from_slice(keys);
     let config = Config::from_pairs(pairs).unwrap();
     let before = HOT_ALLOCS.load(Relaxed);
-    let (pipeline, _) = Pipeline::start(&config, RunOptions { seconds: Some(seconds), no_drop: false }).unwrap();
+    let (pipeline, _) = Pipeline::start(
+        &config,
+        RunOptions {
+            seconds: Some(seconds),
+            no_drop: false,
+        },
+    )
+    .unwrap();
     let stats = pipeline.join();
     // The packets really left through the socket (the receiver's buffer holds the first few).
     assert!(stats.datagrams.load(Relaxed) >= 500, "{}", stats.summary());
-    assert!(!rx.collect(10, std::time::Duration::from_millis(200), std::time::Duration::from_millis(200)).is_empty());
+    assert!(!rx
+        .collect(
+            10,
+            std::time::Duration::from_millis(200),
+            std::time::Duration::from_millis(200)
+        )
+        .is_empty());
     println!("{keys:?}: {}", stats.summary());
     (stats.periods.load(Relaxed), HOT_ALLOCS.load(Relaxed) - before)
 }
@@ -73,7 +90,11 @@ fn hot_threads_allocate_nothing() {
     // Opus at 5 ms frames: 3 s = 600 periods through every stage.
     let (periods, allocs) = run_pipeline(&board, &[("RTPMIC_CODEC", "opus"), ("RTPMIC_FRAME_MS", "5")], 3);
     assert!(periods >= 500, "only {periods} periods");
-    assert_eq!(hot_path::entered_count(), 3, "all three threads must have marked their hot loop");
+    assert_eq!(
+        hot_path::entered_count(),
+        3,
+        "all three threads must have marked their hot loop"
+    );
     assert_eq!(allocs, 0, "heap allocations on the hot path (opus)");
     // PCMU at 10 ms: the cheapest codec, so the pipeline itself is all that runs.
     let (periods, allocs) = run_pipeline(&board, &[("RTPMIC_CODEC", "pcmu"), ("RTPMIC_FRAME_MS", "10")], 6);

@@ -61,7 +61,10 @@ mod tests {
         to_mono(&raw, 1, ChannelSelect::Index(0), &mut out[..]);
         assert_eq!(out, [0x1234, 0x0200]);
         to_mono(&raw, 2, ChannelSelect::Mix, &mut out[..]);
-        assert_eq!(out, [(0x1234_5678i64 + 0x0200_0000) as i32 / 2 >> 16, -0x0200].map(|v| v as i16));
+        assert_eq!(
+            out,
+            [((0x1234_5678i64 + 0x0200_0000) as i32 / 2) >> 16, -0x0200].map(|v| v as i16)
+        );
     }
 
     #[test]

@@ -9,7 +9,11 @@ use crate::config::{Config, SampleFormat};
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
     #[error("capture device {device:?}: {step}: {source}")]
-    Alsa { device: String, step: &'static str, source: alsa::Error },
+    Alsa {
+        device: String,
+        step: &'static str,
+        source: alsa::Error,
+    },
     #[error("capture device {device:?} offers {got} Hz, not RTPMIC_RATE={want} (use a plug device, e.g. plughw:CARD or default)")]
     Rate { device: String, want: u32, got: u32 },
     #[error("capture device {device:?} offers neither S16_LE nor S32_LE (use a plug device)")]
@@ -53,7 +57,8 @@ impl Device {
         let pcm = PCM::new(&config.device, Direction::Capture, true).map_err(err("open"))?;
         let format = {
             let hw = HwParams::any(&pcm).map_err(err("hw_params_any"))?;
-            hw.set_access(Access::RWInterleaved).map_err(err("set interleaved access"))?;
+            hw.set_access(Access::RWInterleaved)
+                .map_err(err("set interleaved access"))?;
             let format = match config.sample_format {
                 SampleFormat::S16Le => DeviceFormat::S16,
                 SampleFormat::S32Le => DeviceFormat::S32,
@@ -67,12 +72,20 @@ impl Device {
             };
             hw.set_format(alsa_format).map_err(err("set RTPMIC_SAMPLE_FORMAT"))?;
             hw.set_channels(config.channels).map_err(err("set RTPMIC_CHANNELS"))?;
-            let got = hw.set_rate_near(config.rate, ValueOr::Nearest).map_err(err("set RTPMIC_RATE"))?;
+            let got = hw
+                .set_rate_near(config.rate, ValueOr::Nearest)
+                .map_err(err("set RTPMIC_RATE"))?;
             if got != config.rate {
-                return Err(OpenError::Rate { device, want: config.rate, got });
+                return Err(OpenError::Rate {
+                    device,
+                    want: config.rate,
+                    got,
+                });
             }
             let period = wanted_period(config) as alsa::pcm::Frames;
-            let period = hw.set_period_size_near(period, ValueOr::Nearest).map_err(err("set period size"))?;
+            let period = hw
+                .set_period_size_near(period, ValueOr::Nearest)
+                .map_err(err("set period size"))?;
             hw.set_buffer_size_near(period * 4).map_err(err("set buffer size"))?;
             pcm.hw_params(&hw).map_err(err("hw_params"))?;
             format
@@ -85,11 +98,17 @@ impl Device {
         };
         {
             let sw = pcm.sw_params_current().map_err(err("sw_params_current"))?;
-            sw.set_avail_min(period as alsa::pcm::Frames).map_err(err("set avail_min"))?;
+            sw.set_avail_min(period as alsa::pcm::Frames)
+                .map_err(err("set avail_min"))?;
             pcm.sw_params(&sw).map_err(err("sw_params"))?;
         }
         pcm.prepare().map_err(err("prepare"))?;
         pcm.start().map_err(err("start"))?;
-        Ok(Device { pcm, format, period, buffer })
+        Ok(Device {
+            pcm,
+            format,
+            period,
+            buffer,
+        })
     }
 }

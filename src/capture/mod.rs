@@ -8,6 +8,7 @@
 //! * Suspend (ESTRPIPE): resume (or prepare when the driver cannot resume), same gap rule.
 //! * Any other device error: count it, close, reopen with capped backoff. Never a panic.
 //!   (Stall detection and the full unplug/replug story build on this.)
+//!
 //! No allocation, lock or logging once the loop runs; problems are counted in [`Stats`] and
 //! the main thread logs them.
 
@@ -44,7 +45,13 @@ pub struct Frame {
 
 impl Frame {
     pub fn empty() -> Frame {
-        Frame { samples: [0; MAX_FRAME_SAMPLES], len: 0, sample_index: 0, captured_ns: 0, discontinuity: false }
+        Frame {
+            samples: [0; MAX_FRAME_SAMPLES],
+            len: 0,
+            sample_index: 0,
+            captured_ns: 0,
+            discontinuity: false,
+        }
     }
 }
 
@@ -80,7 +87,11 @@ struct Position {
 /// Body of the `rtpmic-capture` thread: runs until `stop`, the sample limit, or the encoder
 /// going away; then closes the ring so the encoder drains and ends.
 pub fn run(config: &Config, mut out: Producer<Frame>, ctl: CaptureControl<'_>) {
-    let mut pos = Position { next_index: 0, last_read_ns: 0, gap: false };
+    let mut pos = Position {
+        next_index: 0,
+        last_read_ns: 0,
+        gap: false,
+    };
     let mut backoff = Duration::from_millis(100);
     while !ctl.stop.load(Relaxed) {
         let end = match Device::open(config) {
@@ -174,7 +185,12 @@ fn read_loop<S: IoFormat + Sample + Default>(
                     }
                     frame.sample_index = pos.next_index;
                 }
-                convert::to_mono(&raw[..n * channels], channels, config.channel, &mut frame.samples[filled..filled + n]);
+                convert::to_mono(
+                    &raw[..n * channels],
+                    channels,
+                    config.channel,
+                    &mut frame.samples[filled..filled + n],
+                );
                 filled += n;
                 pos.next_index += n as u64;
                 pos.last_read_ns = now;
@@ -236,7 +252,13 @@ fn read_some<S: IoFormat>(io: &IO<'_, S>, buf: &mut [S]) -> alsa::Result<usize> 
 
 /// Handles a read/wait error: overrun and suspend are recovered here (returns `None`),
 /// anything else ends the loop for a reopen.
-fn recover(pcm: &PCM, e: alsa::Error, ctl: &CaptureControl<'_>, pos: &mut Position, filled: &mut usize) -> Option<LoopEnd> {
+fn recover(
+    pcm: &PCM,
+    e: alsa::Error,
+    ctl: &CaptureControl<'_>,
+    pos: &mut Position,
+    filled: &mut usize,
+) -> Option<LoopEnd> {
     let restarted = match e.errno() {
         libc::EPIPE => {
             ctl.stats.xruns.fetch_add(1, Relaxed);

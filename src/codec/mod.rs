@@ -49,12 +49,7 @@ impl Encoder {
 }
 
 /// Writes `width` bytes per sample with `f`.
-fn map_samples(
-    pcm: &[i16],
-    out: &mut [u8],
-    width: usize,
-    f: impl Fn(i16, &mut [u8]),
-) -> Result<usize, EncodeError> {
+fn map_samples(pcm: &[i16], out: &mut [u8], width: usize, f: impl Fn(i16, &mut [u8])) -> Result<usize, EncodeError> {
     let len = pcm.len() * width;
     let out = out.get_mut(..len).ok_or(EncodeError::BufferTooSmall)?;
     for (s, o) in pcm.iter().zip(out.chunks_exact_mut(width)) {
@@ -77,6 +72,9 @@ mod tests {
     #[test]
     fn too_small_buffer_is_an_error() {
         let mut out = [0u8; 3];
-        assert!(matches!(Encoder::L16.encode(&[1, 2], &mut out), Err(EncodeError::BufferTooSmall)));
+        assert!(matches!(
+            Encoder::L16.encode(&[1, 2], &mut out),
+            Err(EncodeError::BufferTooSmall)
+        ));
     }
 }

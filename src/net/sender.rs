@@ -28,7 +28,11 @@ pub struct Packet {
 
 impl Packet {
     pub fn empty() -> Packet {
-        Packet { data: [0; MAX_PACKET], len: 0, captured_ns: 0 }
+        Packet {
+            data: [0; MAX_PACKET],
+            len: 0,
+            captured_ns: 0,
+        }
     }
 }
 

@@ -49,8 +49,19 @@ impl MmsgSender {
             let n = MAX_BATCH * mine.len();
             // SAFETY: all-zero mmsghdr/iovec are valid (null pointers, zero lengths).
             let msgs = (0..n).map(|_| unsafe { zeroed::<libc::mmsghdr>() }).collect();
-            let iovs = (0..n).map(|_| libc::iovec { iov_base: std::ptr::null_mut(), iov_len: 0 }).collect();
-            groups.push(FamilyGroup { socket, addrs, addr_lens, msgs, iovs });
+            let iovs = (0..n)
+                .map(|_| libc::iovec {
+                    iov_base: std::ptr::null_mut(),
+                    iov_len: 0,
+                })
+                .collect();
+            groups.push(FamilyGroup {
+                socket,
+                addrs,
+                addr_lens,
+                msgs,
+                iovs,
+            });
         }
         Ok(MmsgSender { groups })
     }
@@ -62,7 +73,10 @@ impl MmsgSender {
             let mut k = 0;
             for p in packets {
                 for d in 0..g.addrs.len() {
-                    g.iovs[k] = libc::iovec { iov_base: p.as_ptr() as *mut libc::c_void, iov_len: p.len() };
+                    g.iovs[k] = libc::iovec {
+                        iov_base: p.as_ptr() as *mut libc::c_void,
+                        iov_len: p.len(),
+                    };
                     let hdr = &mut g.msgs[k].msg_hdr;
                     hdr.msg_name = (&mut g.addrs[d] as *mut libc::sockaddr_storage).cast();
                     hdr.msg_namelen = g.addr_lens[d];
@@ -117,7 +131,9 @@ fn sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
             let sin = libc::sockaddr_in {
                 sin_family: libc::AF_INET as libc::sa_family_t,
                 sin_port: a.port().to_be(),
-                sin_addr: libc::in_addr { s_addr: u32::from_ne_bytes(a.ip().octets()) },
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(a.ip().octets()),
+                },
                 sin_zero: [0; 8],
             };
             // SAFETY: sockaddr_in fits in sockaddr_storage.
@@ -129,7 +145,9 @@ fn sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
                 sin6_family: libc::AF_INET6 as libc::sa_family_t,
                 sin6_port: a.port().to_be(),
                 sin6_flowinfo: a.flowinfo(),
-                sin6_addr: libc::in6_addr { s6_addr: a.ip().octets() },
+                sin6_addr: libc::in6_addr {
+                    s6_addr: a.ip().octets(),
+                },
                 sin6_scope_id: a.scope_id(),
             };
             // SAFETY: sockaddr_in6 fits in sockaddr_storage.
@@ -146,7 +164,10 @@ mod tests {
 
     #[test]
     fn every_packet_reaches_every_destination_of_both_families() {
-        let rx: Vec<UdpSocket> = ["127.0.0.1:0", "127.0.0.1:0", "[::1]:0"].iter().map(|a| UdpSocket::bind(a).unwrap()).collect();
+        let rx: Vec<UdpSocket> = ["127.0.0.1:0", "127.0.0.1:0", "[::1]:0"]
+            .iter()
+            .map(|a| UdpSocket::bind(a).unwrap())
+            .collect();
         let dests: Vec<SocketAddr> = rx.iter().map(|s| s.local_addr().unwrap()).collect();
         let mut tx = MmsgSender::new(&dests).unwrap();
         let stats = Stats::default();

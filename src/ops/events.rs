@@ -95,7 +95,11 @@ impl EventWatch {
             let total = e.counter(stats).load(Relaxed);
             let due = self.at_ns[i].is_none_or(|t| now_ns.saturating_sub(t) >= MIN_INTERVAL_NS);
             if total > self.reported[i] && due {
-                out.push(Report { event: *e, new: total - self.reported[i], total });
+                out.push(Report {
+                    event: *e,
+                    new: total - self.reported[i],
+                    total,
+                });
                 self.reported[i] = total;
                 self.at_ns[i] = Some(now_ns);
             }
@@ -114,9 +118,23 @@ mod tests {
         let mut w = EventWatch::default();
         assert!(w.poll(&s, 0).is_empty());
         s.xruns.fetch_add(1, Relaxed);
-        assert_eq!(w.poll(&s, 1), vec![Report { event: Event::Xrun, new: 1, total: 1 }]);
+        assert_eq!(
+            w.poll(&s, 1),
+            vec![Report {
+                event: Event::Xrun,
+                new: 1,
+                total: 1
+            }]
+        );
         s.xruns.fetch_add(50, Relaxed);
         assert!(w.poll(&s, 2).is_empty(), "rate-limited");
-        assert_eq!(w.poll(&s, 1 + MIN_INTERVAL_NS), vec![Report { event: Event::Xrun, new: 50, total: 51 }]);
+        assert_eq!(
+            w.poll(&s, 1 + MIN_INTERVAL_NS),
+            vec![Report {
+                event: Event::Xrun,
+                new: 50,
+                total: 51
+            }]
+        );
     }
 }

@@ -5,7 +5,9 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// Upper bounds (µs, exclusive) of the latency histogram buckets; the last bucket is open.
-pub const LATENCY_BOUNDS_US: [u64; 12] = [50, 100, 250, 500, 1000, 2000, 5000, 10_000, 20_000, 50_000, 100_000, 1_000_000];
+pub const LATENCY_BOUNDS_US: [u64; 12] = [
+    50, 100, 250, 500, 1000, 2000, 5000, 10_000, 20_000, 50_000, 100_000, 1_000_000,
+];
 
 /// Fixed-bucket histogram of software-added latency: period returned by `readi` → datagram
 /// accepted by the kernel.
@@ -16,14 +18,20 @@ pub struct LatencyHistogram {
 
 impl Default for LatencyHistogram {
     fn default() -> Self {
-        LatencyHistogram { buckets: std::array::from_fn(|_| AtomicU64::new(0)), max_ns: AtomicU64::new(0) }
+        LatencyHistogram {
+            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
+            max_ns: AtomicU64::new(0),
+        }
     }
 }
 
 impl LatencyHistogram {
     pub fn record(&self, ns: u64) {
         let us = ns / 1000;
-        let i = LATENCY_BOUNDS_US.iter().position(|&b| us < b).unwrap_or(LATENCY_BOUNDS_US.len());
+        let i = LATENCY_BOUNDS_US
+            .iter()
+            .position(|&b| us < b)
+            .unwrap_or(LATENCY_BOUNDS_US.len());
         self.buckets[i].fetch_add(1, Relaxed);
         self.max_ns.fetch_max(ns, Relaxed);
     }
@@ -131,7 +139,11 @@ impl Stats {
         for (name, v) in fields {
             let _ = write!(s, "{name}={} ", v.load(Relaxed));
         }
-        let q = |q| self.latency.quantile_bound_us(q).map_or("-".to_string(), |b| format!("<{b}us"));
+        let q = |q| {
+            self.latency
+                .quantile_bound_us(q)
+                .map_or("-".to_string(), |b| format!("<{b}us"))
+        };
         let _ = write!(
             s,
             "latency_p50={} latency_p99={} latency_p999={} latency_max_us={}",

@@ -27,7 +27,12 @@ pub fn run(
     let mut warmed_up = false;
     loop {
         let Some((encoded, index, gap, captured_ns)) = input.pop(|f| {
-            (encoder.encode(&f.samples[..f.len], &mut payload), f.sample_index, f.discontinuity, f.captured_ns)
+            (
+                encoder.encode(&f.samples[..f.len], &mut payload),
+                f.sample_index,
+                f.discontinuity,
+                f.captured_ns,
+            )
         }) else {
             match input.wait(Some(Duration::from_millis(500))) {
                 Ready::Closed => break,

@@ -124,14 +124,17 @@ impl Pipeline {
         let spawn = |name: &str, body: Box<dyn FnOnce() + Send>| {
             let guard = ExitGuard(exited.clone());
             let refused = rt_refused.clone();
-            std::thread::Builder::new().name(name.into()).stack_size(rt::THREAD_STACK).spawn(move || {
-                let _guard = guard;
-                if rt::set_realtime(prio).is_err() {
-                    refused.store(true, Relaxed);
-                }
-                rt::prefault_stack();
-                body();
-            })
+            std::thread::Builder::new()
+                .name(name.into())
+                .stack_size(rt::THREAD_STACK)
+                .spawn(move || {
+                    let _guard = guard;
+                    if rt::set_realtime(prio).is_err() {
+                        refused.store(true, Relaxed);
+                    }
+                    rt::prefault_stack();
+                    body();
+                })
         };
         {
             let (stats, stop, config) = (stats.clone(), stop.clone(), config.clone());
@@ -139,7 +142,12 @@ impl Pipeline {
                 spawn(
                     "rtpmic-capture",
                     Box::new(move || {
-                        let ctl = CaptureControl { stats: &stats, stop: &stop, limit_samples, no_drop: opts.no_drop };
+                        let ctl = CaptureControl {
+                            stats: &stats,
+                            stop: &stop,
+                            limit_samples,
+                            no_drop: opts.no_drop,
+                        };
                         capture::run(&config, frames_tx, ctl);
                     }),
                 )
@@ -170,7 +178,16 @@ impl Pipeline {
                 .map_err(|e| StartError::Io("spawn", e))?,
             );
         }
-        Ok((Pipeline { threads, stop, stats, exited, rt_refused }, report))
+        Ok((
+            Pipeline {
+                threads,
+                stop,
+                stats,
+                exited,
+                rt_refused,
+            },
+            report,
+        ))
     }
 
     pub fn stats(&self) -> &Arc<Stats> {

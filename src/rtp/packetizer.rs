@@ -100,13 +100,22 @@ mod tests {
         let mut buf = [0u8; 64];
         let (n, s) = p.write(0, false, &[1, 2, 3], &mut buf).unwrap();
         let pkt = RtpPacket::parse(&buf[..n]).unwrap();
-        assert_eq!((pkt.version(), pkt.payload_type(), pkt.ssrc(), pkt.marker_bit()), (2, 96, 0xdead_beef, true));
-        assert_eq!((pkt.sequence_number(), pkt.timestamp(), pkt.payload()), (65535, 4_294_967_000, &[1u8, 2, 3][..]));
+        assert_eq!(
+            (pkt.version(), pkt.payload_type(), pkt.ssrc(), pkt.marker_bit()),
+            (2, 96, 0xdead_beef, true)
+        );
+        assert_eq!(
+            (pkt.sequence_number(), pkt.timestamp(), pkt.payload()),
+            (65535, 4_294_967_000, &[1u8, 2, 3][..])
+        );
         assert!(s.marker);
         // Next packet: sequence wraps, timestamp wraps, no marker.
         let (n, s) = p.write(960, false, &[4], &mut buf).unwrap();
         let pkt = RtpPacket::parse(&buf[..n]).unwrap();
-        assert_eq!((s.seq, s.timestamp, s.marker), (0, 4_294_967_000u32.wrapping_add(960), false));
+        assert_eq!(
+            (s.seq, s.timestamp, s.marker),
+            (0, 4_294_967_000u32.wrapping_add(960), false)
+        );
         assert!(!pkt.marker_bit());
     }
 
@@ -118,7 +127,14 @@ mod tests {
         p.write(160, false, &[0], &mut buf).unwrap();
         // 1000 samples lost in an overrun: the timestamp jumps by them, the sequence does not.
         let (_, s) = p.write(1320, true, &[0], &mut buf).unwrap();
-        assert_eq!(s, Stamp { seq: 102, timestamp: 1320, marker: true });
+        assert_eq!(
+            s,
+            Stamp {
+                seq: 102,
+                timestamp: 1320,
+                marker: true
+            }
+        );
     }
 
     #[test]

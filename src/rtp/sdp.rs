@@ -7,7 +7,7 @@
 use std::fmt::Write;
 use std::net::IpAddr;
 
-use crate::config::{Codec, Config, Destination, Host};
+use crate::config::{format_frame_ms, Codec, Config, Destination, Host};
 
 /// Builds the SDP a receiver of `dest` needs to play the stream.
 ///
@@ -57,7 +57,7 @@ pub fn describe(config: &Config, dest: &Destination, origin: IpAddr, session_id:
             let _ = writeln!(s, "a=rtpmap:{pt} L16/{}/1", config.rate);
         }
     }
-    let ptime = ms(config.frame_us);
+    let ptime = format_frame_ms(config.frame_us);
     let _ = writeln!(s, "a=ptime:{ptime}");
     let _ = writeln!(s, "a=maxptime:{ptime}");
     let _ = writeln!(s, "a=sendonly");
@@ -67,14 +67,6 @@ pub fn describe(config: &Config, dest: &Destination, origin: IpAddr, session_id:
 /// TTL written for IPv4 multicast groups (RFC 8866 §5.7); the socket option comes with the
 /// multicast work.
 pub const MULTICAST_TTL: u8 = 16;
-
-fn ms(us: u32) -> String {
-    if us % 1000 == 0 {
-        (us / 1000).to_string()
-    } else {
-        format!("{}.{}", us / 1000, us % 1000 / 100)
-    }
-}
 
 #[cfg(test)]
 mod tests {
@@ -105,7 +97,10 @@ mod tests {
         assert!(sdp.contains("m=audio 6000 RTP/AVP 8\na=rtpmap:8 PCMA/8000\n"), "{sdp}");
         let c = config(&[("RTPMIC_FRAME_MS", "2.5"), ("RTPMIC_DEST", "239.1.2.3:5004")]);
         let sdp = describe(&c, &c.dest[0], "10.0.0.2".parse().unwrap(), 1);
-        assert!(sdp.contains("a=ptime:2.5\n") && sdp.contains("c=IN IP4 239.1.2.3/16\n"), "{sdp}");
+        assert!(
+            sdp.contains("a=ptime:2.5\n") && sdp.contains("c=IN IP4 239.1.2.3/16\n"),
+            "{sdp}"
+        );
         let c = config(&[("RTPMIC_CODEC", "l16"), ("RTPMIC_RATE", "16000")]);
         let sdp = describe(&c, &c.dest[0], "127.0.0.1".parse().unwrap(), 1);
         assert!(sdp.contains("a=rtpmap:97 L16/16000/1\n"), "{sdp}");

@@ -4,9 +4,9 @@
 
 use std::io::Write;
 use std::net::UdpSocket;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::os::unix::process::CommandExt;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -36,12 +36,18 @@ static BOARD_COUNTER: AtomicU32 = AtomicU32::new(0);
 static SHARED: OnceLock<String> = OnceLock::new();
 
 fn spawn_jackd() -> (Child, String) {
-    let server = format!("rtpmic-test-{}-{}", std::process::id(), BOARD_COUNTER.fetch_add(1, Ordering::SeqCst));
+    let server = format!(
+        "rtpmic-test-{}-{}",
+        std::process::id(),
+        BOARD_COUNTER.fetch_add(1, Ordering::SeqCst)
+    );
     let mut cmd = Command::new("jackd");
-    cmd.args(["-n", &server, "-d", "dummy", "-r", "48000", "-p", "240", "-C", "1", "-P", "1"])
-        .env("JACK_NO_AUDIO_RESERVATION", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+    cmd.args([
+        "-n", &server, "-d", "dummy", "-r", "48000", "-p", "240", "-C", "1", "-P", "1",
+    ])
+    .env("JACK_NO_AUDIO_RESERVATION", "1")
+    .stdout(Stdio::null())
+    .stderr(Stdio::null());
     // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
     unsafe {
         cmd.pre_exec(|| {
@@ -49,7 +55,9 @@ fn spawn_jackd() -> (Child, String) {
             Ok(())
         });
     }
-    let child = cmd.spawn().expect("jackd (Debian package jackd2) must be installed: run `make test`");
+    let child = cmd
+        .spawn()
+        .expect("jackd (Debian package jackd2) must be installed: run `make test`");
     let ok = Command::new("jack_wait")
         .args(["-s", &server, "-w", "-t", "10"])
         .stdout(Stdio::null())
@@ -77,13 +85,21 @@ impl SimBoard {
                 rx.recv().expect("shared jackd")
             })
             .clone();
-        SimBoard { jackd: None, server, dir: tempfile::tempdir().unwrap() }
+        SimBoard {
+            jackd: None,
+            server,
+            dir: tempfile::tempdir().unwrap(),
+        }
     }
 
     /// A board with its own jackd, stopped (SIGTERM) on drop.
     pub fn private() -> SimBoard {
         let (child, server) = spawn_jackd();
-        SimBoard { jackd: Some(child), server, dir: tempfile::tempdir().unwrap() }
+        SimBoard {
+            jackd: Some(child),
+            server,
+            dir: tempfile::tempdir().unwrap(),
+        }
     }
 
     /// `rtpmic` with the environment of this board: ALSA config, jack server, infile; no
@@ -124,7 +140,10 @@ impl Drop for SimBoard {
 }
 
 pub fn alsa_config_path() -> String {
-    format!("/usr/share/alsa/alsa.conf:{}", repo().join("board/sim/asound.conf").display())
+    format!(
+        "/usr/share/alsa/alsa.conf:{}",
+        repo().join("board/sim/asound.conf").display()
+    )
 }
 
 /// 440 Hz + 1000 Hz (common period 1200 samples at 48 kHz, 200 at 8 kHz), about −9 dBFS peak.
@@ -133,7 +152,8 @@ pub fn two_tone(rate: u32, seconds: f64) -> Vec<i16> {
     (0..n)
         .map(|i| {
             let t = i as f64 / f64::from(rate);
-            let v = 0.25 * (2.0 * std::f64::consts::PI * 440.0 * t).sin() + 0.12 * (2.0 * std::f64::consts::PI * 1000.0 * t).sin();
+            let v = 0.25 * (2.0 * std::f64::consts::PI * 440.0 * t).sin()
+                + 0.12 * (2.0 * std::f64::consts::PI * 1000.0 * t).sin();
             (v * 32767.0).round() as i16
         })
         .collect()
@@ -200,7 +220,11 @@ pub fn assert_clean_stream(pkts: &[Rtp], pt: u8, ts_step: u32) {
     assert!(pkts.len() > 10, "only {} packets", pkts.len());
     for (i, w) in pkts.windows(2).enumerate() {
         assert_eq!(w[1].seq, w[0].seq.wrapping_add(1), "sequence gap after packet {i}");
-        assert_eq!(w[1].ts.wrapping_sub(w[0].ts), ts_step, "timestamp step after packet {i}");
+        assert_eq!(
+            w[1].ts.wrapping_sub(w[0].ts),
+            ts_step,
+            "timestamp step after packet {i}"
+        );
         assert_eq!(w[1].ssrc, w[0].ssrc, "SSRC changed at packet {i}");
         assert!(!w[1].marker, "marker on packet {}", i + 1);
     }
