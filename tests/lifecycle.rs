@@ -55,3 +55,67 @@ fn seconds_option_ends_the_run_by_itself_after_that_much_audio() {
     let pkts = rx.collect(1000, Duration::from_millis(100), Duration::from_millis(100));
     assert_eq!(pkts.len(), 100, "1 s of 10 ms frames, nothing lost in the drain");
 }
+
+/// A real overrun: the whole process is frozen (SIGSTOP) while board/sim keeps capturing, so
+/// the ALSA buffer overflows and `readi` reports EPIPE. After SIGCONT the stream must go on
+/// with the same SSRC, contiguous sequence numbers, a timestamp that jumped by the time lost,
+/// and the marker bit on exactly the first packet after the gap.
+#[test]
+fn overrun_is_recovered_with_timestamp_jump_and_marker() {
+    let board = SimBoard::shared();
+    let infile = board.infile("in.raw", &two_tone(48_000, 30.0));
+    let rx = Receiver::bind();
+    let mut child = board
+        .rtpmic(&infile)
+        .args(["run"])
+        .env("RTPMIC_DEVICE", "simfile")
+        .env("RTPMIC_DEST", rx.dest())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut pkts = rx.collect(25, Duration::from_secs(10), Duration::from_secs(2));
+    assert_eq!(pkts.len(), 25, "stream did not start");
+    let pid = child.id() as i32;
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    std::thread::sleep(Duration::from_millis(400)); // the fault: 400 ms without reading
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    pkts.extend(rx.collect(50, Duration::from_secs(5), Duration::from_secs(2)));
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let status = wait_for(&mut child, Duration::from_secs(2)).expect("exit");
+    assert!(status.success());
+    let mut log = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut log).unwrap();
+
+    let jumps: Vec<(usize, u32)> = pkts
+        .windows(2)
+        .enumerate()
+        .filter(|(_, w)| w[1].ts.wrapping_sub(w[0].ts) != 960)
+        .map(|(i, w)| (i + 1, w[1].ts.wrapping_sub(w[0].ts)))
+        .collect();
+    println!("timestamp jumps (packet index, step): {jumps:?}");
+    assert_eq!(jumps.len(), 1, "exactly one gap: {jumps:?}\n{log}");
+    let (at, step) = jumps[0];
+    // 400 ms frozen = 19200 samples; the jump covers it (within scheduling slack).
+    assert!((19_200 - 4800..=19_200 + 9600).contains(&step), "jump of {step} ticks");
+    for (i, w) in pkts.windows(2).enumerate() {
+        assert_eq!(w[1].seq, w[0].seq.wrapping_add(1), "sequence gap at {i}");
+        assert_eq!(w[1].ssrc, w[0].ssrc);
+    }
+    let markers: Vec<usize> = pkts
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.marker)
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(
+        markers,
+        vec![0, at],
+        "marker on the first packet and the one after the gap"
+    );
+    let last = log.lines().last().unwrap_or_default();
+    assert!(
+        !last.contains("xruns=0 ") && last.contains("xruns="),
+        "the overrun is counted: {last}"
+    );
+}

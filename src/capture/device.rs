@@ -47,7 +47,7 @@ pub fn wanted_period(config: &Config) -> usize {
 
 impl Device {
     /// Opens `config.device` non-blocking, interleaved, at the configured rate, channels and
-    /// format, with a buffer of at least 4 periods; then prepares and starts it.
+    /// format, with a buffer of at least 4 periods and 100 ms; then prepares and starts it.
     pub fn open(config: &Config) -> Result<Device, OpenError> {
         let device = config.device.clone();
         let err = |step: &'static str| {
@@ -86,7 +86,12 @@ impl Device {
             let period = hw
                 .set_period_size_near(period, ValueOr::Nearest)
                 .map_err(err("set period size"))?;
-            hw.set_buffer_size_near(period * 4).map_err(err("set buffer size"))?;
+            // Capture latency does not grow with the buffer (a period is read as soon as it is
+            // complete), so take room to ride out scheduling hiccups: ≥ 4 periods, ≥ 100 ms.
+            let min_frames = (config.rate / 10) as alsa::pcm::Frames;
+            let periods = (min_frames + period - 1) / period.max(1);
+            hw.set_buffer_size_near(period * periods.max(4))
+                .map_err(err("set buffer size"))?;
             pcm.hw_params(&hw).map_err(err("hw_params"))?;
             format
         };

@@ -5,6 +5,9 @@
 //! * Overrun (EPIPE): re-prepare, count, drop the partial frame, and move the sample index
 //!   forward by the time lost ([`clock::index_after_gap`]); the next frame is flagged as a
 //!   discontinuity so its packet carries the marker bit.
+//! * A read that comes later after the previous one than the ALSA buffer can cover is an
+//!   overrun the driver did not report (ALSA's jack and pulse plugins never do): handled the
+//!   same way, so the RTP timestamp keeps following real time.
 //! * Suspend (ESTRPIPE): resume (or prepare when the driver cannot resume), same gap rule.
 //! * Any other device error: count it, close, reopen with capped backoff. Never a panic.
 //!   (Stall detection and the full unplug/replug story build on this.)
@@ -156,6 +159,7 @@ fn read_loop<S: IoFormat + Sample + Default>(
     let mut discontinuity = pos.gap;
     let timeout_ms = (4 * dev.period as u64 * 1000 / u64::from(config.rate)).clamp(50, 100) as u32;
     let mut warmed_up = false;
+    let silent_overrun_ns = (dev.buffer + dev.period) as u64 * 1_000_000_000 / u64::from(config.rate);
     loop {
         if ctl.stop.load(Relaxed) {
             return LoopEnd::Stopped;
@@ -175,6 +179,15 @@ fn read_loop<S: IoFormat + Sample + Default>(
             },
             Ok(n) => {
                 let now = now_ns();
+                if pos.last_read_ns != 0 && now - pos.last_read_ns > silent_overrun_ns {
+                    // Longer since the last read than the buffer can hold: the device
+                    // overran without saying so (the jack and pulse plugins do not report
+                    // EPIPE). Same treatment as a reported overrun.
+                    ctl.stats.xruns.fetch_add(1, Relaxed);
+                    ctl.stats.samples_lost.fetch_add(filled as u64, Relaxed);
+                    filled = 0;
+                    pos.gap = true;
+                }
                 if filled == 0 {
                     if pos.gap {
                         let at = clock::index_after_gap(pos.next_index, pos.last_read_ns, now, n as u64, config.rate);
