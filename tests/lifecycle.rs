@@ -119,3 +119,44 @@ fn overrun_is_recovered_with_timestamp_jump_and_marker() {
         "the overrun is counted: {last}"
     );
 }
+
+/// A device that cannot be opened is retried, reported with alsa-lib's own reason folded into
+/// one warning line, and never stops the process; SIGTERM still ends it cleanly.
+#[test]
+fn missing_device_is_retried_and_reported_not_fatal() {
+    use std::io::BufRead;
+    let board = SimBoard::shared();
+    let infile = board.infile("in.raw", &[0; 10]);
+    let mut child = board
+        .rtpmic(&infile)
+        .args(["run"])
+        .env("RTPMIC_DEVICE", "nosuchpcm")
+        .env("RTPMIC_DEST", "127.0.0.1:9")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let warning = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|l| l.contains("device_error"))
+        .expect("a device_error warning");
+    assert!(
+        warning.contains("WARN") && warning.contains("Unknown PCM nosuchpcm") && warning.contains("retrying"),
+        "{warning}"
+    );
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = wait_for(&mut child, Duration::from_secs(1)).expect("exit within 1 s");
+    assert!(status.success());
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(
+        rest.iter()
+            .any(|l| l.contains("stopped:") && l.contains("device_errors=")),
+        "{rest:?}"
+    );
+    assert!(
+        !rest.iter().any(|l| l.contains("ALSA lib")),
+        "alsa-lib must not write to stderr itself: {rest:?}"
+    );
+}

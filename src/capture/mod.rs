@@ -97,6 +97,9 @@ pub fn run(config: &Config, mut out: Producer<Frame>, ctl: CaptureControl<'_>) {
     };
     let mut backoff = Duration::from_millis(100);
     while !ctl.stop.load(Relaxed) {
+        // alsa-lib's own messages ("Unknown PCM …") go to a buffer that is folded into our
+        // error line instead of stderr; a fresh buffer per attempt keeps it small.
+        let alsa_messages = alsa::Output::local_error_handler().ok();
         let end = match Device::open(config) {
             Ok(dev) => {
                 backoff = Duration::from_millis(100);
@@ -106,8 +109,14 @@ pub fn run(config: &Config, mut out: Producer<Frame>, ctl: CaptureControl<'_>) {
                 }
             }
             Err(e) => {
+                let detail = alsa_messages.map(|o| o.borrow().to_string()).unwrap_or_default();
+                let detail = detail.trim().replace('\n', "; ");
                 ctl.stats.device_errors.fetch_add(1, Relaxed);
-                ctl.stats.set_device_error(&e.to_string());
+                if detail.is_empty() {
+                    ctl.stats.set_device_error(&e.to_string());
+                } else {
+                    ctl.stats.set_device_error(&format!("{e} [alsa-lib: {detail}]"));
+                }
                 LoopEnd::DeviceError
             }
         };
