@@ -105,7 +105,7 @@ pub const KEYS: &[KeySpec] = &[
     KeySpec {
         name: "RTPMIC_RT_PRIORITY",
         default: "50",
-        allowed: "0..99 (SCHED_RR priority of the three real-time threads; 0 = normal scheduling)",
+        allowed: "0..99 (SCHED_RR priority of the three real-time threads; 0 = normal scheduling, memory not locked)",
     },
     KeySpec {
         name: "RTPMIC_STATS_INTERVAL_S",
@@ -430,7 +430,8 @@ impl Parser {
         KEYS.iter().find(|k| k.name == key).map(|k| k.allowed).unwrap_or("")
     }
 
-    /// A choice among words; `None` when unset, `Some(None)` when invalid (error recorded).
+    /// A choice among words (case-insensitive); the default when unset or invalid (an
+    /// invalid value records an error).
     fn word<T: Copy>(&mut self, key: &str, choices: &[(&str, T)], default: T) -> T {
         let Some(v) = self.vars.get(key) else { return default };
         if let Some((_, t)) = choices.iter().find(|(w, _)| w.eq_ignore_ascii_case(v)) {

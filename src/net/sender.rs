@@ -11,7 +11,8 @@ use std::time::Duration;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 
-use super::udp::{MmsgSender, MAX_BATCH};
+use super::udp::MAX_BATCH;
+use super::DatagramSender;
 use crate::config::MAX_PACKET;
 use crate::ops::{hot_path, stats::Stats};
 use crate::ring::Consumer;
@@ -39,7 +40,7 @@ impl Packet {
 const RING: Token = Token(0);
 
 /// Body of the sender thread; returns when the encoder closed the ring and everything is sent.
-pub fn run(mut input: Consumer<Packet>, mut tx: MmsgSender, stats: &Stats) -> io::Result<()> {
+pub fn run(mut input: Consumer<Packet>, mut tx: impl DatagramSender, stats: &Stats) -> io::Result<()> {
     let mut poll = Poll::new()?;
     let mut events = Events::with_capacity(8);
     let fd: RawFd = input.readable_fd();

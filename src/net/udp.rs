@@ -65,9 +65,10 @@ impl MmsgSender {
         }
         Ok(MmsgSender { groups })
     }
+}
 
-    /// Sends every packet in `packets` to every destination. Counts into `stats`.
-    pub fn send(&mut self, packets: &[&[u8]], stats: &Stats) {
+impl super::DatagramSender for MmsgSender {
+    fn send(&mut self, packets: &[&[u8]], stats: &Stats) {
         debug_assert!(packets.len() <= MAX_BATCH);
         for g in &mut self.groups {
             let mut k = 0;
@@ -161,6 +162,7 @@ fn sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::net::DatagramSender;
 
     #[test]
     fn every_packet_reaches_every_destination_of_both_families() {
