@@ -199,7 +199,11 @@ impl<T: Send> Consumer<T> {
                 // write its slot while `reading` names it.
                 let r = read(unsafe { &*s.slots[(t % s.cap()) as usize].get() });
                 s.reading.store(0, SeqCst);
-                s.writable.notify();
+                // A producer waiting for room (no-drop mode) is woken once the ring is half
+                // empty, not on every pop: one wake-up per cap/2 entries.
+                if s.head.load(SeqCst) - (t + 1) <= s.cap() / 2 {
+                    s.writable.notify();
+                }
                 return Some(r);
             }
             // The producer discarded entry t meanwhile; try the next one.
@@ -239,9 +243,10 @@ impl<T: Send> Consumer<T> {
         self.shared.readable.prepare_wait();
     }
 
-    /// Clears the eventfd after epoll reported it and disarms the notifier.
+    /// Disarms the notifier after waiting on the eventfd through epoll. The eventfd is not
+    /// read: mio registers edge-triggered, and every eventfd write raises a new edge, so the
+    /// counter may grow (2^64 writes away from full) and a `read` per wake-up is saved.
     pub fn disarm(&self) {
-        self.shared.readable.drain();
         self.shared.readable.cancel_wait();
     }
 

@@ -2,13 +2,13 @@
 
 use std::io;
 
-/// Stack size of each real-time thread. libopus keeps its scratch on the stack (VLAs/alloca,
-/// tens of KiB at most); 256 KiB leaves a wide margin while, with `mlockall`, the three
-/// locked stacks stay well under a megabyte (an 8 MiB default stack each would not).
-pub const THREAD_STACK: usize = 256 * 1024;
+/// Stack of the encoder thread. libopus keeps its scratch on the stack (VLAs/alloca, tens of
+/// KiB at most); 256 KiB leaves a wide margin. With `mlockall` every stack is resident in
+/// full, so an 8 MiB default stack per thread would blow the memory budget.
+pub const ENCODE_STACK: usize = 256 * 1024;
 
-/// How much of the stack `prefault_stack` touches.
-const PREFAULT: usize = 128 * 1024;
+/// Stack of the capture and sender threads (alsa-lib's read path, a batch of packets).
+pub const IO_STACK: usize = 128 * 1024;
 
 /// Locks current and future pages in RAM so the hot path never page-faults to disk.
 pub fn lock_memory() -> io::Result<()> {
@@ -37,11 +37,20 @@ pub fn set_realtime(priority: u8) -> io::Result<()> {
     }
 }
 
-/// Touches the first `PREFAULT` bytes of the stack so later deep calls (libopus) do not fault.
+/// Touches half of a `stack_size` stack so later deep calls (libopus) do not page-fault
+/// (without `mlockall`; with it the whole stack is resident from the start anyway).
 #[inline(never)]
-pub fn prefault_stack() {
-    let mut buf = [0u8; PREFAULT];
-    std::hint::black_box(&mut buf);
+pub fn prefault_stack(stack_size: usize) {
+    const CHUNK: usize = 16 * 1024;
+    #[inline(never)]
+    fn touch(depth: usize) {
+        let mut buf = [0u8; CHUNK];
+        std::hint::black_box(&mut buf);
+        if depth > 1 {
+            touch(depth - 1);
+        }
+    }
+    touch(stack_size / 2 / CHUNK);
 }
 
 /// Monotonic clock in nanoseconds (CLOCK_MONOTONIC), the time base of every latency figure.

@@ -121,18 +121,18 @@ impl Pipeline {
         let prio = config.rt_priority;
 
         let mut threads = Vec::new();
-        let spawn = |name: &str, body: Box<dyn FnOnce() + Send>| {
+        let spawn = |name: &str, stack: usize, body: Box<dyn FnOnce() + Send>| {
             let guard = ExitGuard(exited.clone());
             let refused = rt_refused.clone();
             std::thread::Builder::new()
                 .name(name.into())
-                .stack_size(rt::THREAD_STACK)
+                .stack_size(stack)
                 .spawn(move || {
                     let _guard = guard;
                     if rt::set_realtime(prio).is_err() {
                         refused.store(true, Relaxed);
                     }
-                    rt::prefault_stack();
+                    rt::prefault_stack(stack);
                     body();
                 })
         };
@@ -141,6 +141,7 @@ impl Pipeline {
             threads.push(
                 spawn(
                     "rtpmic-capture",
+                    rt::IO_STACK,
                     Box::new(move || {
                         let ctl = CaptureControl {
                             stats: &stats,
@@ -159,6 +160,7 @@ impl Pipeline {
             threads.push(
                 spawn(
                     "rtpmic-encode",
+                    rt::ENCODE_STACK,
                     Box::new(move || encode::run(frames_rx, packets_tx, encoder, packetizer, &stats, opts.no_drop)),
                 )
                 .map_err(|e| StartError::Io("spawn", e))?,
@@ -169,6 +171,7 @@ impl Pipeline {
             threads.push(
                 spawn(
                     "rtpmic-send",
+                    rt::IO_STACK,
                     Box::new(move || {
                         if let Err(e) = sender::run(packets_rx, tx, &stats) {
                             stats.set_device_error(&format!("sender: {e}"));
