@@ -22,8 +22,8 @@ use std::path::Path;
 pub const MAX_PAYLOAD: usize = 1440;
 /// Largest RTP packet we produce (fixed header without CSRCs + payload).
 pub const MAX_PACKET: usize = 12 + MAX_PAYLOAD;
-/// How many destinations `RTPMIC_DEST` may list (storage for them is preallocated).
-pub const MAX_DESTINATIONS: usize = 64;
+/// Highest `RTPMIC_MAX_DEST` accepted.
+pub const MAX_DEST_LIMIT: usize = 1024;
 /// Most input channels a device may be opened with.
 pub const MAX_CHANNELS: u32 = 8;
 
@@ -95,7 +95,52 @@ pub const KEYS: &[KeySpec] = &[
     KeySpec {
         name: "RTPMIC_DEST",
         default: "(none, required)",
-        allowed: "comma list of host:port, IPv6 as [addr]:port, at most 64",
+        allowed: "comma list of host:port, IPv6 as [addr]:port, at most RTPMIC_MAX_DEST",
+    },
+    KeySpec {
+        name: "RTPMIC_MAX_DEST",
+        default: "64",
+        allowed: "1..1024 (destinations preallocated)",
+    },
+    KeySpec {
+        name: "RTPMIC_RESOLVE_INTERVAL_S",
+        default: "300",
+        allowed: "0..86400 seconds between host name lookups (0 = only at start and after failures)",
+    },
+    KeySpec {
+        name: "RTPMIC_SENDER",
+        default: "auto",
+        allowed: "auto io_uring epoll",
+    },
+    KeySpec {
+        name: "RTPMIC_MULTICAST_TTL",
+        default: "16",
+        allowed: "0..255",
+    },
+    KeySpec {
+        name: "RTPMIC_MULTICAST_IF",
+        default: "(routing table)",
+        allowed: "an interface name (eth0) or a local address",
+    },
+    KeySpec {
+        name: "RTPMIC_MULTICAST_LOOP",
+        default: "off",
+        allowed: "on off",
+    },
+    KeySpec {
+        name: "RTPMIC_DSCP",
+        default: "46",
+        allowed: "0..63 (46 = EF, RFC 4594 telephony)",
+    },
+    KeySpec {
+        name: "RTPMIC_SO_PRIORITY",
+        default: "6",
+        allowed: "0..6 (Linux SO_PRIORITY; 6 = Wi-Fi voice queue)",
+    },
+    KeySpec {
+        name: "RTPMIC_BIND",
+        default: "(any)",
+        allowed: "a local address, address:port or [IPv6]:port to send from",
     },
     KeySpec {
         name: "RTPMIC_SSRC",
@@ -191,6 +236,23 @@ impl fmt::Display for Destination {
     }
 }
 
+/// Which sender backend puts datagrams on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SenderKind {
+    /// io_uring where the kernel offers it (probed at start), else epoll.
+    Auto,
+    IoUring,
+    /// sendmmsg + epoll.
+    Epoll,
+}
+
+/// The interface multicast leaves through.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MulticastIf {
+    Name(String),
+    Addr(IpAddr),
+}
+
 /// Log verbosity.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogLevel {
@@ -230,6 +292,15 @@ pub struct Config {
     pub payload_type: u8,
     pub dest: Vec<Destination>,
     pub ssrc: Option<u32>,
+    pub max_dest: usize,
+    pub resolve_interval_s: u32,
+    pub sender: SenderKind,
+    pub multicast_ttl: u8,
+    pub multicast_if: Option<MulticastIf>,
+    pub multicast_loop: bool,
+    pub dscp: u8,
+    pub so_priority: u8,
+    pub bind: Option<std::net::SocketAddr>,
     pub rt_priority: u8,
     pub stats_interval_s: u32,
     pub log_level: LogLevel,
@@ -273,6 +344,16 @@ impl Config {
         };
         let dest: Vec<String> = self.dest.iter().map(|d| d.to_string()).collect();
         let ssrc = self.ssrc.map(|s| s.to_string()).unwrap_or_default();
+        let sender = match self.sender {
+            SenderKind::Auto => "auto",
+            SenderKind::IoUring => "io_uring",
+            SenderKind::Epoll => "epoll",
+        };
+        let multicast_if = match &self.multicast_if {
+            None => String::new(),
+            Some(MulticastIf::Name(n)) => n.clone(),
+            Some(MulticastIf::Addr(a)) => a.to_string(),
+        };
         let lines = [
             ("RTPMIC_DEVICE", self.device.clone()),
             ("RTPMIC_RATE", self.rate.to_string()),
@@ -287,6 +368,18 @@ impl Config {
             ("RTPMIC_PAYLOAD_TYPE", self.payload_type.to_string()),
             ("RTPMIC_DEST", dest.join(",")),
             ("RTPMIC_SSRC", ssrc),
+            ("RTPMIC_MAX_DEST", self.max_dest.to_string()),
+            ("RTPMIC_RESOLVE_INTERVAL_S", self.resolve_interval_s.to_string()),
+            ("RTPMIC_SENDER", sender.into()),
+            ("RTPMIC_MULTICAST_TTL", self.multicast_ttl.to_string()),
+            ("RTPMIC_MULTICAST_IF", multicast_if),
+            (
+                "RTPMIC_MULTICAST_LOOP",
+                if self.multicast_loop { "on" } else { "off" }.into(),
+            ),
+            ("RTPMIC_DSCP", self.dscp.to_string()),
+            ("RTPMIC_SO_PRIORITY", self.so_priority.to_string()),
+            ("RTPMIC_BIND", self.bind.map(|b| b.to_string()).unwrap_or_default()),
             ("RTPMIC_RT_PRIORITY", self.rt_priority.to_string()),
             ("RTPMIC_STATS_INTERVAL_S", self.stats_interval_s.to_string()),
             ("RTPMIC_LOG_LEVEL", self.log_level.name().into()),
@@ -507,6 +600,32 @@ impl Parser {
             .vars
             .contains_key("RTPMIC_SSRC")
             .then(|| self.int("RTPMIC_SSRC", 0, u64::from(u32::MAX), 0, true) as u32);
+        let max_dest = self.int("RTPMIC_MAX_DEST", 1, MAX_DEST_LIMIT as u64, 64, false) as usize;
+        if dest.len() > max_dest {
+            self.error(
+                "RTPMIC_DEST",
+                &format!(
+                    "{} destinations, more than RTPMIC_MAX_DEST={max_dest}; allowed: at most RTPMIC_MAX_DEST",
+                    dest.len()
+                ),
+            );
+        }
+        let resolve_interval_s = self.int("RTPMIC_RESOLVE_INTERVAL_S", 0, 86_400, 300, false) as u32;
+        let sender = self.word(
+            "RTPMIC_SENDER",
+            &[
+                ("auto", SenderKind::Auto),
+                ("io_uring", SenderKind::IoUring),
+                ("epoll", SenderKind::Epoll),
+            ],
+            SenderKind::Auto,
+        );
+        let multicast_ttl = self.int("RTPMIC_MULTICAST_TTL", 0, 255, 16, false) as u8;
+        let multicast_if = self.multicast_if();
+        let multicast_loop = self.word("RTPMIC_MULTICAST_LOOP", &[("on", true), ("off", false)], false);
+        let dscp = self.int("RTPMIC_DSCP", 0, 63, 46, false) as u8;
+        let so_priority = self.int("RTPMIC_SO_PRIORITY", 0, 6, 6, false) as u8;
+        let bind = self.bind();
         let rt_priority = self.int("RTPMIC_RT_PRIORITY", 0, 99, 50, false) as u8;
         let stats_interval_s = self.int("RTPMIC_STATS_INTERVAL_S", 0, 86_400, 60, false) as u32;
         let log_level = self.word(
@@ -534,6 +653,15 @@ impl Parser {
             payload_type,
             dest,
             ssrc,
+            max_dest,
+            resolve_interval_s,
+            sender,
+            multicast_ttl,
+            multicast_if,
+            multicast_loop,
+            dscp,
+            so_priority,
+            bind,
             rt_priority,
             stats_interval_s,
             log_level,
@@ -652,13 +780,37 @@ impl Parser {
                 ),
             }
         }
-        if out.len() > MAX_DESTINATIONS {
-            self.error(
-                "RTPMIC_DEST",
-                &format!("{} destinations, at most {MAX_DESTINATIONS} allowed", out.len()),
-            );
-        }
         out
+    }
+
+    fn multicast_if(&mut self) -> Option<MulticastIf> {
+        let v = self.vars.get("RTPMIC_MULTICAST_IF")?.clone();
+        if let Ok(ip) = v.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
+            return Some(MulticastIf::Addr(ip));
+        }
+        // Linux interface names: at most 15 bytes, no '/', no whitespace (IFNAMSIZ - 1).
+        if v.len() <= 15 && !v.contains('/') && !v.contains(char::is_whitespace) && !v.contains(':') {
+            return Some(MulticastIf::Name(v));
+        }
+        self.error(
+            "RTPMIC_MULTICAST_IF",
+            &format!("allowed: {}", Parser::allowed("RTPMIC_MULTICAST_IF")),
+        );
+        None
+    }
+
+    fn bind(&mut self) -> Option<std::net::SocketAddr> {
+        let v = self.vars.get("RTPMIC_BIND")?.clone();
+        if let Ok(ip) = v.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
+            return Some(std::net::SocketAddr::new(ip, 0));
+        }
+        match v.parse::<std::net::SocketAddr>() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                self.error("RTPMIC_BIND", &format!("allowed: {}", Parser::allowed("RTPMIC_BIND")));
+                None
+            }
+        }
     }
 }
 
@@ -822,6 +974,14 @@ mod tests {
             ("RTPMIC_RT_PRIORITY", "100"),
             ("RTPMIC_STATS_INTERVAL_S", "1d"),
             ("RTPMIC_LOG_LEVEL", "loud"),
+            ("RTPMIC_MAX_DEST", "0"),
+            ("RTPMIC_SENDER", "uring"),
+            ("RTPMIC_MULTICAST_TTL", "256"),
+            ("RTPMIC_MULTICAST_IF", "eth0/1"),
+            ("RTPMIC_MULTICAST_LOOP", "yes"),
+            ("RTPMIC_DSCP", "64"),
+            ("RTPMIC_SO_PRIORITY", "7"),
+            ("RTPMIC_BIND", "10.0.0.1:x"),
         ];
         for (k, v) in table {
             let e = cfg(&[(k, v)]).expect_err(&format!("{k}={v} must fail"));
@@ -832,6 +992,26 @@ mod tests {
                 "{k}={v}: {e}"
             );
         }
+    }
+
+    #[test]
+    fn destinations_are_limited_by_max_dest() {
+        let e = cfg(&[
+            ("RTPMIC_DEST", "10.0.0.1:1,10.0.0.1:2,10.0.0.1:3"),
+            ("RTPMIC_MAX_DEST", "2"),
+        ])
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("RTPMIC_DEST=") && e.to_string().contains("RTPMIC_MAX_DEST=2"),
+            "{e}"
+        );
+        let c = cfg(&[("RTPMIC_MULTICAST_IF", "10.1.2.3"), ("RTPMIC_BIND", "[::1]:5000")]).unwrap();
+        assert_eq!(c.multicast_if, Some(MulticastIf::Addr("10.1.2.3".parse().unwrap())));
+        assert_eq!(c.bind, Some("[::1]:5000".parse().unwrap()));
+        assert_eq!(
+            cfg(&[("RTPMIC_MULTICAST_IF", "eth0")]).unwrap().multicast_if,
+            Some(MulticastIf::Name("eth0".into()))
+        );
     }
 
     #[test]

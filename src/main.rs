@@ -20,7 +20,7 @@ use rtpmic::rtp::sdp;
 
 /// sysexits.h EX_CONFIG: bad configuration (systemd's RestartPreventExitStatus=78).
 const EX_CONFIG: u8 = 78;
-/// sysexits.h EX_UNAVAILABLE: could not start (no destination, no socket).
+/// sysexits.h EX_UNAVAILABLE: could not start (a socket option or the source address failed).
 const EX_UNAVAILABLE: u8 = 69;
 
 #[derive(Parser)]
@@ -73,7 +73,7 @@ fn keys_help() -> String {
             k.name, k.default, "", k.allowed
         ));
     }
-    s.push_str("\nExit status: 0 stopped cleanly, 78 bad configuration, 69 could not start.");
+    s.push_str("\nExit status: 0 stopped cleanly, 78 bad configuration, 69 could not start (sockets).");
     s
 }
 
@@ -116,7 +116,7 @@ fn print_sdp(config: &Config, index: usize) -> ExitCode {
         return ExitCode::from(EX_CONFIG);
     };
     // The address we would send from: connect() a UDP socket (no packet is sent) and ask.
-    let origin = resolve(dest)
+    let origin = resolve(dest, None)
         .ok()
         .and_then(|to| {
             let any = if to.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
@@ -180,6 +180,7 @@ fn run(config: &Config, opts: RunOptions) -> ExitCode {
     // failure), the others must stop too.
     pipeline.request_stop();
     let stats = pipeline.join();
+    info!("destinations: {}", stats.destination_summary(&dests));
     info!("stopped: {}", stats.summary());
     ExitCode::SUCCESS
 }
@@ -203,6 +204,7 @@ fn main_loop(pipeline: &Pipeline, config: &Config, mut signals: UnixStream) {
         return;
     }
     let stats = pipeline.stats();
+    let names: Vec<String> = config.dest.iter().map(|d| d.to_string()).collect();
     let mut watch = EventWatch::default();
     let interval_ns = u64::from(config.stats_interval_s) * 1_000_000_000;
     let mut next_stats = now_ns() + interval_ns;
@@ -251,6 +253,7 @@ fn main_loop(pipeline: &Pipeline, config: &Config, mut signals: UnixStream) {
         }
         if interval_ns > 0 && now >= next_stats {
             next_stats = now + interval_ns;
+            info!("destinations: {}", stats.destination_summary(&names));
             info!("stats: {}", stats.summary());
         }
     }

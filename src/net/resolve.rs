@@ -1,17 +1,173 @@
-//! Destination resolution, done once at start-up on the main thread (never on the hot path).
+//! Host name resolution, off the hot path: once at start (main thread), then in the
+//! `rtpmic-resolve` thread, which re-resolves a name when it never resolved, when sends to it
+//! failed since the last look-up, or every `RTPMIC_RESOLVE_INTERVAL_S`, and hands changed
+//! addresses to the sender as [`DestUpdate`]s through a ring.
 
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::time::Duration;
 
+use tracing::{info, warn};
+
+use super::dest::DestUpdate;
 use crate::config::{Destination, Host};
+use crate::ops::stats::Stats;
+use crate::ring::Producer;
+use crate::rt::now_ns;
 
-/// The first address `dest` resolves to, or why it does not.
-pub fn resolve(dest: &Destination) -> Result<SocketAddr, String> {
+/// Shortest time between two look-ups of the same name (failures included).
+pub const MIN_RETRY_NS: u64 = 5_000_000_000;
+
+/// The address `dest` resolves to, preferring the family of `previous` so a destination does
+/// not hop between IPv4 and IPv6 on every look-up.
+pub fn resolve(dest: &Destination, previous: Option<SocketAddr>) -> Result<SocketAddr, String> {
     match &dest.host {
         Host::Ip(ip) => Ok(SocketAddr::new(*ip, dest.port)),
-        Host::Name(name) => (name.as_str(), dest.port)
-            .to_socket_addrs()
-            .map_err(|e| e.to_string())?
-            .next()
-            .ok_or_else(|| "no address".to_string()),
+        Host::Name(name) => {
+            let all: Vec<SocketAddr> = (name.as_str(), dest.port)
+                .to_socket_addrs()
+                .map_err(|e| e.to_string())?
+                .collect();
+            let same_family = previous.and_then(|p| all.iter().find(|a| a.is_ipv4() == p.is_ipv4()));
+            same_family
+                .or(all.first())
+                .copied()
+                .ok_or_else(|| "no address".to_string())
+        }
+    }
+}
+
+/// When each name is due for a look-up. Pure: time and error counts are arguments.
+pub struct Schedule {
+    interval_ns: u64,
+    last_try: Vec<Option<u64>>,
+    last_ok: Vec<Option<u64>>,
+    errors_seen: Vec<u64>,
+}
+
+impl Schedule {
+    pub fn new(n: usize, interval_s: u32) -> Schedule {
+        Schedule {
+            interval_ns: u64::from(interval_s) * 1_000_000_000,
+            last_try: vec![None; n],
+            last_ok: vec![None; n],
+            errors_seen: vec![0; n],
+        }
+    }
+
+    /// Whether destination `i` should be looked up at `now`, given its send error count.
+    pub fn due(&self, i: usize, now: u64, errors: u64) -> bool {
+        if self.last_try[i].is_some_and(|t| now.saturating_sub(t) < MIN_RETRY_NS) {
+            return false;
+        }
+        match self.last_ok[i] {
+            None => true,
+            Some(_) if errors > self.errors_seen[i] => true,
+            Some(ok) => self.interval_ns > 0 && now.saturating_sub(ok) >= self.interval_ns,
+        }
+    }
+
+    /// Records a look-up of `i` at `now`.
+    pub fn record(&mut self, i: usize, now: u64, ok: bool, errors: u64) {
+        self.last_try[i] = Some(now);
+        self.errors_seen[i] = errors;
+        if ok {
+            self.last_ok[i] = Some(now);
+        }
+    }
+}
+
+/// Body of the `rtpmic-resolve` thread: runs until `stop`.
+pub fn run(
+    dests: &[Destination],
+    mut current: Vec<Option<SocketAddr>>,
+    mut updates: Producer<DestUpdate>,
+    stats: &Stats,
+    stop: &AtomicBool,
+    interval_s: u32,
+) {
+    let mut schedule = Schedule::new(dests.len(), interval_s);
+    let start = now_ns();
+    for (i, a) in current.iter().enumerate() {
+        if a.is_some() {
+            schedule.record(i, start, true, 0);
+        }
+    }
+    let mut failing = vec![false; dests.len()];
+    while !stop.load(Relaxed) {
+        let now = now_ns();
+        for (i, d) in dests.iter().enumerate() {
+            if !matches!(d.host, Host::Name(_)) {
+                continue;
+            }
+            let errors = stats.dests.get(i).map_or(0, |c| c.errors.load(Relaxed));
+            if !schedule.due(i, now, errors) {
+                continue;
+            }
+            let result = resolve(d, current[i]);
+            schedule.record(i, now, result.is_ok(), errors);
+            match result {
+                Ok(addr) => {
+                    if current[i] != Some(addr) {
+                        info!("destination {d} is now {addr}");
+                        current[i] = Some(addr);
+                        updates.push(|u| {
+                            *u = DestUpdate {
+                                index: i,
+                                addr: Some(addr),
+                            }
+                        });
+                    }
+                    failing[i] = false;
+                }
+                Err(e) => {
+                    // Keep sending to the last known address; say so once per failure spell.
+                    if !failing[i] {
+                        warn!(
+                            "cannot resolve destination {d}: {e} (retrying every {} s)",
+                            MIN_RETRY_NS / 1_000_000_000
+                        );
+                        failing[i] = true;
+                    }
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: u64 = 1_000_000_000;
+
+    #[test]
+    fn schedule_retries_failures_errors_and_interval() {
+        let mut s = Schedule::new(1, 60);
+        assert!(s.due(0, 0, 0), "never resolved");
+        s.record(0, 0, false, 0);
+        assert!(!s.due(0, S, 0), "retry rate-limited");
+        assert!(s.due(0, 5 * S, 0), "retry after 5 s");
+        s.record(0, 5 * S, true, 0);
+        assert!(!s.due(0, 20 * S, 0));
+        assert!(s.due(0, 20 * S, 3), "send errors since the last look-up");
+        s.record(0, 20 * S, true, 3);
+        assert!(!s.due(0, 40 * S, 3));
+        assert!(s.due(0, 80 * S, 3), "interval");
+    }
+
+    #[test]
+    fn literals_and_localhost_resolve() {
+        let d = crate::config::parse_destination("localhost:5004").unwrap();
+        let a = resolve(&d, None).unwrap();
+        assert!(a.ip().is_loopback() && a.port() == 5004);
+        let v6 = resolve(&d, Some("[::1]:1".parse().unwrap())).unwrap();
+        assert!(v6.ip().is_loopback());
+        assert!(resolve(
+            &crate::config::parse_destination("no-such-host.invalid:1").unwrap(),
+            None
+        )
+        .is_err());
     }
 }

@@ -11,6 +11,7 @@ use std::time::Duration;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 
+use super::dest::{DestTable, DestUpdate};
 use super::udp::MAX_BATCH;
 use super::DatagramSender;
 use crate::config::MAX_PACKET;
@@ -40,7 +41,14 @@ impl Packet {
 const RING: Token = Token(0);
 
 /// Body of the sender thread; returns when the encoder closed the ring and everything is sent.
-pub fn run(mut input: Consumer<Packet>, mut tx: impl DatagramSender, stats: &Stats) -> io::Result<()> {
+/// Address changes from the resolver are applied between batches.
+pub fn run(
+    mut input: Consumer<Packet>,
+    mut tx: impl DatagramSender,
+    mut dests: DestTable,
+    mut updates: Consumer<DestUpdate>,
+    stats: &Stats,
+) -> io::Result<()> {
     let mut poll = Poll::new()?;
     let mut events = Events::with_capacity(8);
     let fd: RawFd = input.readable_fd();
@@ -50,6 +58,9 @@ pub fn run(mut input: Consumer<Packet>, mut tx: impl DatagramSender, stats: &Sta
     let mut captured = [0u64; MAX_BATCH];
     let mut warmed_up = false;
     loop {
+        while let Some(u) = updates.pop(|u| *u) {
+            dests.apply(u);
+        }
         let mut n = 0;
         while n < MAX_BATCH {
             let Some((len, at)) = input.pop(|p| {
@@ -66,7 +77,7 @@ pub fn run(mut input: Consumer<Packet>, mut tx: impl DatagramSender, stats: &Sta
         }
         if n > 0 {
             let packets: [&[u8]; MAX_BATCH] = std::array::from_fn(|i| &bufs[i][..lens[i]]);
-            tx.send(&packets[..n], stats);
+            tx.send(&packets[..n], &mut dests, stats);
             let now = now_ns();
             for &at in &captured[..n] {
                 stats.latency.record(now.saturating_sub(at));

@@ -1,98 +1,118 @@
-//! The sendmmsg backend: every packet of a batch × every destination in one `sendmmsg` call
-//! per address family, from preallocated `mmsghdr`/`iovec`/`sockaddr` arrays.
+//! The sendmmsg backend: every packet of a batch × every active destination in one
+//! `sendmmsg` call per address family, from preallocated `mmsghdr`/`iovec` arrays that point
+//! into the caller's batch and the [`DestTable`].
 //!
 //! Error policy (never blocks the pipeline): EAGAIN/ENOBUFS → the datagram is dropped and
 //! counted; ECONNREFUSED/ENETUNREACH/EHOSTUNREACH/… → counted, the rest of the batch goes on.
+//! Every datagram is also counted against its destination.
 
 use std::io;
-use std::mem::{size_of, zeroed};
-use std::net::{SocketAddr, UdpSocket};
+use std::mem::zeroed;
+use std::net::UdpSocket;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering::Relaxed;
 
+use super::dest::{DestTable, Family};
+use super::socket::{self, SocketError, SocketOptions};
 use crate::ops::stats::Stats;
 
 /// Most packets the sender takes from the ring per batch.
 pub const MAX_BATCH: usize = 8;
 
-/// One socket and the destinations of its address family.
-struct FamilyGroup {
+/// One socket and its message arrays (MAX_BATCH × every destination slot).
+struct FamilySocket {
     socket: UdpSocket,
-    addrs: Vec<libc::sockaddr_storage>,
-    addr_lens: Vec<libc::socklen_t>,
     msgs: Vec<libc::mmsghdr>,
     iovs: Vec<libc::iovec>,
+    /// Destination index of each message, for the per-destination counters.
+    msg_dest: Vec<usize>,
 }
 
-// SAFETY: the raw pointers inside msgs/iovs are rewritten before every use and only ever
-// point into this struct or the caller's batch during `send`.
-unsafe impl Send for FamilyGroup {}
+// SAFETY: the raw pointers inside msgs/iovs are rewritten before every use and only point
+// into the caller's batch and destination table during `send`.
+unsafe impl Send for FamilySocket {}
 
-/// Sends datagrams to a fixed set of destinations with `sendmmsg`.
-pub struct MmsgSender {
-    groups: Vec<FamilyGroup>,
-}
-
-impl MmsgSender {
-    /// Opens one non-blocking socket per address family present in `dests` and preallocates
-    /// everything a batch of `MAX_BATCH` packets needs.
-    pub fn new(dests: &[SocketAddr]) -> io::Result<MmsgSender> {
-        let mut groups = Vec::new();
-        for v4 in [true, false] {
-            let mine: Vec<&SocketAddr> = dests.iter().filter(|d| d.is_ipv4() == v4).collect();
-            if mine.is_empty() {
-                continue;
-            }
-            let socket = UdpSocket::bind(if v4 { "0.0.0.0:0" } else { "[::]:0" })?;
-            socket.set_nonblocking(true)?;
-            let (addrs, addr_lens) = mine.iter().map(|d| sockaddr(d)).unzip();
-            let n = MAX_BATCH * mine.len();
-            // SAFETY: all-zero mmsghdr/iovec are valid (null pointers, zero lengths).
-            let msgs = (0..n).map(|_| unsafe { zeroed::<libc::mmsghdr>() }).collect();
-            let iovs = (0..n)
+impl FamilySocket {
+    fn new(socket: UdpSocket, slots: usize) -> FamilySocket {
+        let n = MAX_BATCH * slots.max(1);
+        FamilySocket {
+            socket,
+            // SAFETY: all-zero mmsghdr is valid (null pointers, zero lengths).
+            msgs: (0..n).map(|_| unsafe { zeroed::<libc::mmsghdr>() }).collect(),
+            iovs: (0..n)
                 .map(|_| libc::iovec {
                     iov_base: std::ptr::null_mut(),
                     iov_len: 0,
                 })
-                .collect();
-            groups.push(FamilyGroup {
-                socket,
-                addrs,
-                addr_lens,
-                msgs,
-                iovs,
-            });
+                .collect(),
+            msg_dest: vec![0; n],
         }
-        Ok(MmsgSender { groups })
+    }
+}
+
+/// Sends datagrams with `sendmmsg`, one socket per address family.
+pub struct MmsgSender {
+    v4: Option<FamilySocket>,
+    v6: Option<FamilySocket>,
+}
+
+impl MmsgSender {
+    /// Opens both sockets (IPv6 may be missing from the kernel: its destinations are then
+    /// counted as errors) and preallocates everything for `slots` destinations.
+    pub fn new(slots: usize, opts: &SocketOptions) -> Result<MmsgSender, SocketError> {
+        let v4 = FamilySocket::new(socket::open(true, opts)?, slots);
+        let v6 = match socket::open(false, opts) {
+            Ok(s) => Some(FamilySocket::new(s, slots)),
+            Err(e) if e.source.raw_os_error() == Some(libc::EAFNOSUPPORT) => None,
+            Err(e) => return Err(e),
+        };
+        Ok(MmsgSender { v4: Some(v4), v6 })
+    }
+
+    /// The local address of the socket of one family (tests, logging).
+    pub fn local_addr(&self, ipv4: bool) -> Option<std::net::SocketAddr> {
+        let fs = if ipv4 { &self.v4 } else { &self.v6 };
+        fs.as_ref().and_then(|f| f.socket.local_addr().ok())
     }
 }
 
 impl super::DatagramSender for MmsgSender {
-    fn send(&mut self, packets: &[&[u8]], stats: &Stats) {
+    fn send(&mut self, packets: &[&[u8]], dests: &mut DestTable, stats: &Stats) {
         debug_assert!(packets.len() <= MAX_BATCH);
-        for g in &mut self.groups {
+        for (family, fs) in [(Family::V4, &mut self.v4), (Family::V6, &mut self.v6)] {
+            let Some(fs) = fs else {
+                for d in (0..dests.len()).filter(|&d| dests.family(d) == family) {
+                    stats.count_error(d, &stats.send_errors, packets.len() as u64);
+                }
+                continue;
+            };
             let mut k = 0;
             for p in packets {
-                for d in 0..g.addrs.len() {
-                    g.iovs[k] = libc::iovec {
+                for d in 0..dests.len() {
+                    if dests.family(d) != family {
+                        continue;
+                    }
+                    let (name, namelen) = dests.name(d);
+                    fs.iovs[k] = libc::iovec {
                         iov_base: p.as_ptr() as *mut libc::c_void,
                         iov_len: p.len(),
                     };
-                    let hdr = &mut g.msgs[k].msg_hdr;
-                    hdr.msg_name = (&mut g.addrs[d] as *mut libc::sockaddr_storage).cast();
-                    hdr.msg_namelen = g.addr_lens[d];
-                    hdr.msg_iov = &mut g.iovs[k];
+                    let hdr = &mut fs.msgs[k].msg_hdr;
+                    hdr.msg_name = name.cast();
+                    hdr.msg_namelen = namelen;
+                    hdr.msg_iov = &mut fs.iovs[k];
                     hdr.msg_iovlen = 1;
+                    fs.msg_dest[k] = d;
                     k += 1;
                 }
             }
-            send_all(g.socket.as_raw_fd(), &mut g.msgs[..k], stats);
+            send_all(fs.socket.as_raw_fd(), &mut fs.msgs[..k], &fs.msg_dest[..k], stats);
         }
     }
 }
 
 /// Calls `sendmmsg` until every message was sent or skipped after an error.
-fn send_all(fd: i32, msgs: &mut [libc::mmsghdr], stats: &Stats) {
+fn send_all(fd: i32, msgs: &mut [libc::mmsghdr], msg_dest: &[usize], stats: &Stats) {
     let mut off = 0;
     while off < msgs.len() {
         let rest = &mut msgs[off..];
@@ -103,6 +123,9 @@ fn send_all(fd: i32, msgs: &mut [libc::mmsghdr], stats: &Stats) {
             let bytes: usize = rest[..sent].iter().map(|m| m.msg_len as usize).sum();
             stats.datagrams.fetch_add(sent as u64, Relaxed);
             stats.bytes.fetch_add(bytes as u64, Relaxed);
+            for &d in &msg_dest[off..off + sent] {
+                stats.count_sent(d);
+            }
             off += sent;
             continue;
         }
@@ -118,51 +141,16 @@ fn send_all(fd: i32, msgs: &mut [libc::mmsghdr], stats: &Stats) {
             }
             _ => &stats.send_errors,
         };
-        counter.fetch_add(1, Relaxed);
+        stats.count_error(msg_dest[off], counter, 1);
         off += 1;
     }
-}
-
-/// `SocketAddr` → `sockaddr_storage` + length, for `msg_name`.
-fn sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
-    // SAFETY: zeroed storage is valid; we write a sockaddr_in/in6 into its prefix.
-    let mut ss: libc::sockaddr_storage = unsafe { zeroed() };
-    let len = match addr {
-        SocketAddr::V4(a) => {
-            let sin = libc::sockaddr_in {
-                sin_family: libc::AF_INET as libc::sa_family_t,
-                sin_port: a.port().to_be(),
-                sin_addr: libc::in_addr {
-                    s_addr: u32::from_ne_bytes(a.ip().octets()),
-                },
-                sin_zero: [0; 8],
-            };
-            // SAFETY: sockaddr_in fits in sockaddr_storage.
-            unsafe { std::ptr::write((&mut ss as *mut libc::sockaddr_storage).cast(), sin) };
-            size_of::<libc::sockaddr_in>()
-        }
-        SocketAddr::V6(a) => {
-            let sin6 = libc::sockaddr_in6 {
-                sin6_family: libc::AF_INET6 as libc::sa_family_t,
-                sin6_port: a.port().to_be(),
-                sin6_flowinfo: a.flowinfo(),
-                sin6_addr: libc::in6_addr {
-                    s6_addr: a.ip().octets(),
-                },
-                sin6_scope_id: a.scope_id(),
-            };
-            // SAFETY: sockaddr_in6 fits in sockaddr_storage.
-            unsafe { std::ptr::write((&mut ss as *mut libc::sockaddr_storage).cast(), sin6) };
-            size_of::<libc::sockaddr_in6>()
-        }
-    };
-    (ss, len as libc::socklen_t)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::net::DatagramSender;
+    use std::net::SocketAddr;
 
     #[test]
     fn every_packet_reaches_every_destination_of_both_families() {
@@ -170,11 +158,23 @@ mod tests {
             .iter()
             .map(|a| UdpSocket::bind(a).unwrap())
             .collect();
-        let dests: Vec<SocketAddr> = rx.iter().map(|s| s.local_addr().unwrap()).collect();
-        let mut tx = MmsgSender::new(&dests).unwrap();
-        let stats = Stats::default();
-        tx.send(&[b"one", b"two!"], &stats);
+        let mut dests: Vec<Option<SocketAddr>> = rx.iter().map(|s| s.local_addr().ok()).collect();
+        dests.insert(1, None); // an unresolved destination is skipped
+        let mut table = DestTable::new(&dests);
+        let opts = SocketOptions {
+            dscp: 46,
+            so_priority: 0,
+            multicast_ttl: 1,
+            multicast_if: None,
+            multicast_loop: false,
+            bind: None,
+        };
+        let mut tx = MmsgSender::new(dests.len(), &opts).unwrap();
+        let stats = Stats::new(dests.len());
+        tx.send(&[b"one", b"two!"], &mut table, &stats);
         assert_eq!(stats.datagrams.load(Relaxed), 6);
+        assert_eq!(stats.dests[0].datagrams.load(Relaxed), 2);
+        assert_eq!(stats.dests[1].datagrams.load(Relaxed), 0);
         assert_eq!(stats.bytes.load(Relaxed), 3 * 7);
         for s in &rx {
             let mut buf = [0u8; 16];

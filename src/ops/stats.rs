@@ -64,6 +64,15 @@ impl LatencyHistogram {
     }
 }
 
+/// Counters of one destination.
+#[derive(Default)]
+pub struct DestCounters {
+    /// Datagrams the kernel accepted for this destination.
+    pub datagrams: AtomicU64,
+    /// Datagrams that failed for this destination (any send error).
+    pub errors: AtomicU64,
+}
+
 /// Every counter of one pipeline run.
 #[derive(Default)]
 pub struct Stats {
@@ -97,11 +106,50 @@ pub struct Stats {
     /// Any other send error.
     pub send_errors: AtomicU64,
     pub latency: LatencyHistogram,
+    /// Per destination, in `RTPMIC_DEST` order.
+    pub dests: Box<[DestCounters]>,
     /// The last device error, for the log line the main thread writes (fault path only).
     last_device_error: std::sync::Mutex<String>,
 }
 
 impl Stats {
+    /// Counters for `destinations` destinations.
+    pub fn new(destinations: usize) -> Stats {
+        Stats {
+            dests: (0..destinations).map(|_| DestCounters::default()).collect(),
+            ..Stats::default()
+        }
+    }
+
+    /// One datagram accepted for destination `d`.
+    pub fn count_sent(&self, d: usize) {
+        if let Some(c) = self.dests.get(d) {
+            c.datagrams.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// `n` datagrams for destination `d` failed; `kind` is the global counter of the error.
+    pub fn count_error(&self, d: usize, kind: &AtomicU64, n: u64) {
+        kind.fetch_add(n, Relaxed);
+        if let Some(c) = self.dests.get(d) {
+            c.errors.fetch_add(n, Relaxed);
+        }
+    }
+
+    /// One `dest=… datagrams=… errors=…` item per destination, for the stats log.
+    pub fn destination_summary(&self, names: &[String]) -> String {
+        let mut s = String::new();
+        for (name, c) in names.iter().zip(self.dests.iter()) {
+            let _ = write!(
+                s,
+                "[{name} datagrams={} errors={}] ",
+                c.datagrams.load(Relaxed),
+                c.errors.load(Relaxed)
+            );
+        }
+        s.trim_end().to_string()
+    }
+
     /// Records the text of a device error (called outside the hot loop only).
     pub fn set_device_error(&self, text: &str) {
         if let Ok(mut s) = self.last_device_error.lock() {

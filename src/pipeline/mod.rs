@@ -20,8 +20,10 @@ use rand::Rng;
 
 use crate::capture::{self, CaptureControl, Frame};
 use crate::codec::{EncodeError, Encoder};
-use crate::config::Config;
-use crate::net::{resolve::resolve, sender, sender::Packet, udp::MmsgSender};
+use crate::config::{Config, Host};
+use crate::net::dest::{DestTable, DestUpdate};
+use crate::net::socket::{SocketError, SocketOptions};
+use crate::net::{resolve, sender, sender::Packet, udp::MmsgSender};
 use crate::ops::stats::Stats;
 use crate::ring::{ring, Notifier};
 use crate::rt;
@@ -47,8 +49,8 @@ pub struct RunOptions {
 pub enum StartError {
     #[error("encoder: {0}")]
     Encoder(#[from] EncodeError),
-    #[error("no destination could be resolved")]
-    NoDestination,
+    #[error("{0}")]
+    Socket(#[from] SocketError),
     #[error("{0}: {1}")]
     Io(&'static str, io::Error),
 }
@@ -56,7 +58,9 @@ pub enum StartError {
 /// What start-up found worth telling the operator (the caller logs it).
 #[derive(Debug, Default)]
 pub struct StartReport {
-    pub destinations: Vec<SocketAddr>,
+    /// Each destination's address, `None` while its name does not resolve (the resolver
+    /// thread keeps trying).
+    pub destinations: Vec<Option<SocketAddr>>,
     pub unresolved: Vec<String>,
     pub ssrc: u32,
     pub memory_lock: Option<String>,
@@ -87,15 +91,20 @@ impl Pipeline {
     pub fn start(config: &Config, opts: RunOptions) -> Result<(Pipeline, StartReport), StartError> {
         let mut report = StartReport::default();
         for d in &config.dest {
-            match resolve(d) {
-                Ok(a) => report.destinations.push(a),
-                Err(e) => report.unresolved.push(format!("{d}: {e}")),
+            match resolve::resolve(d, None) {
+                Ok(a) => report.destinations.push(Some(a)),
+                Err(e) => {
+                    report.destinations.push(None);
+                    report.unresolved.push(format!("{d}: {e}"));
+                }
             }
         }
-        if report.destinations.is_empty() {
-            return Err(StartError::NoDestination);
-        }
-        let tx = MmsgSender::new(&report.destinations).map_err(|e| StartError::Io("socket", e))?;
+        // Every slot up to RTPMIC_MAX_DEST is allocated now, used or not.
+        let mut slots = report.destinations.clone();
+        slots.resize(config.max_dest.max(slots.len()), None);
+        let table = DestTable::new(&slots);
+        let tx = MmsgSender::new(slots.len(), &SocketOptions::from_config(config))?;
+        let (updates_tx, updates_rx) = ring(64, DestUpdate::none).map_err(|e| StartError::Io("eventfd", e))?;
         let encoder = Encoder::new(config)?;
         let mut rng = rand::rng();
         let ssrc = config.ssrc.unwrap_or_else(|| rng.random());
@@ -114,7 +123,7 @@ impl Pipeline {
             report.memory_lock = rt::lock_memory().err().map(|e| e.to_string());
         }
         let stop = Arc::new(AtomicBool::new(false));
-        let stats = Arc::new(Stats::default());
+        let stats = Arc::new(Stats::new(config.dest.len()));
         let exited = Arc::new(Notifier::new().map_err(|e| StartError::Io("eventfd", e))?);
         let rt_refused = Arc::new(AtomicBool::new(false));
         let limit_samples = opts.seconds.map(|s| s * u64::from(config.rate));
@@ -173,12 +182,23 @@ impl Pipeline {
                     "rtpmic-send",
                     rt::IO_STACK,
                     Box::new(move || {
-                        if let Err(e) = sender::run(packets_rx, tx, &stats) {
+                        if let Err(e) = sender::run(packets_rx, tx, table, updates_rx, &stats) {
                             stats.set_device_error(&format!("sender: {e}"));
                         }
                     }),
                 )
                 .map_err(|e| StartError::Io("spawn", e))?,
+            );
+        }
+        if config.dest.iter().any(|d| matches!(d.host, Host::Name(_))) {
+            let (stats, stop, dests) = (stats.clone(), stop.clone(), config.dest.clone());
+            let current = report.destinations.clone();
+            let interval = config.resolve_interval_s;
+            threads.push(
+                std::thread::Builder::new()
+                    .name("rtpmic-resolve".into())
+                    .spawn(move || resolve::run(&dests, current, updates_tx, &stats, &stop, interval))
+                    .map_err(|e| StartError::Io("spawn", e))?,
             );
         }
         Ok((

@@ -14,7 +14,7 @@ use crate::config::{format_frame_ms, Codec, Config, Destination, Host};
 /// * `o=` carries `origin` (the address we send from) and `session_id` (RFC 8866 §5.2 suggests
 ///   an NTP timestamp).
 /// * `c=` is the destination's address: for a receiver that is its own unicast address or
-///   the multicast group it joins (RFC 8866 §5.7). IPv4 multicast carries a TTL.
+///   the multicast group it joins (RFC 8866 §5.7). IPv4 multicast carries RTPMIC_MULTICAST_TTL.
 /// * Opus is always `opus/48000/2` with `stereo=0; sprop-stereo=0` for our mono signal
 ///   (RFC 7587 §7).
 pub fn describe(config: &Config, dest: &Destination, origin: IpAddr, session_id: u64) -> String {
@@ -27,7 +27,7 @@ pub fn describe(config: &Config, dest: &Destination, origin: IpAddr, session_id:
     let _ = writeln!(s, "s=rtpmic {}", config.device);
     match &dest.host {
         Host::Ip(ip) if ip.is_multicast() && ip.is_ipv4() => {
-            let _ = writeln!(s, "c=IN IP4 {ip}/{}", MULTICAST_TTL);
+            let _ = writeln!(s, "c=IN IP4 {ip}/{}", config.multicast_ttl);
         }
         Host::Ip(ip) => {
             let _ = writeln!(s, "c=IN {} {ip}", family(ip));
@@ -63,10 +63,6 @@ pub fn describe(config: &Config, dest: &Destination, origin: IpAddr, session_id:
     let _ = writeln!(s, "a=sendonly");
     s
 }
-
-/// TTL written for IPv4 multicast groups (RFC 8866 §5.7); the socket option comes with the
-/// multicast work.
-pub const MULTICAST_TTL: u8 = 16;
 
 #[cfg(test)]
 mod tests {
