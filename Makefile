@@ -6,8 +6,10 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 # Debian packages: build (ALSA, libopus), the simulated board (jackd + ALSA jack plugin),
-# and the real peers the tests decode with (ffmpeg).
-APT_PACKAGES := build-essential pkg-config libasound2-dev libopus-dev jackd2 libasound2-plugins alsa-utils ffmpeg
+# the real peers the tests decode and inspect with (ffmpeg, tshark), network namespaces
+# (iproute2, nftables), and GNU time for the benchmark.
+APT_PACKAGES := build-essential pkg-config libasound2-dev libopus-dev jackd2 libasound2-plugins alsa-utils \
+	ffmpeg tshark iproute2 nftables time
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 RELEASE := target/release/rtpmic
 
@@ -20,6 +22,7 @@ deps:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q "install ok installed" || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 		echo "installing:" $$missing; \
+		echo "wireshark-common wireshark-common/install-setuid boolean false" | $(SUDO) debconf-set-selections; \
 		$(SUDO) apt-get update -q && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing; \
 	fi

@@ -73,7 +73,7 @@ fn keys_help() -> String {
             k.name, k.default, "", k.allowed
         ));
     }
-    s.push_str("\nExit status: 0 stopped cleanly, 78 bad configuration, 69 could not start (sockets).");
+    s.push_str("\nExit status: 0 stopped cleanly, 78 bad configuration, 69 could not start (sockets, io_uring).");
     s
 }
 
@@ -165,13 +165,18 @@ fn run(config: &Config, opts: RunOptions) -> ExitCode {
         }
     };
     for u in &report.unresolved {
-        warn!("destination not resolved, skipped: {u}");
+        warn!("destination not resolved yet, retrying in the background: {u}");
     }
     if let Some(e) = &report.memory_lock {
         warn!("mlockall refused ({e}); pages may be swapped out");
     }
+    match &report.sender_fallback {
+        None => info!("sender: {}", report.sender),
+        Some(why) => info!("sender: {} (io_uring unavailable: {why})", report.sender),
+    }
+    let resolved = report.destinations.iter().flatten().count();
     info!(
-        "streaming: ssrc={:#010x} to {} destination(s)",
+        "started: ssrc={:#010x} to {resolved} of {} destination(s)",
         report.ssrc,
         report.destinations.len()
     );

@@ -5,6 +5,11 @@ pub mod resolve;
 pub mod sender;
 pub mod socket;
 pub mod udp;
+pub mod uring;
+
+use std::io;
+use std::os::fd::RawFd;
+use std::time::Duration;
 
 use crate::ops::stats::Stats;
 use dest::DestTable;
@@ -16,4 +21,25 @@ pub trait DatagramSender: Send {
     /// Sends every packet of `packets` (at most [`udp::MAX_BATCH`]) to every active
     /// destination of `dests`, counting datagrams, bytes and errors into `stats`.
     fn send(&mut self, packets: &[&[u8]], dests: &mut DestTable, stats: &Stats);
+
+    /// Parks until the eventfd `wake_fd` is signalled or `timeout` passes (either may also
+    /// return early). The eventfd needs no reading afterwards.
+    fn wait(&mut self, wake_fd: RawFd, timeout: Duration) -> io::Result<()>;
+
+    /// The backend's name for the log ("io_uring", "epoll").
+    fn name(&self) -> &'static str;
+}
+
+impl DatagramSender for Box<dyn DatagramSender> {
+    fn send(&mut self, packets: &[&[u8]], dests: &mut DestTable, stats: &Stats) {
+        (**self).send(packets, dests, stats)
+    }
+
+    fn wait(&mut self, wake_fd: RawFd, timeout: Duration) -> io::Result<()> {
+        (**self).wait(wake_fd, timeout)
+    }
+
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
 }

@@ -88,12 +88,11 @@ pub fn run(
 ) {
     let mut schedule = Schedule::new(dests.len(), interval_s);
     let start = now_ns();
+    // The main thread made the first look-up (and reported failures) just before.
     for (i, a) in current.iter().enumerate() {
-        if a.is_some() {
-            schedule.record(i, start, true, 0);
-        }
+        schedule.record(i, start, a.is_some(), 0);
     }
-    let mut failing = vec![false; dests.len()];
+    let mut failing: Vec<bool> = current.iter().map(Option::is_none).collect();
     while !stop.load(Relaxed) {
         let now = now_ns();
         for (i, d) in dests.iter().enumerate() {

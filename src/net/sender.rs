@@ -1,15 +1,12 @@
 //! The `rtpmic-send` thread: packets from the encoder ring → every destination.
 //!
-//! Waits on the ring's eventfd through mio (epoll), so later sockets (RTCP in) join the same
-//! loop. Takes up to [`MAX_BATCH`] ready packets at once and hands them to the backend in one
+//! Waits on the ring's eventfd through the backend (epoll, or a read on the io_uring), so
+//! later sockets (RTCP in) join the same loop. Takes up to [`MAX_BATCH`] ready packets at once and hands them to the backend in one
 //! call; records each packet's software-added latency once the kernel has accepted it.
 
 use std::io;
 use std::os::fd::RawFd;
 use std::time::Duration;
-
-use mio::unix::SourceFd;
-use mio::{Events, Interest, Poll, Token};
 
 use super::dest::{DestTable, DestUpdate};
 use super::udp::MAX_BATCH;
@@ -38,8 +35,6 @@ impl Packet {
     }
 }
 
-const RING: Token = Token(0);
-
 /// Body of the sender thread; returns when the encoder closed the ring and everything is sent.
 /// Address changes from the resolver are applied between batches.
 pub fn run(
@@ -49,10 +44,7 @@ pub fn run(
     mut updates: Consumer<DestUpdate>,
     stats: &Stats,
 ) -> io::Result<()> {
-    let mut poll = Poll::new()?;
-    let mut events = Events::with_capacity(8);
     let fd: RawFd = input.readable_fd();
-    poll.registry().register(&mut SourceFd(&fd), RING, Interest::READABLE)?;
     let mut bufs = [[0u8; MAX_PACKET]; MAX_BATCH];
     let mut lens = [0usize; MAX_BATCH];
     let mut captured = [0u64; MAX_BATCH];
@@ -96,13 +88,9 @@ pub fn run(
             input.disarm();
             continue;
         }
-        match poll.poll(&mut events, Some(Duration::from_millis(500))) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                hot_path::leave();
-                return Err(e);
-            }
+        if let Err(e) = tx.wait(fd, Duration::from_millis(500)) {
+            hot_path::leave();
+            return Err(e);
         }
         input.disarm();
     }

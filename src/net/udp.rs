@@ -9,8 +9,9 @@
 use std::io;
 use std::mem::zeroed;
 use std::net::UdpSocket;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
 
 use super::dest::{DestTable, Family};
 use super::socket::{self, SocketError, SocketOptions};
@@ -20,12 +21,12 @@ use crate::ops::stats::Stats;
 pub const MAX_BATCH: usize = 8;
 
 /// One socket and its message arrays (MAX_BATCH × every destination slot).
-struct FamilySocket {
-    socket: UdpSocket,
-    msgs: Vec<libc::mmsghdr>,
+pub(crate) struct FamilySocket {
+    pub(crate) socket: UdpSocket,
+    pub(crate) msgs: Vec<libc::mmsghdr>,
     iovs: Vec<libc::iovec>,
     /// Destination index of each message, for the per-destination counters.
-    msg_dest: Vec<usize>,
+    pub(crate) msg_dest: Vec<usize>,
 }
 
 // SAFETY: the raw pointers inside msgs/iovs are rewritten before every use and only point
@@ -33,7 +34,7 @@ struct FamilySocket {
 unsafe impl Send for FamilySocket {}
 
 impl FamilySocket {
-    fn new(socket: UdpSocket, slots: usize) -> FamilySocket {
+    pub(crate) fn new(socket: UdpSocket, slots: usize) -> FamilySocket {
         let n = MAX_BATCH * slots.max(1);
         FamilySocket {
             socket,
@@ -48,25 +49,81 @@ impl FamilySocket {
             msg_dest: vec![0; n],
         }
     }
+
+    /// Points one message per (packet, active destination of `family`) at the packet and
+    /// the destination's address; returns how many messages are ready.
+    pub(crate) fn fill(&mut self, packets: &[&[u8]], dests: &mut DestTable, family: Family) -> usize {
+        let mut k = 0;
+        for p in packets {
+            for d in 0..dests.len() {
+                if dests.family(d) != family {
+                    continue;
+                }
+                let (name, namelen) = dests.name(d);
+                self.iovs[k] = libc::iovec {
+                    iov_base: p.as_ptr() as *mut libc::c_void,
+                    iov_len: p.len(),
+                };
+                let hdr = &mut self.msgs[k].msg_hdr;
+                hdr.msg_name = name.cast();
+                hdr.msg_namelen = namelen;
+                hdr.msg_iov = &mut self.iovs[k];
+                hdr.msg_iovlen = 1;
+                self.msg_dest[k] = d;
+                k += 1;
+            }
+        }
+        k
+    }
 }
 
-/// Sends datagrams with `sendmmsg`, one socket per address family.
+/// Opens both families' sockets for `slots` destinations. IPv6 may be missing from the
+/// kernel: its destinations are then counted as errors.
+pub(crate) fn open_sockets(
+    slots: usize,
+    opts: &SocketOptions,
+) -> Result<(Option<FamilySocket>, Option<FamilySocket>), SocketError> {
+    let v4 = FamilySocket::new(socket::open(true, opts)?, slots);
+    let v6 = match socket::open(false, opts) {
+        Ok(s) => Some(FamilySocket::new(s, slots)),
+        Err(e) if e.source.raw_os_error() == Some(libc::EAFNOSUPPORT) => None,
+        Err(e) => return Err(e),
+    };
+    Ok((Some(v4), v6))
+}
+
+/// Counts `n` failed datagrams for every destination of `family` (no socket for it).
+pub(crate) fn count_family_missing(dests: &DestTable, family: Family, n: usize, stats: &Stats) {
+    for d in (0..dests.len()).filter(|&d| dests.family(d) == family) {
+        stats.count_error(d, &stats.send_errors, n as u64);
+    }
+}
+
+/// Sends datagrams with `sendmmsg`, one socket per address family; waits with epoll (mio).
 pub struct MmsgSender {
     v4: Option<FamilySocket>,
     v6: Option<FamilySocket>,
+    poll: mio::Poll,
+    events: mio::Events,
+    registered: Option<RawFd>,
 }
 
 impl MmsgSender {
-    /// Opens both sockets (IPv6 may be missing from the kernel: its destinations are then
-    /// counted as errors) and preallocates everything for `slots` destinations.
+    /// Opens both sockets and preallocates everything for `slots` destinations.
     pub fn new(slots: usize, opts: &SocketOptions) -> Result<MmsgSender, SocketError> {
-        let v4 = FamilySocket::new(socket::open(true, opts)?, slots);
-        let v6 = match socket::open(false, opts) {
-            Ok(s) => Some(FamilySocket::new(s, slots)),
-            Err(e) if e.source.raw_os_error() == Some(libc::EAFNOSUPPORT) => None,
-            Err(e) => return Err(e),
-        };
-        Ok(MmsgSender { v4: Some(v4), v6 })
+        let (v4, v6) = open_sockets(slots, opts)?;
+        let poll = mio::Poll::new().map_err(|source| SocketError {
+            key: "RTPMIC_SENDER",
+            what: "epoll",
+            source,
+        })?;
+        Ok(MmsgSender {
+            v4,
+            v6,
+            poll,
+            events: mio::Events::with_capacity(8),
+            registered: None,
+        })
     }
 
     /// The local address of the socket of one family (tests, logging).
@@ -81,33 +138,44 @@ impl super::DatagramSender for MmsgSender {
         debug_assert!(packets.len() <= MAX_BATCH);
         for (family, fs) in [(Family::V4, &mut self.v4), (Family::V6, &mut self.v6)] {
             let Some(fs) = fs else {
-                for d in (0..dests.len()).filter(|&d| dests.family(d) == family) {
-                    stats.count_error(d, &stats.send_errors, packets.len() as u64);
-                }
+                count_family_missing(dests, family, packets.len(), stats);
                 continue;
             };
-            let mut k = 0;
-            for p in packets {
-                for d in 0..dests.len() {
-                    if dests.family(d) != family {
-                        continue;
-                    }
-                    let (name, namelen) = dests.name(d);
-                    fs.iovs[k] = libc::iovec {
-                        iov_base: p.as_ptr() as *mut libc::c_void,
-                        iov_len: p.len(),
-                    };
-                    let hdr = &mut fs.msgs[k].msg_hdr;
-                    hdr.msg_name = name.cast();
-                    hdr.msg_namelen = namelen;
-                    hdr.msg_iov = &mut fs.iovs[k];
-                    hdr.msg_iovlen = 1;
-                    fs.msg_dest[k] = d;
-                    k += 1;
-                }
-            }
+            let k = fs.fill(packets, dests, family);
             send_all(fs.socket.as_raw_fd(), &mut fs.msgs[..k], &fs.msg_dest[..k], stats);
         }
+    }
+
+    fn wait(&mut self, wake_fd: RawFd, timeout: Duration) -> io::Result<()> {
+        if self.registered != Some(wake_fd) {
+            // Edge-triggered (mio's mode): every eventfd write raises a new event, so the
+            // eventfd is never read.
+            self.poll.registry().register(
+                &mut mio::unix::SourceFd(&wake_fd),
+                mio::Token(0),
+                mio::Interest::READABLE,
+            )?;
+            self.registered = Some(wake_fd);
+        }
+        match self.poll.poll(&mut self.events, Some(timeout)) {
+            Err(e) if e.kind() != io::ErrorKind::Interrupted => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        "epoll"
+    }
+}
+
+/// The counter an errno of a failed send belongs to.
+pub(crate) fn error_counter(stats: &Stats, errno: i32) -> &std::sync::atomic::AtomicU64 {
+    match errno {
+        libc::EAGAIN | libc::ENOBUFS => &stats.send_would_block,
+        libc::ECONNREFUSED | libc::ENETUNREACH | libc::EHOSTUNREACH | libc::ENETDOWN | libc::EHOSTDOWN => {
+            &stats.send_unreachable
+        }
+        _ => &stats.send_errors,
     }
 }
 
@@ -134,14 +202,7 @@ fn send_all(fd: i32, msgs: &mut [libc::mmsghdr], msg_dest: &[usize], stats: &Sta
             continue;
         }
         // The message at `off` failed: count it and go on with the next one.
-        let counter = match errno {
-            libc::EAGAIN | libc::ENOBUFS => &stats.send_would_block,
-            libc::ECONNREFUSED | libc::ENETUNREACH | libc::EHOSTUNREACH | libc::ENETDOWN | libc::EHOSTDOWN => {
-                &stats.send_unreachable
-            }
-            _ => &stats.send_errors,
-        };
-        stats.count_error(msg_dest[off], counter, 1);
+        stats.count_error(msg_dest[off], error_counter(stats, errno), 1);
         off += 1;
     }
 }

@@ -20,10 +20,10 @@ use rand::Rng;
 
 use crate::capture::{self, CaptureControl, Frame};
 use crate::codec::{EncodeError, Encoder};
-use crate::config::{Config, Host};
+use crate::config::{Config, Host, SenderKind};
 use crate::net::dest::{DestTable, DestUpdate};
 use crate::net::socket::{SocketError, SocketOptions};
-use crate::net::{resolve, sender, sender::Packet, udp::MmsgSender};
+use crate::net::{resolve, sender, sender::Packet, udp::MmsgSender, uring, DatagramSender};
 use crate::ops::stats::Stats;
 use crate::ring::{ring, Notifier};
 use crate::rt;
@@ -51,6 +51,8 @@ pub enum StartError {
     Encoder(#[from] EncodeError),
     #[error("{0}")]
     Socket(#[from] SocketError),
+    #[error("RTPMIC_SENDER=io_uring: {0}; use auto or epoll")]
+    NoUring(String),
     #[error("{0}: {1}")]
     Io(&'static str, io::Error),
 }
@@ -64,6 +66,27 @@ pub struct StartReport {
     pub unresolved: Vec<String>,
     pub ssrc: u32,
     pub memory_lock: Option<String>,
+    /// The sender backend in use, and why io_uring was not, under `RTPMIC_SENDER=auto`.
+    pub sender: &'static str,
+    pub sender_fallback: Option<String>,
+}
+
+/// The backend `RTPMIC_SENDER` asks for: io_uring when probing finds it (auto) or when asked
+/// for by name (an error if missing), sendmmsg + epoll otherwise.
+fn open_backend(config: &Config, slots: usize) -> Result<(Box<dyn DatagramSender>, Option<String>), StartError> {
+    let opts = SocketOptions::from_config(config);
+    let uring = match config.sender {
+        SenderKind::Epoll => Err("RTPMIC_SENDER=epoll".to_string()),
+        SenderKind::IoUring => Ok(uring::probe().map_err(StartError::NoUring)?),
+        SenderKind::Auto => uring::probe(),
+    };
+    Ok(match uring {
+        Ok(()) => (Box::new(uring::UringSender::new(slots, &opts)?), None),
+        Err(why) => (
+            Box::new(MmsgSender::new(slots, &opts)?),
+            (config.sender == SenderKind::Auto).then_some(why),
+        ),
+    })
 }
 
 /// A running pipeline.
@@ -103,7 +126,9 @@ impl Pipeline {
         let mut slots = report.destinations.clone();
         slots.resize(config.max_dest.max(slots.len()), None);
         let table = DestTable::new(&slots);
-        let tx = MmsgSender::new(slots.len(), &SocketOptions::from_config(config))?;
+        let (tx, fallback) = open_backend(config, slots.len())?;
+        report.sender = tx.name();
+        report.sender_fallback = fallback;
         let (updates_tx, updates_rx) = ring(64, DestUpdate::none).map_err(|e| StartError::Io("eventfd", e))?;
         let encoder = Encoder::new(config)?;
         let mut rng = rand::rng();
