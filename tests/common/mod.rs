@@ -107,6 +107,12 @@ impl SimBoard {
     /// tests run as root in CI; elsewhere rtpmic warns and runs at normal priority).
     pub fn rtpmic(&self, infile: &Path) -> Command {
         let mut c = Command::new(RTPMIC);
+        self.apply_env(&mut c, infile);
+        c
+    }
+
+    /// Gives `c` this board's environment (for commands that wrap rtpmic, e.g. `ip netns exec`).
+    pub fn apply_env(&self, c: &mut Command, infile: &Path) {
         for (k, _) in std::env::vars() {
             if k.starts_with("RTPMIC_") {
                 c.env_remove(k);
@@ -116,7 +122,6 @@ impl SimBoard {
             .env("ALSA_CONFIG_PATH", alsa_config_path())
             .env("SIM_INFILE", infile)
             .stdin(Stdio::null());
-        c
     }
 
     /// Writes `samples` as raw S16_LE into a file in this board's temp dir.

@@ -1,0 +1,254 @@
+//! The network side with real sockets: both sender backends, fan-out, refusing and vanishing
+//! receivers on loopback, and unicast + multicast + DSCP across a veth link between two network
+//! namespaces this test creates (and removes).
+
+mod common;
+
+use std::net::UdpSocket;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+
+fn run_pcmu(board: &SimBoard, infile: &std::path::Path, dest: &str, keys: &[(&str, &str)], seconds: &str) -> String {
+    let mut cmd = board.rtpmic(infile);
+    cmd.args(["run", "--seconds", seconds])
+        .env("RTPMIC_DEVICE", "simfile")
+        .env("RTPMIC_CODEC", "pcmu")
+        .env("RTPMIC_DEST", dest)
+        .stderr(Stdio::piped());
+    for (k, v) in keys {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{log}");
+    log
+}
+
+#[test]
+fn io_uring_and_epoll_send_identical_streams() {
+    let board = SimBoard::shared();
+    let infile = board.infile("in.raw", &two_tone(48_000, 3.0));
+    let mut streams = Vec::new();
+    for backend in ["io_uring", "epoll"] {
+        let rx = Receiver::bind();
+        let child = board
+            .rtpmic(&infile)
+            .args(["run", "--seconds", "1"])
+            .env("RTPMIC_DEVICE", "simfile")
+            .env("RTPMIC_SENDER", backend)
+            .env("RTPMIC_SSRC", "0x1234")
+            .env("RTPMIC_DEST", rx.dest())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let pkts = rx.collect(1000, Duration::from_secs(10), Duration::from_millis(500));
+        let out = child.wait_with_output().unwrap();
+        let log = String::from_utf8_lossy(&out.stderr);
+        assert!(log.contains(&format!("sender: {backend}")), "{log}");
+        assert_clean_stream(&pkts, 96, 960);
+        streams.push(pkts);
+    }
+    let (a, b) = (&streams[0], &streams[1]);
+    assert_eq!(a.len(), 50);
+    assert_eq!(a.len(), b.len());
+    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+        assert_eq!(x.payload, y.payload, "payload {i} differs between backends");
+        assert_eq!((x.ssrc, x.pt, x.marker), (y.ssrc, y.pt, y.marker));
+    }
+}
+
+#[test]
+fn fan_out_to_32_receivers_delivers_every_packet() {
+    let board = SimBoard::shared();
+    let infile = board.infile("in.raw", &two_tone(8000, 11.0));
+    let receivers: Vec<Receiver> = (0..32).map(|_| Receiver::bind()).collect();
+    let dest: Vec<String> = receivers.iter().map(|r| r.dest()).collect();
+    let collectors: Vec<_> = receivers
+        .into_iter()
+        .map(|r| std::thread::spawn(move || r.collect(10_000, Duration::from_secs(15), Duration::from_secs(1))))
+        .collect();
+    let log = run_pcmu(&board, &infile, &dest.join(","), &[], "10");
+    for (i, c) in collectors.into_iter().enumerate() {
+        let pkts = c.join().unwrap();
+        assert_eq!(pkts.len(), 500, "receiver {i} got {} of 500", pkts.len());
+        assert_clean_stream(&pkts, 0, 160);
+    }
+    let summary = log.lines().find(|l| l.contains("destinations:")).unwrap_or_default();
+    assert_eq!(summary.matches("datagrams=500 errors=0").count(), 32, "{summary}");
+}
+
+#[test]
+fn refusing_and_vanishing_receivers_do_not_disturb_the_others() {
+    let board = SimBoard::shared();
+    let infile = board.infile("in.raw", &two_tone(8000, 4.0));
+    let good = Receiver::bind();
+    let refused = {
+        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.local_addr().unwrap().to_string() // closed at once: ICMP port unreachable
+    };
+    let vanishing = Receiver::bind();
+    let dest = format!("{refused},{},{}", vanishing.dest(), good.dest());
+    let collector = std::thread::spawn(move || good.collect(10_000, Duration::from_secs(10), Duration::from_secs(1)));
+    let vanisher = std::thread::spawn(move || {
+        let first = vanishing.collect(20, Duration::from_secs(10), Duration::from_secs(1));
+        drop(vanishing); // gone mid-stream
+        first.len()
+    });
+    run_pcmu(&board, &infile, &dest, &[], "3");
+    assert_eq!(vanisher.join().unwrap(), 20);
+    let pkts = collector.join().unwrap();
+    assert_eq!(pkts.len(), 150, "the good receiver gets every packet");
+    assert_clean_stream(&pkts, 0, 160);
+}
+
+/// Two namespaces joined by veth; removed on drop.
+struct Netns {
+    a: String,
+    b: String,
+}
+
+impl Netns {
+    fn create(tag: &str) -> Netns {
+        let id = std::process::id() % 10_000;
+        let ns = Netns {
+            a: format!("rtpmic-{tag}-a-{id}"),
+            b: format!("rtpmic-{tag}-b-{id}"),
+        };
+        let (va, vb) = (format!("rma{id}"), format!("rmb{id}"));
+        for cmd in [
+            format!("ip netns add {}", ns.a),
+            format!("ip netns add {}", ns.b),
+            format!(
+                "ip link add {va} netns {} type veth peer name {vb} netns {}",
+                ns.a, ns.b
+            ),
+            format!("ip -n {} addr add 10.231.0.1/24 dev {va}", ns.a),
+            format!("ip -n {} addr add 10.231.0.2/24 dev {vb}", ns.b),
+            format!("ip -n {} link set {va} up", ns.a),
+            format!("ip -n {} link set {vb} up", ns.b),
+            format!("ip -n {} link set lo up", ns.a),
+            format!("ip -n {} link set lo up", ns.b),
+        ] {
+            sh(&cmd);
+        }
+        ns
+    }
+
+    /// Runs `f` on a thread that lives inside namespace `name` (setns is per thread).
+    fn in_ns<T: Send + 'static>(name: &str, f: impl FnOnce() -> T + Send + 'static) -> std::thread::JoinHandle<T> {
+        let path = format!("/run/netns/{name}");
+        std::thread::spawn(move || {
+            let fd = std::fs::File::open(&path).unwrap();
+            nix::sched::setns(fd, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+            f()
+        })
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.a]).status();
+        let _ = Command::new("ip").args(["netns", "del", &self.b]).status();
+    }
+}
+
+fn sh(cmd: &str) {
+    let st = Command::new("sh").arg("-c").arg(cmd).status().unwrap();
+    assert!(st.success(), "{cmd}");
+}
+
+#[test]
+fn unicast_and_multicast_cross_a_veth_marked_dscp_46() {
+    let board = SimBoard::shared();
+    let infile = board.infile("in.raw", &two_tone(8000, 5.0));
+    let ns = Netns::create("net");
+    let id = std::process::id() % 10_000;
+    let (va, vb) = (format!("rma{id}"), format!("rmb{id}"));
+    // tshark in B sees what crosses the link: the DSCP of every UDP packet.
+    let mut tshark = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &ns.b,
+            "tshark",
+            "-l",
+            "-n",
+            "-i",
+            &vb,
+            "-f",
+            "udp",
+            "-T",
+            "fields",
+            "-e",
+            "ip.dsfield.dscp",
+            "-e",
+            "ip.dst",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("tshark (Debian package tshark) must be installed: run `make test`");
+    // tshark prints "Capturing on ..." when ready: wait for it rather than sleeping.
+    {
+        use std::io::BufRead;
+        let err = tshark.stderr.take().unwrap();
+        let mut lines = std::io::BufReader::new(err).lines();
+        assert!(
+            lines.any(|l| l.is_ok_and(|l| l.contains("Capturing on"))),
+            "tshark did not start"
+        );
+        std::thread::spawn(move || for _ in lines {});
+    }
+    let vb2 = vb.clone();
+    let receivers = Netns::in_ns(&ns.b, move || {
+        let uni = UdpSocket::bind("10.231.0.2:5004").unwrap();
+        let multi = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
+        multi.set_reuse_address(true).unwrap();
+        multi
+            .bind(&"0.0.0.0:5006".parse::<std::net::SocketAddr>().unwrap().into())
+            .unwrap();
+        let index = nix::net::if_::if_nametoindex(vb2.as_str()).unwrap();
+        multi
+            .join_multicast_v4_n(
+                &"239.255.7.7".parse().unwrap(),
+                &socket2::InterfaceIndexOrAddress::Index(index),
+            )
+            .unwrap();
+        let multi: UdpSocket = multi.into();
+        let u = std::thread::spawn(move || {
+            Receiver { socket: uni }.collect(10_000, Duration::from_secs(15), Duration::from_secs(1))
+        });
+        let m = Receiver { socket: multi }.collect(10_000, Duration::from_secs(15), Duration::from_secs(1));
+        (u.join().unwrap(), m)
+    });
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", &ns.a, RTPMIC, "run", "--seconds", "3"]);
+    board.apply_env(&mut cmd, &infile);
+    let out = cmd
+        .env("RTPMIC_DEVICE", "simfile")
+        .env("RTPMIC_CODEC", "pcmu")
+        .env("RTPMIC_DEST", "10.231.0.2:5004,239.255.7.7:5006")
+        .env("RTPMIC_MULTICAST_IF", &va)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (uni, multi) = receivers.join().unwrap();
+    assert_eq!(uni.len(), 150, "unicast receiver in the other namespace");
+    assert_clean_stream(&uni, 0, 160);
+    assert_eq!(multi.len(), 150, "multicast receiver that joined the group");
+    assert_clean_stream(&multi, 0, 160);
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(tshark.id() as i32, libc::SIGINT) };
+    let cap = tshark.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&cap.stdout);
+    let rows: Vec<(&str, &str)> = text.lines().filter_map(|l| l.split_once('\t')).collect();
+    assert!(rows.len() >= 300, "tshark saw {} packets", rows.len());
+    assert!(
+        rows.iter().all(|(dscp, _)| *dscp == "46"),
+        "every packet is DSCP 46: {:?}",
+        &rows[..5.min(rows.len())]
+    );
+    assert!(rows.iter().any(|(_, dst)| *dst == "239.255.7.7") && rows.iter().any(|(_, dst)| *dst == "10.231.0.2"));
+}
