@@ -1,0 +1,102 @@
+//! Fan-out cost: CPU per delivered datagram and datagrams/s for 1, 8, 64 and 512 loopback
+//! destinations, for the io_uring backend, the sendmmsg backend and a naive loop of one
+//! `sendto` per datagram, in one run. Prints a Markdown table (benches/run.sh puts it into
+//! docs/PERFORMANCE.md).
+//!
+//! Each destination is a bound loopback UDP socket that is never read. On loopback the
+//! receive path runs in the sender's context too, so the kernel's per-datagram work (about
+//! 2.5 µs here) is in every figure; the backends differ only in what they add on top. Packets
+//! are 172 bytes (PCMU 20 ms) and sent one per batch, as a live stream does. CPU is the
+//! sending thread's user + system time (getrusage RUSAGE_THREAD).
+
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Instant;
+
+use rtpmic::net::dest::DestTable;
+use rtpmic::net::socket::SocketOptions;
+use rtpmic::net::udp::MmsgSender;
+use rtpmic::net::uring::UringSender;
+use rtpmic::net::DatagramSender;
+use rtpmic::ops::stats::Stats;
+
+const DATAGRAMS_PER_RUN: usize = 200_000;
+
+fn thread_cpu_us() -> f64 {
+    // SAFETY: valid out pointer.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) };
+    let tv = |t: libc::timeval| t.tv_sec as f64 * 1e6 + t.tv_usec as f64;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// (CPU µs per datagram, datagrams per second, datagrams accepted)
+fn measure(mut send_one: impl FnMut(&[u8]) -> u64, n_dest: usize) -> (f64, f64, u64) {
+    let packet = [0x80u8; 172];
+    let rounds = (DATAGRAMS_PER_RUN / n_dest).max(200);
+    for _ in 0..50 {
+        send_one(&packet);
+    }
+    let (cpu0, t0) = (thread_cpu_us(), Instant::now());
+    let mut accepted = 0;
+    for _ in 0..rounds {
+        accepted += send_one(&packet);
+    }
+    let (cpu, wall) = (thread_cpu_us() - cpu0, t0.elapsed().as_secs_f64());
+    let total = (rounds * n_dest) as f64;
+    (cpu / total, total / wall, accepted)
+}
+
+fn main() {
+    let opts = SocketOptions {
+        dscp: 46,
+        so_priority: 0,
+        multicast_ttl: 1,
+        multicast_if: None,
+        multicast_loop: false,
+        bind: None,
+    };
+    println!("| destinations | backend | CPU µs per datagram | datagrams/s | accepted by the kernel | CPU vs naive |");
+    println!("|---|---|---|---|---|---|");
+    for n in [1usize, 8, 64, 512] {
+        let sinks: Vec<UdpSocket> = (0..n)
+            .map(|_| UdpSocket::bind("127.0.0.1:0").expect("bind sink"))
+            .collect();
+        let addrs: Vec<SocketAddr> = sinks.iter().map(|s| s.local_addr().unwrap()).collect();
+        let slots: Vec<Option<SocketAddr>> = addrs.iter().copied().map(Some).collect();
+
+        let naive_sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        naive_sock.set_nonblocking(true).unwrap();
+        let naive = measure(
+            |p| addrs.iter().filter(|a| naive_sock.send_to(p, a).is_ok()).count() as u64,
+            n,
+        );
+
+        let mut results = vec![("naive sendto loop", naive)];
+        let backends: Vec<(&str, Box<dyn DatagramSender>)> = vec![
+            ("sendmmsg", Box::new(MmsgSender::new(n, &opts).unwrap())),
+            ("io_uring", Box::new(UringSender::new(n, &opts).unwrap())),
+        ];
+        for (name, mut b) in backends {
+            let mut table = DestTable::new(&slots);
+            let stats = Stats::new(n);
+            let r = measure(
+                |p| {
+                    let before = stats.datagrams.load(Relaxed);
+                    b.send(&[p], &mut table, &stats);
+                    stats.datagrams.load(Relaxed) - before
+                },
+                n,
+            );
+            results.push((name, r));
+        }
+        for (name, (cpu, rate, accepted)) in &results {
+            println!(
+                "| {n} | {name} | {cpu:.2} | {:.0} | {accepted} | {:.2} |",
+                rate,
+                cpu / results[0].1 .0
+            );
+        }
+        drop(sinks);
+    }
+}
