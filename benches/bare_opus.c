@@ -6,8 +6,9 @@
  * Reads FILE (raw S16_LE mono 48 kHz) 960 samples (20 ms) at a time and encodes each frame
  * with libopus using rtpmic's settings: OPUS_APPLICATION_VOIP, 32000 bit/s, complexity 10,
  * constrained VBR, mono. With --send, each packet also gets a 12-byte RTP header and goes
- * out with one sendto() on a UDP socket. Prints "packets=N bytes=M" to stdout at the end.
- * A trailing partial frame is ignored. Build:
+ * out with one sendto() on a UDP socket. Prints "packets=N bytes=M silk=S hybrid=H celt=C"
+ * to stdout at the end (bytes: Opus payload; S/H/C: packets per mode, from the TOC byte,
+ * RFC 6716 §3.1). A trailing partial frame is ignored. Build:
  *   cc -O2 benches/bare_opus.c $(pkg-config --cflags --libs opus) -o bare_opus
  */
 #include <arpa/inet.h>
@@ -69,7 +70,7 @@ int main(int argc, char **argv)
     uint16_t seq = 0;
     uint32_t ts = 0;
     const uint32_t ssrc = 0x62617265; /* "bare" */
-    unsigned long packets = 0, bytes = 0;
+    unsigned long packets = 0, bytes = 0, silk = 0, hybrid = 0, celt = 0;
     while (fread(pcm, sizeof pcm[0], FRAME, in) == FRAME) {
         opus_int32 n = opus_encode(enc, pcm, FRAME, pkt + RTP_HEADER, MAX_PAYLOAD);
         if (n < 0)
@@ -96,6 +97,14 @@ int main(int argc, char **argv)
         }
         packets++;
         bytes += (unsigned long)n;
+        /* TOC config: 0-11 SILK-only, 12-15 hybrid, 16-31 CELT-only. */
+        unsigned config = pkt[RTP_HEADER] >> 3;
+        if (config < 12)
+            silk++;
+        else if (config < 16)
+            hybrid++;
+        else
+            celt++;
     }
     if (ferror(in))
         die("read error", argv[1]);
@@ -103,6 +112,7 @@ int main(int argc, char **argv)
     fclose(in);
     if (sock >= 0)
         close(sock);
-    printf("packets=%lu bytes=%lu\n", packets, bytes);
+    printf("packets=%lu bytes=%lu silk=%lu hybrid=%lu celt=%lu\n", packets, bytes, silk, hybrid,
+           celt);
     return 0;
 }

@@ -7,19 +7,24 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-#[test]
-fn sigterm_stops_within_a_second_with_a_final_stats_line() {
-    let board = SimBoard::shared();
+/// `rtpmic run` (no end) streaming 30 s of two-tone Opus to `rx`, stderr piped.
+fn live_opus(board: &SimBoard, rx: &Receiver) -> std::process::Child {
     let infile = board.infile("in.raw", &two_tone(48_000, 30.0));
-    let rx = Receiver::bind();
-    let mut child = board
+    board
         .rtpmic(&infile)
         .args(["run"])
         .env("RTPMIC_DEVICE", "simfile")
         .env("RTPMIC_DEST", rx.dest())
         .stderr(std::process::Stdio::piped())
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn sigterm_stops_within_a_second_with_a_final_stats_line() {
+    let board = SimBoard::shared();
+    let rx = Receiver::bind();
+    let mut child = live_opus(&board, &rx);
     // Streaming for real: wait for 10 packets to arrive.
     let pkts = rx.collect(10, Duration::from_secs(10), Duration::from_secs(2));
     assert_eq!(pkts.len(), 10, "stream did not start");
@@ -63,16 +68,8 @@ fn seconds_option_ends_the_run_by_itself_after_that_much_audio() {
 #[test]
 fn overrun_is_recovered_with_timestamp_jump_and_marker() {
     let board = SimBoard::shared();
-    let infile = board.infile("in.raw", &two_tone(48_000, 30.0));
     let rx = Receiver::bind();
-    let mut child = board
-        .rtpmic(&infile)
-        .args(["run"])
-        .env("RTPMIC_DEVICE", "simfile")
-        .env("RTPMIC_DEST", rx.dest())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = live_opus(&board, &rx);
     let mut pkts = rx.collect(25, Duration::from_secs(10), Duration::from_secs(2));
     assert_eq!(pkts.len(), 25, "stream did not start");
     let pid = child.id() as i32;

@@ -9,7 +9,8 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 
 case "${1:-}" in
 start)
-    if jack_wait -s "$SERVER" -c >/dev/null 2>&1; then
+    # jack_wait -c exits 0 either way; its output says "running" or "not running".
+    if [ "$(jack_wait -s "$SERVER" -c 2>/dev/null)" = running ]; then
         echo "sim: jackd $SERVER already running"
         exit 0
     fi
@@ -29,7 +30,7 @@ stop)
     fi
     ;;
 status)
-    jack_wait -s "$SERVER" -c
+    [ "$(jack_wait -s "$SERVER" -c 2>/dev/null)" = running ] && echo running || { echo "not running"; exit 1; }
     ;;
 env)
     # eval "$(board/sim/sim.sh env)" points ALSA clients at the simulated board.

@@ -21,6 +21,20 @@ pub struct SocketOptions {
     pub bind: Option<SocketAddr>,
 }
 
+impl Default for SocketOptions {
+    /// The documented defaults of the RTPMIC_* keys (EF, priority 6, TTL 16, no loop).
+    fn default() -> SocketOptions {
+        SocketOptions {
+            dscp: 46,
+            so_priority: 6,
+            multicast_ttl: 16,
+            multicast_if: None,
+            multicast_loop: false,
+            bind: None,
+        }
+    }
+}
+
 impl SocketOptions {
     pub fn from_config(c: &Config) -> SocketOptions {
         SocketOptions {

@@ -222,14 +222,7 @@ mod tests {
         let mut dests: Vec<Option<SocketAddr>> = rx.iter().map(|s| s.local_addr().ok()).collect();
         dests.insert(1, None); // an unresolved destination is skipped
         let mut table = DestTable::new(&dests);
-        let opts = SocketOptions {
-            dscp: 46,
-            so_priority: 0,
-            multicast_ttl: 1,
-            multicast_if: None,
-            multicast_loop: false,
-            bind: None,
-        };
+        let opts = SocketOptions::default();
         let mut tx = MmsgSender::new(dests.len(), &opts).unwrap();
         let stats = Stats::new(dests.len());
         tx.send(&[b"one", b"two!"], &mut table, &stats);

@@ -221,14 +221,7 @@ mod tests {
             .collect();
         let dests: Vec<Option<SocketAddr>> = rx.iter().map(|s| s.local_addr().ok()).collect();
         let mut table = DestTable::new(&dests);
-        let opts = SocketOptions {
-            dscp: 46,
-            so_priority: 0,
-            multicast_ttl: 1,
-            multicast_if: None,
-            multicast_loop: false,
-            bind: None,
-        };
+        let opts = SocketOptions::default();
         let mut tx = UringSender::new(dests.len(), &opts).unwrap();
         let stats = Stats::new(2);
         tx.send(&[b"a", b"bc"], &mut table, &stats);
