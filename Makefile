@@ -48,7 +48,7 @@ lint:
 
 # Tests start (and stop) their own simulated board; nothing needs to run beforehand.
 test: deps lint
-	$(CARGO) test --all-targets
+	$(CARGO) test --lib --bins --tests --examples
 
 bench: build
 	benches/run.sh
