@@ -98,6 +98,21 @@ pub const KEYS: &[KeySpec] = &[
         allowed: "comma list of host:port, IPv6 as [addr]:port, at most RTPMIC_MAX_DEST",
     },
     KeySpec {
+        name: "RTPMIC_RTCP",
+        default: "on",
+        allowed: "on off (RTCP sender reports, RFC 3550)",
+    },
+    KeySpec {
+        name: "RTPMIC_RTCP_MUX",
+        default: "off",
+        allowed: "on off (on: RTCP on the RTP port, RFC 5761; off: port + 1)",
+    },
+    KeySpec {
+        name: "RTPMIC_CNAME",
+        default: "rtpmic@HOSTNAME",
+        allowed: "1..255 bytes of text (RTCP SDES CNAME)",
+    },
+    KeySpec {
         name: "RTPMIC_MAX_DEST",
         default: "64",
         allowed: "1..1024 (destinations preallocated)",
@@ -292,6 +307,10 @@ pub struct Config {
     pub payload_type: u8,
     pub dest: Vec<Destination>,
     pub ssrc: Option<u32>,
+    pub rtcp: bool,
+    pub rtcp_mux: bool,
+    /// RTCP CNAME; `None` means "rtpmic@" + the host name, found at start.
+    pub cname: Option<String>,
     pub max_dest: usize,
     pub resolve_interval_s: u32,
     pub sender: SenderKind,
@@ -324,6 +343,23 @@ impl Config {
     /// RTP timestamp ticks per frame.
     pub fn rtp_ticks_per_frame(&self) -> u32 {
         (u64::from(self.rtp_clock_rate()) * u64::from(self.frame_us) / 1_000_000) as u32
+    }
+
+    /// The CNAME for RTCP SDES: `RTPMIC_CNAME`, else "rtpmic@" + the host name (RFC 3550
+    /// §6.5.1 suggests user@host).
+    pub fn effective_cname(&self) -> String {
+        self.cname.clone().unwrap_or_else(|| {
+            let mut buf = [0u8; 256];
+            // SAFETY: gethostname writes at most buf.len() bytes into our buffer.
+            let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
+            let host = if ok {
+                let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+                String::from_utf8_lossy(&buf[..end]).into_owned()
+            } else {
+                "localhost".into()
+            };
+            format!("rtpmic@{host}")
+        })
     }
 
     /// The effective configuration in env file syntax, one `KEY=value` per line.
@@ -368,6 +404,9 @@ impl Config {
             ("RTPMIC_PAYLOAD_TYPE", self.payload_type.to_string()),
             ("RTPMIC_DEST", dest.join(",")),
             ("RTPMIC_SSRC", ssrc),
+            ("RTPMIC_RTCP", on_off(self.rtcp)),
+            ("RTPMIC_RTCP_MUX", on_off(self.rtcp_mux)),
+            ("RTPMIC_CNAME", self.cname.clone().unwrap_or_default()),
             ("RTPMIC_MAX_DEST", self.max_dest.to_string()),
             ("RTPMIC_RESOLVE_INTERVAL_S", self.resolve_interval_s.to_string()),
             ("RTPMIC_SENDER", sender.into()),
@@ -461,6 +500,10 @@ impl Config {
             None => Config::from_env(),
         }
     }
+}
+
+fn on_off(b: bool) -> String {
+    if b { "on" } else { "off" }.into()
 }
 
 fn known_keys() -> String {
@@ -600,6 +643,15 @@ impl Parser {
             .vars
             .contains_key("RTPMIC_SSRC")
             .then(|| self.int("RTPMIC_SSRC", 0, u64::from(u32::MAX), 0, true) as u32);
+        let rtcp = self.word("RTPMIC_RTCP", &[("on", true), ("off", false)], true);
+        let rtcp_mux = self.word("RTPMIC_RTCP_MUX", &[("on", true), ("off", false)], false);
+        let cname = self.vars.get("RTPMIC_CNAME").cloned();
+        if cname.as_ref().is_some_and(|c| c.len() > 255) {
+            self.error(
+                "RTPMIC_CNAME",
+                &format!("too long; allowed: {}", Parser::allowed("RTPMIC_CNAME")),
+            );
+        }
         let max_dest = self.int("RTPMIC_MAX_DEST", 1, MAX_DEST_LIMIT as u64, 64, false) as usize;
         if dest.len() > max_dest {
             self.error(
@@ -653,6 +705,9 @@ impl Parser {
             payload_type,
             dest,
             ssrc,
+            rtcp,
+            rtcp_mux,
+            cname,
             max_dest,
             resolve_interval_s,
             sender,
@@ -982,6 +1037,8 @@ mod tests {
             ("RTPMIC_DSCP", "64"),
             ("RTPMIC_SO_PRIORITY", "7"),
             ("RTPMIC_BIND", "10.0.0.1:x"),
+            ("RTPMIC_RTCP", "maybe"),
+            ("RTPMIC_RTCP_MUX", "1"),
         ];
         for (k, v) in table {
             let e = cfg(&[(k, v)]).expect_err(&format!("{k}={v} must fail"));

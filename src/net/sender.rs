@@ -9,6 +9,7 @@ use std::os::fd::RawFd;
 use std::time::Duration;
 
 use super::dest::{DestTable, DestUpdate};
+use super::rtcp_out::RtcpOut;
 use super::udp::MAX_BATCH;
 use super::DatagramSender;
 use crate::config::MAX_PACKET;
@@ -23,6 +24,9 @@ pub struct Packet {
     pub len: usize,
     /// When the frame it carries left the capture device (CLOCK_MONOTONIC).
     pub captured_ns: u64,
+    /// The RTP timestamp in the header, and the payload length, for RTCP sender reports.
+    pub rtp_timestamp: u32,
+    pub payload_len: usize,
 }
 
 impl Packet {
@@ -31,53 +35,69 @@ impl Packet {
             data: [0; MAX_PACKET],
             len: 0,
             captured_ns: 0,
+            rtp_timestamp: 0,
+            payload_len: 0,
         }
     }
 }
 
-/// Body of the sender thread; returns when the encoder closed the ring and everything is sent.
-/// Address changes from the resolver are applied between batches.
+/// Longest park between checks when no RTCP report is due sooner.
+const MAX_PARK: Duration = Duration::from_millis(500);
+
+/// Body of the sender thread; returns when the encoder closed the ring and everything is sent
+/// (then RTCP BYE goes out). Address changes from the resolver are applied between batches.
 pub fn run(
     mut input: Consumer<Packet>,
-    mut tx: impl DatagramSender,
+    mut tx: Box<dyn DatagramSender>,
     mut dests: DestTable,
     mut updates: Consumer<DestUpdate>,
+    mut rtcp: Option<RtcpOut>,
     stats: &Stats,
 ) -> io::Result<()> {
     let fd: RawFd = input.readable_fd();
     let mut bufs = [[0u8; MAX_PACKET]; MAX_BATCH];
-    let mut lens = [0usize; MAX_BATCH];
-    let mut captured = [0u64; MAX_BATCH];
+    let mut meta = [(0usize, 0u64, 0u32, 0usize); MAX_BATCH];
     let mut warmed_up = false;
     loop {
         while let Some(u) = updates.pop(|u| *u) {
             dests.apply(u);
+            if let Some(r) = rtcp.as_mut() {
+                r.apply(u);
+            }
         }
         let mut n = 0;
         while n < MAX_BATCH {
-            let Some((len, at)) = input.pop(|p| {
+            let Some(m) = input.pop(|p| {
                 bufs[n][..p.len].copy_from_slice(&p.data[..p.len]);
-                (p.len, p.captured_ns)
+                (p.len, p.captured_ns, p.rtp_timestamp, p.payload_len)
             }) else {
                 break;
             };
-            if len > 0 {
-                lens[n] = len;
-                captured[n] = at;
+            if m.0 > 0 {
+                meta[n] = m;
                 n += 1;
             }
         }
         if n > 0 {
-            let packets: [&[u8]; MAX_BATCH] = std::array::from_fn(|i| &bufs[i][..lens[i]]);
+            let packets: [&[u8]; MAX_BATCH] = std::array::from_fn(|i| &bufs[i][..meta[i].0]);
             tx.send(&packets[..n], &mut dests, stats);
             let now = now_ns();
-            for &at in &captured[..n] {
-                stats.latency.record(now.saturating_sub(at));
+            for &(_, captured, ts, payload) in &meta[..n] {
+                stats.latency.record(now.saturating_sub(captured));
+                if let Some(r) = rtcp.as_mut() {
+                    r.on_rtp(ts, captured, payload);
+                }
             }
             if !warmed_up {
                 warmed_up = true;
                 hot_path::enter();
             }
+        }
+        let now = now_ns();
+        if let Some(r) = rtcp.as_mut() {
+            r.poll(tx.as_mut(), now, stats);
+        }
+        if n > 0 {
             continue;
         }
         if input.is_closed() {
@@ -88,11 +108,15 @@ pub fn run(
             input.disarm();
             continue;
         }
-        if let Err(e) = tx.wait(fd, Duration::from_millis(500)) {
+        let park = rtcp.as_ref().map_or(MAX_PARK, |r| r.timeout(now).min(MAX_PARK));
+        if let Err(e) = tx.wait(fd, park) {
             hot_path::leave();
             return Err(e);
         }
         input.disarm();
+    }
+    if let Some(r) = rtcp.as_mut() {
+        r.bye(tx.as_mut(), now_ns(), stats);
     }
     hot_path::leave();
     Ok(())

@@ -105,6 +105,8 @@ pub struct Stats {
     pub send_unreachable: AtomicU64,
     /// Any other send error.
     pub send_errors: AtomicU64,
+    /// RTCP compound packets sent (each to every destination).
+    pub rtcp_reports: AtomicU64,
     pub latency: LatencyHistogram,
     /// Per destination, in `RTPMIC_DEST` order.
     pub dests: Box<[DestCounters]>,
@@ -166,7 +168,7 @@ impl Stats {
     /// `key=value` pairs in one line, the format of the periodic and final stats lines.
     pub fn summary(&self) -> String {
         let mut s = String::new();
-        let fields: [(&str, &AtomicU64); 16] = [
+        let fields: [(&str, &AtomicU64); 17] = [
             ("periods", &self.periods),
             ("frames", &self.frames),
             ("xruns", &self.xruns),
@@ -183,6 +185,7 @@ impl Stats {
             ("send_would_block", &self.send_would_block),
             ("send_unreachable", &self.send_unreachable),
             ("send_errors", &self.send_errors),
+            ("rtcp_reports", &self.rtcp_reports),
         ];
         for (name, v) in fields {
             let _ = write!(s, "{name}={} ", v.load(Relaxed));

@@ -48,8 +48,12 @@ pub fn run(
         lost_frame = false;
         let fill = |slot: &mut Packet| {
             slot.captured_ns = captured_ns;
+            slot.payload_len = n;
             slot.len = match packetizer.write(index, discontinuity, &payload[..n], &mut slot.data) {
-                Ok((len, _)) => len,
+                Ok((len, stamp)) => {
+                    slot.rtp_timestamp = stamp.timestamp;
+                    len
+                }
                 Err(_) => {
                     stats.encode_errors.fetch_add(1, Relaxed);
                     0

@@ -22,6 +22,7 @@ use crate::capture::{self, CaptureControl, Frame};
 use crate::codec::{EncodeError, Encoder};
 use crate::config::{Config, Host, SenderKind};
 use crate::net::dest::{DestTable, DestUpdate};
+use crate::net::rtcp_out::{RtcpOut, StreamInfo};
 use crate::net::socket::{SocketError, SocketOptions};
 use crate::net::{resolve, sender, sender::Packet, udp::MmsgSender, uring, DatagramSender};
 use crate::ops::stats::Stats;
@@ -69,6 +70,18 @@ pub struct StartReport {
     /// The sender backend in use, and why io_uring was not, under `RTPMIC_SENDER=auto`.
     pub sender: &'static str,
     pub sender_fallback: Option<String>,
+}
+
+/// The stream's bandwidth in octets per second (payload + 40 bytes of IP/UDP/RTP headers per
+/// packet), the "session bandwidth" RFC 3550 §6.2 scales RTCP by.
+fn session_bandwidth(config: &Config) -> f64 {
+    let packets_per_s = 1e6 / f64::from(config.frame_us);
+    let payload = match config.codec {
+        crate::config::Codec::Opus => f64::from(config.bitrate) / 8.0 / packets_per_s,
+        crate::config::Codec::L16 => config.frame_samples() as f64 * 2.0,
+        _ => config.frame_samples() as f64,
+    };
+    (payload + 40.0) * packets_per_s
 }
 
 /// The backend `RTPMIC_SENDER` asks for: io_uring when probing finds it (auto) or when asked
@@ -142,6 +155,19 @@ impl Pipeline {
             config.rtp_clock_rate(),
             config.rate,
         );
+        let rtcp = if config.rtcp {
+            let info = StreamInfo {
+                ssrc,
+                cname: config.effective_cname(),
+                clock_rate: config.rtp_clock_rate(),
+                ticks_per_frame: config.rtp_ticks_per_frame(),
+                session_bw: session_bandwidth(config),
+                mux: config.rtcp_mux,
+            };
+            Some(RtcpOut::new(info, &slots, rt::now_ns()).map_err(|e| StartError::Io("rtcp", io::Error::other(e)))?)
+        } else {
+            None
+        };
         let (frames_tx, frames_rx) = ring(FRAME_RING, Frame::empty).map_err(|e| StartError::Io("eventfd", e))?;
         let (packets_tx, packets_rx) = ring(PACKET_RING, Packet::empty).map_err(|e| StartError::Io("eventfd", e))?;
         if config.rt_priority > 0 {
@@ -207,7 +233,7 @@ impl Pipeline {
                     "rtpmic-send",
                     rt::IO_STACK,
                     Box::new(move || {
-                        if let Err(e) = sender::run(packets_rx, tx, table, updates_rx, &stats) {
+                        if let Err(e) = sender::run(packets_rx, tx, table, updates_rx, rtcp, &stats) {
                             stats.set_device_error(&format!("sender: {e}"));
                         }
                     }),

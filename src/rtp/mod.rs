@@ -1,6 +1,8 @@
-//! RTP, sans I/O: the packetizer that stamps headers, and the SDP that describes the stream.
+//! RTP, sans I/O: the packetizer that stamps headers, RTCP sender reports and their
+//! interval, and the SDP that describes the stream.
 
 pub mod packetizer;
+pub mod rtcp;
 pub mod sdp;
 
 pub use packetizer::Packetizer;

@@ -1,0 +1,212 @@
+//! RTCP sending state of the sender thread: when the next sender report is due, what it says,
+//! and where it goes (each destination's RTP port + 1, or the RTP port with rtcp-mux).
+//! Everything is allocated in `new`; reports are sent through the same backend as RTP.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use super::dest::{DestTable, DestUpdate};
+use super::DatagramSender;
+use crate::ops::stats::Stats;
+use crate::rtp::rtcp::{ntp_from_unix, LayoutError, RtcpPackets, RtcpScheduler, SenderInfo};
+
+/// RTCP state of one stream.
+pub struct RtcpOut {
+    packets: RtcpPackets,
+    scheduler: RtcpScheduler,
+    dests: DestTable,
+    mux: bool,
+    next_ns: u64,
+    clock_rate: u32,
+    ticks_per_frame: u32,
+    members: usize,
+    rng: u64,
+    sent_packets: u32,
+    sent_octets: u32,
+    /// RTP timestamp and capture time (CLOCK_MONOTONIC) of the newest packet sent.
+    last: Option<(u32, u64)>,
+    /// RTCP datagrams are counted here, apart from the RTP counters.
+    scratch: Stats,
+}
+
+/// Where RTCP for an RTP destination goes (RFC 3550 §11: the next higher, odd, port).
+pub fn rtcp_addr(rtp: SocketAddr, mux: bool) -> SocketAddr {
+    if mux {
+        rtp
+    } else {
+        SocketAddr::new(rtp.ip(), rtp.port().wrapping_add(1))
+    }
+}
+
+/// What `RtcpOut::new` needs to know about the stream.
+pub struct StreamInfo {
+    pub ssrc: u32,
+    pub cname: String,
+    pub clock_rate: u32,
+    pub ticks_per_frame: u32,
+    /// Session bandwidth estimate in octets/s.
+    pub session_bw: f64,
+    pub mux: bool,
+}
+
+impl RtcpOut {
+    /// `rtp_slots` are the destination table's RTP addresses (slot for slot).
+    pub fn new(s: StreamInfo, rtp_slots: &[Option<SocketAddr>], now_ns: u64) -> Result<RtcpOut, LayoutError> {
+        let packets = RtcpPackets::new(s.ssrc, &s.cname)?;
+        let slots: Vec<Option<SocketAddr>> = rtp_slots.iter().map(|a| a.map(|a| rtcp_addr(a, s.mux))).collect();
+        let members = 1 + rtp_slots.iter().flatten().count();
+        let mut out = RtcpOut {
+            scheduler: RtcpScheduler::new(s.session_bw, 0),
+            packets,
+            dests: DestTable::new(&slots),
+            mux: s.mux,
+            next_ns: 0,
+            clock_rate: s.clock_rate,
+            ticks_per_frame: s.ticks_per_frame,
+            members,
+            rng: u64::from(s.ssrc) | 1,
+            sent_packets: 0,
+            sent_octets: 0,
+            last: None,
+            scratch: Stats::new(slots.len()),
+        };
+        let size = out
+            .packets
+            .report(SenderInfo {
+                ntp: 0,
+                rtp_timestamp: 0,
+                packets: 0,
+                octets: 0,
+            })
+            .len();
+        out.scheduler = RtcpScheduler::new(s.session_bw, size);
+        out.next_ns = now_ns + out.interval();
+        Ok(out)
+    }
+
+    /// xorshift64: a uniform number in [0, 1) without allocating or locking.
+    fn random(&mut self) -> f64 {
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        (self.rng >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn interval(&mut self) -> u64 {
+        let r = self.random();
+        self.scheduler.next_interval_ns(self.members, r)
+    }
+
+    /// Re-points the RTCP address of a destination whose RTP address changed.
+    pub fn apply(&mut self, u: DestUpdate) {
+        self.dests.apply(DestUpdate {
+            index: u.index,
+            addr: u.addr.map(|a| rtcp_addr(a, self.mux)),
+        });
+    }
+
+    /// Notes an RTP packet that was sent.
+    pub fn on_rtp(&mut self, rtp_timestamp: u32, captured_ns: u64, payload_len: usize) {
+        self.sent_packets = self.sent_packets.wrapping_add(1);
+        self.sent_octets = self.sent_octets.wrapping_add(payload_len as u32);
+        self.last = Some((rtp_timestamp, captured_ns));
+    }
+
+    /// How long the sender may park before the next report is due.
+    pub fn timeout(&self, now_ns: u64) -> Duration {
+        Duration::from_nanos(self.next_ns.saturating_sub(now_ns))
+    }
+
+    /// The SR fields for `now`: the RTP timestamp is extrapolated from the newest packet on
+    /// the media clock (its first sample plus one frame was captured at `captured_ns`),
+    /// so the NTP/RTP pair maps real time to the audio clock (RFC 3550 §6.4.1).
+    pub fn info(&self, now_ns: u64, wall: (u64, u32)) -> Option<SenderInfo> {
+        let (ts, captured) = self.last?;
+        let since = now_ns.saturating_sub(captured);
+        let ticks = u64::from(self.ticks_per_frame) + since * u64::from(self.clock_rate) / 1_000_000_000;
+        Some(SenderInfo {
+            ntp: ntp_from_unix(wall.0, wall.1),
+            rtp_timestamp: ts.wrapping_add(ticks as u32),
+            packets: self.sent_packets,
+            octets: self.sent_octets,
+        })
+    }
+
+    /// Sends a report if one is due (and RTP has flowed). Returns whether it sent.
+    pub fn poll(&mut self, tx: &mut dyn DatagramSender, now_ns: u64, stats: &Stats) -> bool {
+        if now_ns < self.next_ns {
+            return false;
+        }
+        self.next_ns = now_ns + self.interval();
+        let Some(info) = self.info(now_ns, wall_clock()) else {
+            return false;
+        };
+        let report = self.packets.report(info);
+        let size = report.len();
+        tx.send(&[report], &mut self.dests, &self.scratch);
+        self.scheduler.sent(size);
+        stats.rtcp_reports.fetch_add(1, Relaxed);
+        true
+    }
+
+    /// Sends the goodbye (SR + SDES + BYE) when RTP was sent (RFC 3550 §6.6).
+    pub fn bye(&mut self, tx: &mut dyn DatagramSender, now_ns: u64, stats: &Stats) {
+        let Some(info) = self.info(now_ns, wall_clock()) else {
+            return;
+        };
+        let bye = self.packets.bye(info);
+        tx.send(&[bye], &mut self.dests, &self.scratch);
+        stats.rtcp_reports.fetch_add(1, Relaxed);
+    }
+}
+
+/// CLOCK_REALTIME as (seconds, nanoseconds) since the Unix epoch, without allocating.
+fn wall_clock() -> (u64, u32) {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: valid timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
+    (ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn out() -> RtcpOut {
+        let s = StreamInfo {
+            ssrc: 9,
+            cname: "c".into(),
+            clock_rate: 48_000,
+            ticks_per_frame: 960,
+            session_bw: 4000.0,
+            mux: false,
+        };
+        RtcpOut::new(s, &[Some("127.0.0.1:5004".parse().unwrap())], 0).unwrap()
+    }
+
+    #[test]
+    fn rtcp_goes_to_the_next_port_unless_muxed() {
+        let a: SocketAddr = "[::1]:5004".parse().unwrap();
+        assert_eq!(rtcp_addr(a, false).port(), 5005);
+        assert_eq!(rtcp_addr(a, true), a);
+    }
+
+    #[test]
+    fn sender_info_extrapolates_the_media_clock() {
+        let mut o = out();
+        assert!(o.info(0, (0, 0)).is_none(), "no report before RTP");
+        o.on_rtp(1000, 1_000_000_000, 100);
+        o.on_rtp(1960, 1_020_000_000, 80);
+        // 10 ms after the last frame completed: its first sample + 960 + 480 ticks.
+        let i = o.info(1_030_000_000, (0, 0)).unwrap();
+        assert_eq!((i.rtp_timestamp, i.packets, i.octets), (1960 + 960 + 480, 2, 180));
+    }
+
+    #[test]
+    fn first_report_is_due_within_the_initial_interval() {
+        let o = out();
+        let first = o.timeout(0).as_secs_f64();
+        assert!((2.5 * 0.5 / 1.2183..=2.5 * 1.5 / 1.2183).contains(&first), "{first}");
+    }
+}
