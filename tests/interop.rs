@@ -7,17 +7,6 @@ use std::time::Duration;
 
 use common::*;
 
-/// A free UDP port pair base (even, as RTP wants; the next one is free too for RTCP).
-fn free_even_port() -> u16 {
-    loop {
-        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let p = s.local_addr().unwrap().port();
-        if p.is_multiple_of(2) && p < 65534 && std::net::UdpSocket::bind(("127.0.0.1", p + 1)).is_ok() {
-            return p;
-        }
-    }
-}
-
 fn ffmpeg_decodes(keys: &[(&str, &str)], rate: u32) -> f64 {
     let board = SimBoard::shared();
     let source = two_tone(rate, 6.0);

@@ -167,12 +167,9 @@ fn unicast_and_multicast_cross_a_veth_marked_dscp_46() {
     let id = std::process::id() % 10_000;
     let (va, vb) = (format!("rma{id}"), format!("rmb{id}"));
     // tshark in B sees what crosses the link: the DSCP of every UDP packet.
-    let mut tshark = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &ns.b,
-            "tshark",
+    let tshark = start_tshark(
+        &["ip", "netns", "exec", &ns.b],
+        &[
             "-l",
             "-n",
             "-i",
@@ -185,22 +182,8 @@ fn unicast_and_multicast_cross_a_veth_marked_dscp_46() {
             "ip.dsfield.dscp",
             "-e",
             "ip.dst",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("tshark (Debian package tshark) must be installed: run `make test`");
-    // tshark prints "Capturing on ..." when ready: wait for it rather than sleeping.
-    {
-        use std::io::BufRead;
-        let err = tshark.stderr.take().unwrap();
-        let mut lines = std::io::BufReader::new(err).lines();
-        assert!(
-            lines.any(|l| l.is_ok_and(|l| l.contains("Capturing on"))),
-            "tshark did not start"
-        );
-        std::thread::spawn(move || for _ in lines {});
-    }
+        ],
+    );
     let vb2 = vb.clone();
     let receivers = Netns::in_ns(&ns.b, move || {
         let uni = UdpSocket::bind("10.231.0.2:5004").unwrap();
@@ -239,10 +222,7 @@ fn unicast_and_multicast_cross_a_veth_marked_dscp_46() {
     assert_clean_stream(&uni, 0, 160);
     assert_eq!(multi.len(), 150, "multicast receiver that joined the group");
     assert_clean_stream(&multi, 0, 160);
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(tshark.id() as i32, libc::SIGINT) };
-    let cap = tshark.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&cap.stdout);
+    let text = stop_tshark(tshark);
     let rows: Vec<(&str, &str)> = text.lines().filter_map(|l| l.split_once('\t')).collect();
     assert!(rows.len() >= 300, "tshark saw {} packets", rows.len());
     assert!(

@@ -60,6 +60,10 @@ pub fn describe(config: &Config, dest: &Destination, origin: IpAddr, session_id:
     let ptime = format_frame_ms(config.frame_us);
     let _ = writeln!(s, "a=ptime:{ptime}");
     let _ = writeln!(s, "a=maxptime:{ptime}");
+    if config.rtcp && config.rtcp_mux {
+        // RFC 5761 §5.1.1: RTCP shares the RTP port.
+        let _ = writeln!(s, "a=rtcp-mux");
+    }
     let _ = writeln!(s, "a=sendonly");
     s
 }
@@ -99,6 +103,12 @@ mod tests {
         );
         let c = config(&[("RTPMIC_CODEC", "l16"), ("RTPMIC_RATE", "16000")]);
         let sdp = describe(&c, &c.dest[0], "127.0.0.1".parse().unwrap(), 1);
-        assert!(sdp.contains("a=rtpmap:97 L16/16000/1\n"), "{sdp}");
+        assert!(
+            sdp.contains("a=rtpmap:97 L16/16000/1\n") && !sdp.contains("rtcp-mux"),
+            "{sdp}"
+        );
+        let c = config(&[("RTPMIC_RTCP_MUX", "on")]);
+        let sdp = describe(&c, &c.dest[0], "127.0.0.1".parse().unwrap(), 1);
+        assert!(sdp.contains("a=rtcp-mux\n"), "{sdp}");
     }
 }

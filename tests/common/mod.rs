@@ -296,3 +296,50 @@ pub fn wait_for(child: &mut Child, limit: Duration) -> Option<std::process::Exit
         std::thread::sleep(Duration::from_millis(5));
     }
 }
+
+/// A free even UDP port whose successor is free too (RTP + RTCP pair on loopback).
+pub fn free_even_port() -> u16 {
+    loop {
+        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let p = s.local_addr().unwrap().port();
+        if p.is_multiple_of(2) && p < 65534 && UdpSocket::bind(("127.0.0.1", p + 1)).is_ok() {
+            return p;
+        }
+    }
+}
+
+/// Starts `tshark` with `args` (run through `prefix`, e.g. `ip netns exec NS`) and returns
+/// once it reports that it is capturing.
+pub fn start_tshark(prefix: &[&str], args: &[&str]) -> Child {
+    use std::io::BufRead;
+    let mut cmd = match prefix.split_first() {
+        Some((first, rest)) => {
+            let mut c = Command::new(first);
+            c.args(rest).arg("tshark");
+            c
+        }
+        None => Command::new("tshark"),
+    };
+    let mut child = cmd
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("tshark (Debian package tshark) must be installed: run `make test`");
+    let err = child.stderr.take().unwrap();
+    let mut lines = std::io::BufReader::new(err).lines();
+    assert!(
+        lines.any(|l| l.is_ok_and(|l| l.contains("Capturing on"))),
+        "tshark did not start"
+    );
+    std::thread::spawn(move || for _ in lines {});
+    child
+}
+
+/// Stops a capture started by `start_tshark` and returns what it printed.
+pub fn stop_tshark(child: Child) -> String {
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

@@ -1,0 +1,154 @@
+//! RTCP as receivers see it: sender reports on RTP port + 1 that rtcp-types and tshark decode,
+//! whose NTP/RTP mapping and counts agree with the RTP packets captured beside them, at the
+//! randomised ~5 s interval, and a BYE when the stream ends.
+
+mod common;
+
+use std::net::UdpSocket;
+use std::time::{Duration, Instant};
+
+use common::*;
+use rtcp_types::{Compound, Packet};
+
+#[derive(Debug)]
+struct Sr {
+    at: Instant,
+    ssrc: u32,
+    ntp: u64,
+    rtp: u32,
+    packets: u32,
+    octets: u32,
+    cname: Option<Vec<u8>>,
+    bye: bool,
+}
+
+fn parse(buf: &[u8], at: Instant) -> Sr {
+    let packets: Vec<Packet> = Compound::parse(buf)
+        .expect("compound")
+        .collect::<Result<_, _>>()
+        .expect("valid RTCP");
+    let Packet::Sr(sr) = &packets[0] else {
+        panic!("SR must come first: {packets:?}")
+    };
+    let cname = packets.iter().find_map(|p| match p {
+        Packet::Sdes(s) => s
+            .chunks()
+            .next()
+            .and_then(|c| c.items().next().map(|i| i.value().to_vec())),
+        _ => None,
+    });
+    Sr {
+        at,
+        ssrc: sr.ssrc(),
+        ntp: sr.ntp_timestamp(),
+        rtp: sr.rtp_timestamp(),
+        packets: sr.packet_count(),
+        octets: sr.octet_count(),
+        cname,
+        bye: matches!(packets.last(), Some(Packet::Bye(_))),
+    }
+}
+
+#[test]
+fn sender_reports_match_the_rtp_stream_and_end_with_bye() {
+    let board = SimBoard::shared();
+    let infile = board.infile("in.raw", &two_tone(48_000, 10.0));
+    let port = free_even_port();
+    let rtp = Receiver {
+        socket: UdpSocket::bind(("127.0.0.1", port)).unwrap(),
+    };
+    let rtcp = UdpSocket::bind(("127.0.0.1", port + 1)).unwrap();
+    let tshark = start_tshark(
+        &[],
+        &[
+            "-l",
+            "-n",
+            "-i",
+            "lo",
+            "-f",
+            &format!("udp port {}", port + 1),
+            "-d",
+            &format!("udp.port=={},rtcp", port + 1),
+            "-T",
+            "fields",
+            "-e",
+            "rtcp.pt",
+            "-e",
+            "rtcp.senderssrc",
+        ],
+    );
+    let mut child = board
+        .rtpmic(&infile)
+        .args(["run", "--seconds", "8"])
+        .env("RTPMIC_DEVICE", "simfile")
+        .env("RTPMIC_CNAME", "door-1@lobby")
+        .env("RTPMIC_DEST", format!("127.0.0.1:{port}"))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let rtcp_reader = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 1500];
+        rtcp.set_read_timeout(Some(Duration::from_secs(12))).unwrap();
+        while let Ok(n) = rtcp.recv(&mut buf) {
+            let sr = parse(&buf[..n], Instant::now());
+            let bye = sr.bye;
+            out.push(sr);
+            if bye {
+                break;
+            }
+        }
+        out
+    });
+    let pkts = rtp.collect(10_000, Duration::from_secs(10), Duration::from_secs(1));
+    assert!(child.wait().unwrap().success());
+    let reports = rtcp_reader.join().unwrap();
+    let text = stop_tshark(tshark);
+
+    assert_eq!(pkts.len(), 400);
+    assert!(reports.len() >= 3, "at least two SRs in 8 s and a BYE: {reports:?}");
+    assert!(reports.last().unwrap().bye, "the stream ends with BYE");
+    let ssrc = pkts[0].ssrc;
+    let mut prev: Option<&Sr> = None;
+    for r in &reports {
+        assert_eq!(r.ssrc, ssrc);
+        assert_eq!(r.cname.as_deref(), Some(&b"door-1@lobby"[..]));
+        // Counts: the first `packets` RTP packets and their payload octets (RFC 3550 §6.4.1).
+        let n = r.packets as usize;
+        assert!(n >= 1 && n <= pkts.len(), "packet count {n}");
+        let octets: usize = pkts[..n].iter().map(|p| p.payload.len()).sum();
+        assert_eq!(r.octets as usize, octets, "octet count of the first {n} packets");
+        // The SR's RTP time lies after the newest counted packet's first sample, by less
+        // than a frame plus the time a report can lag.
+        let ahead = r.rtp.wrapping_sub(pkts[n - 1].ts);
+        assert!(
+            (960..960 + 4800).contains(&ahead),
+            "SR RTP timestamp {ahead} ticks after the last packet"
+        );
+        if let Some(p) = prev {
+            // NTP and RTP clocks advance together: 48 kHz media clock vs wall clock.
+            let ntp_s = (r.ntp - p.ntp) as f64 / 4_294_967_296.0;
+            let rtp_s = f64::from(r.rtp.wrapping_sub(p.rtp)) / 48_000.0;
+            assert!(
+                (ntp_s - rtp_s).abs() < 0.02,
+                "NTP advanced {ntp_s:.3} s, RTP {rtp_s:.3} s"
+            );
+            if !r.bye {
+                let gap = r.at.duration_since(p.at).as_secs_f64();
+                // §6.3: T_min 5 s randomised to [0.5, 1.5] and divided by e − 3/2.
+                assert!((2.0..6.3).contains(&gap), "report interval {gap:.2} s");
+            }
+        }
+        prev = Some(r);
+    }
+    // tshark decodes the same packets as RTCP: SR (200), SDES (202), and a BYE (203).
+    let pts: Vec<&str> = text.lines().flat_map(|l| l.split('\t').next()).collect();
+    assert!(
+        pts.iter().filter(|p| p.starts_with("200")).count() >= reports.len(),
+        "tshark: {text}"
+    );
+    assert!(
+        pts.iter().any(|p| p.contains("202")) && pts.iter().any(|p| p.contains("203")),
+        "tshark: {text}"
+    );
+}
