@@ -98,6 +98,11 @@ pub const KEYS: &[KeySpec] = &[
         allowed: "comma list of host:port, IPv6 as [addr]:port, at most RTPMIC_MAX_DEST",
     },
     KeySpec {
+        name: "RTPMIC_SDP_FILE",
+        default: "(none)",
+        allowed: "an absolute path; the SDP for the first RTPMIC_DEST entry is written there at start",
+    },
+    KeySpec {
         name: "RTPMIC_RTCP",
         default: "on",
         allowed: "on off (RTCP sender reports, RFC 3550)",
@@ -307,6 +312,7 @@ pub struct Config {
     pub payload_type: u8,
     pub dest: Vec<Destination>,
     pub ssrc: Option<u32>,
+    pub sdp_file: Option<std::path::PathBuf>,
     pub rtcp: bool,
     pub rtcp_mux: bool,
     /// RTCP CNAME; `None` means "rtpmic@" + the host name, found at start.
@@ -404,6 +410,13 @@ impl Config {
             ("RTPMIC_PAYLOAD_TYPE", self.payload_type.to_string()),
             ("RTPMIC_DEST", dest.join(",")),
             ("RTPMIC_SSRC", ssrc),
+            (
+                "RTPMIC_SDP_FILE",
+                self.sdp_file
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+            ),
             ("RTPMIC_RTCP", on_off(self.rtcp)),
             ("RTPMIC_RTCP_MUX", on_off(self.rtcp_mux)),
             ("RTPMIC_CNAME", self.cname.clone().unwrap_or_default()),
@@ -643,6 +656,13 @@ impl Parser {
             .vars
             .contains_key("RTPMIC_SSRC")
             .then(|| self.int("RTPMIC_SSRC", 0, u64::from(u32::MAX), 0, true) as u32);
+        let sdp_file = self.vars.get("RTPMIC_SDP_FILE").map(std::path::PathBuf::from);
+        if sdp_file.as_ref().is_some_and(|p| !p.is_absolute()) {
+            self.error(
+                "RTPMIC_SDP_FILE",
+                &format!("not absolute; allowed: {}", Parser::allowed("RTPMIC_SDP_FILE")),
+            );
+        }
         let rtcp = self.word("RTPMIC_RTCP", &[("on", true), ("off", false)], true);
         let rtcp_mux = self.word("RTPMIC_RTCP_MUX", &[("on", true), ("off", false)], false);
         let cname = self.vars.get("RTPMIC_CNAME").cloned();
@@ -705,6 +725,7 @@ impl Parser {
             payload_type,
             dest,
             ssrc,
+            sdp_file,
             rtcp,
             rtcp_mux,
             cname,
@@ -1038,6 +1059,7 @@ mod tests {
             ("RTPMIC_SO_PRIORITY", "7"),
             ("RTPMIC_BIND", "10.0.0.1:x"),
             ("RTPMIC_RTCP", "maybe"),
+            ("RTPMIC_SDP_FILE", "relative/stream.sdp"),
             ("RTPMIC_RTCP_MUX", "1"),
         ];
         for (k, v) in table {

@@ -12,7 +12,6 @@ use mio::{Events, Interest, Poll, Token};
 use tracing::{error, info, warn};
 
 use rtpmic::config::{Config, KEYS};
-use rtpmic::net::resolve::resolve;
 use rtpmic::ops::events::{Event, EventWatch};
 use rtpmic::pipeline::{Pipeline, RunOptions};
 use rtpmic::rt::now_ns;
@@ -111,27 +110,16 @@ fn load(env_file: Option<PathBuf>) -> Result<Config, ExitCode> {
 }
 
 fn print_sdp(config: &Config, index: usize) -> ExitCode {
-    let Some(dest) = config.dest.get(index) else {
-        eprintln!("--dest {index}: RTPMIC_DEST has {} entries", config.dest.len());
-        return ExitCode::from(EX_CONFIG);
-    };
-    // The address we would send from: connect() a UDP socket (no packet is sent) and ask.
-    let origin = resolve(dest, None)
-        .ok()
-        .and_then(|to| {
-            let any = if to.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
-            let s = std::net::UdpSocket::bind(any).ok()?;
-            s.connect(to).ok()?;
-            s.local_addr().ok().map(|a| a.ip())
-        })
-        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
-    // RFC 8866 §5.2: an NTP-format timestamp makes a good session id.
-    let session_id = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() + 2_208_988_800)
-        .unwrap_or(0);
-    print!("{}", sdp::describe(config, dest, origin, session_id));
-    ExitCode::SUCCESS
+    match sdp::for_destination(config, index) {
+        Some(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        None => {
+            eprintln!("--dest {index}: RTPMIC_DEST has {} entries", config.dest.len());
+            ExitCode::from(EX_CONFIG)
+        }
+    }
 }
 
 const SIGNAL: Token = Token(0);
@@ -173,6 +161,12 @@ fn run(config: &Config, opts: RunOptions) -> ExitCode {
     match &report.sender_fallback {
         None => info!("sender: {}", report.sender),
         Some(why) => info!("sender: {} (io_uring unavailable: {why})", report.sender),
+    }
+    if let Some(path) = &config.sdp_file {
+        match sdp::write_file(config, path) {
+            Ok(()) => info!("SDP written to {}", path.display()),
+            Err(e) => warn!("cannot write RTPMIC_SDP_FILE={}: {e}", path.display()),
+        }
     }
     let resolved = report.destinations.iter().flatten().count();
     info!(

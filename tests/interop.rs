@@ -104,3 +104,65 @@ fn ffmpeg_plays_l16_from_our_sdp() {
     println!("ffmpeg l16 SNR {snr:.1} dB");
     assert!(snr >= 60.0, "L16 is lossless: SNR {snr:.1} dB");
 }
+
+/// `RTPMIC_SDP_FILE`: the SDP written at start is enough for ffmpeg to join a running stream.
+#[test]
+fn ffmpeg_plays_pcma_from_the_sdp_file_written_at_start() {
+    let board = SimBoard::shared();
+    let source = two_tone(8000, 8.0);
+    let infile = board.infile("in.raw", &source);
+    let port = free_even_port();
+    let sdp_path = board.dir.path().join("written.sdp");
+    let mut run = board
+        .rtpmic(&infile)
+        .args(["run", "--seconds", "6"])
+        .env("RTPMIC_DEVICE", "simfile")
+        .env("RTPMIC_CODEC", "pcma")
+        .env("RTPMIC_DEST", format!("127.0.0.1:{port}"))
+        .env("RTPMIC_SDP_FILE", &sdp_path)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // The file appears (atomically, by rename) once rtpmic has started.
+    let t0 = std::time::Instant::now();
+    while !sdp_path.exists() {
+        assert!(t0.elapsed() < Duration::from_secs(5), "RTPMIC_SDP_FILE was not written");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let sdp = std::fs::read_to_string(&sdp_path).unwrap();
+    assert!(
+        sdp.contains("a=rtpmap:8 PCMA/8000") && sdp.contains(&format!("m=audio {port} ")),
+        "{sdp}"
+    );
+    let out = board.dir.path().join("out.raw");
+    let mut ffmpeg = Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-protocol_whitelist",
+            "file,udp,rtp",
+            "-i",
+        ])
+        .arg(&sdp_path)
+        .args(["-t", "2", "-ac", "1", "-ar", "8000", "-f", "s16le", "-y"])
+        .arg(&out)
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let done = wait_for(&mut ffmpeg, Duration::from_secs(8));
+    if done.is_none() {
+        let _ = ffmpeg.kill();
+    }
+    assert!(done.is_some_and(|s| s.success()), "ffmpeg did not decode the stream");
+    assert!(run.wait().unwrap().success());
+    let bytes = std::fs::read(&out).unwrap();
+    let decoded: Vec<i16> = bytes
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect();
+    assert!(decoded.len() >= 8000, "ffmpeg wrote {} samples", decoded.len());
+    let snr = aligned_snr(&source, &decoded, 800, 200 + 80);
+    println!("ffmpeg pcma (SDP file) SNR {snr:.1} dB");
+    assert!(snr >= 20.0, "SNR {snr:.1} dB");
+}

@@ -37,6 +37,20 @@ pub fn resolve(dest: &Destination, previous: Option<SocketAddr>) -> Result<Socke
     }
 }
 
+/// The local address the kernel would send to `dest` from (a UDP `connect` sends nothing);
+/// the unspecified address when that cannot be known.
+pub fn local_address_towards(dest: &Destination) -> std::net::IpAddr {
+    resolve(dest, None)
+        .ok()
+        .and_then(|to| {
+            let any = if to.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
+            let s = std::net::UdpSocket::bind(any).ok()?;
+            s.connect(to).ok()?;
+            s.local_addr().ok().map(|a| a.ip())
+        })
+        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))
+}
+
 /// When each name is due for a look-up. Pure: time and error counts are arguments.
 pub struct Schedule {
     interval_ns: u64,

@@ -15,8 +15,9 @@ use crate::config::{format_frame_ms, Codec, Config, Destination, Host};
 ///   an NTP timestamp).
 /// * `c=` is the destination's address: for a receiver that is its own unicast address or
 ///   the multicast group it joins (RFC 8866 §5.7). IPv4 multicast carries RTPMIC_MULTICAST_TTL.
-/// * Opus is always `opus/48000/2` with `stereo=0; sprop-stereo=0` for our mono signal
-///   (RFC 7587 §7).
+/// * Opus is always `opus/48000/2` with `stereo=0; sprop-stereo=0` for our mono signal,
+///   `useinbandfec=0` (no FEC yet), and the capture rate as `maxplaybackrate` /
+///   `sprop-maxcapturerate` (RFC 7587 §7).
 pub fn describe(config: &Config, dest: &Destination, origin: IpAddr, session_id: u64) -> String {
     let mut s = String::new();
     let family = |ip: &IpAddr| if ip.is_ipv4() { "IP4" } else { "IP6" };
@@ -43,8 +44,8 @@ pub fn describe(config: &Config, dest: &Destination, origin: IpAddr, session_id:
             let _ = writeln!(s, "a=rtpmap:{pt} opus/48000/2");
             let _ = writeln!(
                 s,
-                "a=fmtp:{pt} stereo=0; sprop-stereo=0; sprop-maxcapturerate={}; maxaveragebitrate={}",
-                config.rate, config.bitrate
+                "a=fmtp:{pt} stereo=0; sprop-stereo=0; useinbandfec=0; maxplaybackrate={}; sprop-maxcapturerate={}; maxaveragebitrate={}",
+                config.rate, config.rate, config.bitrate
             );
         }
         Codec::Pcmu => {
@@ -68,6 +69,28 @@ pub fn describe(config: &Config, dest: &Destination, origin: IpAddr, session_id:
     s
 }
 
+/// The SDP for `config.dest[index]` as `rtpmic sdp` prints it and `RTPMIC_SDP_FILE` holds:
+/// the origin is the local address the kernel would send from, the session id the current
+/// NTP time (RFC 8866 §5.2). `None` when there is no such destination.
+pub fn for_destination(config: &Config, index: usize) -> Option<String> {
+    let dest = config.dest.get(index)?;
+    let origin = crate::net::resolve::local_address_towards(dest);
+    let session_id = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() + 2_208_988_800)
+        .unwrap_or(0);
+    Some(describe(config, dest, origin, session_id))
+}
+
+/// Writes the SDP of the first destination to `path` atomically (temp file + rename), so a
+/// receiver never reads half a file.
+pub fn write_file(config: &Config, path: &std::path::Path) -> std::io::Result<()> {
+    let text = for_destination(config, 0).ok_or_else(|| std::io::Error::other("no destination"))?;
+    let tmp = path.with_extension("sdp.tmp");
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,7 +107,7 @@ mod tests {
         let sdp = describe(&c, &c.dest[0], "127.0.0.1".parse().unwrap(), 42);
         let want = "v=0\no=- 42 42 IN IP4 127.0.0.1\ns=rtpmic default\nc=IN IP4 127.0.0.1\nt=0 0\n\
                     m=audio 5004 RTP/AVP 96\na=rtpmap:96 opus/48000/2\n\
-                    a=fmtp:96 stereo=0; sprop-stereo=0; sprop-maxcapturerate=48000; maxaveragebitrate=32000\n\
+                    a=fmtp:96 stereo=0; sprop-stereo=0; useinbandfec=0; maxplaybackrate=48000; sprop-maxcapturerate=48000; maxaveragebitrate=32000\n\
                     a=ptime:20\na=maxptime:20\na=sendonly\n";
         assert_eq!(sdp, want);
     }
