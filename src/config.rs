@@ -103,6 +103,16 @@ pub const KEYS: &[KeySpec] = &[
         allowed: "an absolute path; the SDP for the first RTPMIC_DEST entry is written there at start",
     },
     KeySpec {
+        name: "RTPMIC_SAP",
+        default: "off",
+        allowed: "on off (announce the SDP by SAP, RFC 2974, on the first destination's scope)",
+    },
+    KeySpec {
+        name: "RTPMIC_SAP_INTERVAL_S",
+        default: "30",
+        allowed: "5..3600 seconds between SAP announcements",
+    },
+    KeySpec {
         name: "RTPMIC_RTCP",
         default: "on",
         allowed: "on off (RTCP sender reports, RFC 3550)",
@@ -313,6 +323,8 @@ pub struct Config {
     pub dest: Vec<Destination>,
     pub ssrc: Option<u32>,
     pub sdp_file: Option<std::path::PathBuf>,
+    pub sap: bool,
+    pub sap_interval_s: u32,
     pub rtcp: bool,
     pub rtcp_mux: bool,
     /// RTCP CNAME; `None` means "rtpmic@" + the host name, found at start.
@@ -417,6 +429,8 @@ impl Config {
                     .map(|p| p.display().to_string())
                     .unwrap_or_default(),
             ),
+            ("RTPMIC_SAP", on_off(self.sap)),
+            ("RTPMIC_SAP_INTERVAL_S", self.sap_interval_s.to_string()),
             ("RTPMIC_RTCP", on_off(self.rtcp)),
             ("RTPMIC_RTCP_MUX", on_off(self.rtcp_mux)),
             ("RTPMIC_CNAME", self.cname.clone().unwrap_or_default()),
@@ -663,6 +677,8 @@ impl Parser {
                 &format!("not absolute; allowed: {}", Parser::allowed("RTPMIC_SDP_FILE")),
             );
         }
+        let sap = self.word("RTPMIC_SAP", &[("on", true), ("off", false)], false);
+        let sap_interval_s = self.int("RTPMIC_SAP_INTERVAL_S", 5, 3600, 30, false) as u32;
         let rtcp = self.word("RTPMIC_RTCP", &[("on", true), ("off", false)], true);
         let rtcp_mux = self.word("RTPMIC_RTCP_MUX", &[("on", true), ("off", false)], false);
         let cname = self.vars.get("RTPMIC_CNAME").cloned();
@@ -726,6 +742,8 @@ impl Parser {
             dest,
             ssrc,
             sdp_file,
+            sap,
+            sap_interval_s,
             rtcp,
             rtcp_mux,
             cname,
@@ -1060,6 +1078,8 @@ mod tests {
             ("RTPMIC_BIND", "10.0.0.1:x"),
             ("RTPMIC_RTCP", "maybe"),
             ("RTPMIC_SDP_FILE", "relative/stream.sdp"),
+            ("RTPMIC_SAP", "yes"),
+            ("RTPMIC_SAP_INTERVAL_S", "1"),
             ("RTPMIC_RTCP_MUX", "1"),
         ];
         for (k, v) in table {

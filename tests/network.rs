@@ -84,11 +84,13 @@ fn refusing_and_vanishing_receivers_do_not_disturb_the_others() {
     let board = SimBoard::shared();
     let infile = board.infile("in.raw", &two_tone(8000, 4.0));
     let good = Receiver::bind();
-    let refused = {
-        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-        s.local_addr().unwrap().to_string() // closed at once: ICMP port unreachable
+    // Refused and vanishing receivers live on 127.0.0.2 so that no other test's receiver (all
+    // on 127.0.0.1) can pick up their ports and our packets. Port 9 (discard) has no listener:
+    // ICMP port unreachable.
+    let refused = "127.0.0.2:9";
+    let vanishing = Receiver {
+        socket: UdpSocket::bind("127.0.0.2:0").unwrap(),
     };
-    let vanishing = Receiver::bind();
     let dest = format!("{refused},{},{}", vanishing.dest(), good.dest());
     let collector = std::thread::spawn(move || good.collect(10_000, Duration::from_secs(10), Duration::from_secs(1)));
     let vanisher = std::thread::spawn(move || {
@@ -130,6 +132,8 @@ impl Netns {
             format!("ip -n {} link set {vb} up", ns.b),
             format!("ip -n {} link set lo up", ns.a),
             format!("ip -n {} link set lo up", ns.b),
+            format!("ip -n {} route add 224.0.0.0/4 dev {va}", ns.a),
+            format!("ip -n {} route add 224.0.0.0/4 dev {vb}", ns.b),
         ] {
             sh(&cmd);
         }
@@ -231,4 +235,97 @@ fn unicast_and_multicast_cross_a_veth_marked_dscp_46() {
         &rows[..5.min(rows.len())]
     );
     assert!(rows.iter().any(|(_, dst)| *dst == "239.255.7.7") && rows.iter().any(|(_, dst)| *dst == "10.231.0.2"));
+}
+
+/// SAP (RFC 2974): ffmpeg in the other namespace finds the stream with nothing but
+/// `sap://239.255.255.255` and decodes it; a listener sees announcements with our SDP and the
+/// deletion sent on shutdown.
+#[test]
+fn ffmpeg_finds_the_stream_by_sap_and_the_announcement_is_deleted_at_exit() {
+    let board = SimBoard::shared();
+    let infile = board.infile("in.raw", &two_tone(48_000, 12.0));
+    let ns = Netns::create("sap");
+    let id = std::process::id() % 10_000;
+    let vb = format!("rmb{id}");
+    let listener = Netns::in_ns(&ns.b, move || {
+        let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
+        s.set_reuse_address(true).unwrap();
+        s.bind(&"0.0.0.0:9875".parse::<std::net::SocketAddr>().unwrap().into())
+            .unwrap();
+        let index = nix::net::if_::if_nametoindex(vb.as_str()).unwrap();
+        s.join_multicast_v4_n(
+            &"239.255.255.255".parse().unwrap(),
+            &socket2::InterfaceIndexOrAddress::Index(index),
+        )
+        .unwrap();
+        let s: UdpSocket = s.into();
+        s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 2048];
+        while let Ok(n) = s.recv(&mut buf) {
+            seen.push(buf[..n].to_vec());
+            if buf[0] & 0x04 != 0 {
+                break; // the deletion
+            }
+        }
+        seen
+    });
+    let out = board.dir.path().join("sap.raw");
+    let mut ffmpeg = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &ns.b,
+            "ffmpeg",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-i",
+            "sap://239.255.255.255",
+        ])
+        .args(["-t", "2", "-ac", "1", "-f", "s16le", "-y"])
+        .arg(&out)
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", &ns.a, RTPMIC, "run", "--seconds", "9"]);
+    board.apply_env(&mut cmd, &infile);
+    let run = cmd
+        .env("RTPMIC_DEVICE", "simfile")
+        .env("RTPMIC_OPUS_APPLICATION", "lowdelay")
+        .env("RTPMIC_DEST", "239.255.7.9:5008")
+        .env("RTPMIC_SAP", "on")
+        .env("RTPMIC_SAP_INTERVAL_S", "5")
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let done = wait_for(&mut ffmpeg, Duration::from_secs(5));
+    if done.is_none() {
+        let _ = ffmpeg.kill();
+    }
+    assert!(
+        done.is_some_and(|s| s.success()),
+        "ffmpeg did not play the SAP-announced stream"
+    );
+    let bytes = std::fs::read(&out).unwrap();
+    let decoded: Vec<i16> = bytes
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect();
+    let snr = aligned_snr(&two_tone(48_000, 12.0), &decoded, 4800, 1200 + 480);
+    println!("ffmpeg via SAP: SNR {snr:.1} dB");
+    assert!(snr >= 20.0, "SNR {snr:.1} dB");
+    let seen = listener.join().unwrap();
+    assert!(seen.len() >= 2, "announcements and a deletion: {} packets", seen.len());
+    let (last, announcements) = seen.split_last().unwrap();
+    assert_eq!(last[0], 0x24, "SAP v1, IPv4, deletion");
+    for a in announcements {
+        assert_eq!(a[0], 0x20, "SAP v1, IPv4, announcement");
+        let text = String::from_utf8_lossy(&a[8..]);
+        assert!(
+            text.starts_with("application/sdp\0v=0") && text.contains("c=IN IP4 239.255.7.9/16"),
+            "{text}"
+        );
+    }
 }

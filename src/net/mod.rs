@@ -3,6 +3,7 @@
 pub mod dest;
 pub mod resolve;
 pub mod rtcp_out;
+pub mod sap;
 pub mod sender;
 pub mod socket;
 pub mod udp;

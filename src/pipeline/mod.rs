@@ -241,6 +241,15 @@ impl Pipeline {
                 .map_err(|e| StartError::Io("spawn", e))?,
             );
         }
+        if config.sap {
+            let (stop, config) = (stop.clone(), config.clone());
+            threads.push(
+                std::thread::Builder::new()
+                    .name("rtpmic-sap".into())
+                    .spawn(move || crate::net::sap::run(&config, &stop))
+                    .map_err(|e| StartError::Io("spawn", e))?,
+            );
+        }
         if config.dest.iter().any(|d| matches!(d.host, Host::Name(_))) {
             let (stats, stop, dests) = (stats.clone(), stop.clone(), config.dest.clone());
             let current = report.destinations.clone();

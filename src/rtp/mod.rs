@@ -3,6 +3,7 @@
 
 pub mod packetizer;
 pub mod rtcp;
+pub mod sap;
 pub mod sdp;
 
 pub use packetizer::Packetizer;

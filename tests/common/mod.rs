@@ -191,7 +191,7 @@ impl Receiver {
     }
 
     pub fn dest(&self) -> String {
-        format!("127.0.0.1:{}", self.port())
+        self.socket.local_addr().unwrap().to_string()
     }
 
     /// Collects packets until `idle` passes with none (the stream ended) or `max` arrived.
