@@ -118,6 +118,16 @@ pub const KEYS: &[KeySpec] = &[
         allowed: "on off (RTCP sender reports, RFC 3550)",
     },
     KeySpec {
+        name: "RTPMIC_RR_LOSS_WARN_PERCENT",
+        default: "5",
+        allowed: "0..100 (warn when a receiver reports more loss; at most once a minute each)",
+    },
+    KeySpec {
+        name: "RTPMIC_RR_JITTER_WARN_MS",
+        default: "30",
+        allowed: "0..10000 (warn when a receiver reports more jitter; at most once a minute each)",
+    },
+    KeySpec {
         name: "RTPMIC_RTCP_MUX",
         default: "off",
         allowed: "on off (on: RTCP on the RTP port, RFC 5761; off: port + 1)",
@@ -327,6 +337,8 @@ pub struct Config {
     pub sap_interval_s: u32,
     pub rtcp: bool,
     pub rtcp_mux: bool,
+    pub rr_loss_warn_percent: u8,
+    pub rr_jitter_warn_ms: u32,
     /// RTCP CNAME; `None` means "rtpmic@" + the host name, found at start.
     pub cname: Option<String>,
     pub max_dest: usize,
@@ -433,6 +445,8 @@ impl Config {
             ("RTPMIC_SAP_INTERVAL_S", self.sap_interval_s.to_string()),
             ("RTPMIC_RTCP", on_off(self.rtcp)),
             ("RTPMIC_RTCP_MUX", on_off(self.rtcp_mux)),
+            ("RTPMIC_RR_LOSS_WARN_PERCENT", self.rr_loss_warn_percent.to_string()),
+            ("RTPMIC_RR_JITTER_WARN_MS", self.rr_jitter_warn_ms.to_string()),
             ("RTPMIC_CNAME", self.cname.clone().unwrap_or_default()),
             ("RTPMIC_MAX_DEST", self.max_dest.to_string()),
             ("RTPMIC_RESOLVE_INTERVAL_S", self.resolve_interval_s.to_string()),
@@ -681,6 +695,8 @@ impl Parser {
         let sap_interval_s = self.int("RTPMIC_SAP_INTERVAL_S", 5, 3600, 30, false) as u32;
         let rtcp = self.word("RTPMIC_RTCP", &[("on", true), ("off", false)], true);
         let rtcp_mux = self.word("RTPMIC_RTCP_MUX", &[("on", true), ("off", false)], false);
+        let rr_loss_warn_percent = self.int("RTPMIC_RR_LOSS_WARN_PERCENT", 0, 100, 5, false) as u8;
+        let rr_jitter_warn_ms = self.int("RTPMIC_RR_JITTER_WARN_MS", 0, 10_000, 30, false) as u32;
         let cname = self.vars.get("RTPMIC_CNAME").cloned();
         if cname.as_ref().is_some_and(|c| c.len() > 255) {
             self.error(
@@ -746,6 +762,8 @@ impl Parser {
             sap_interval_s,
             rtcp,
             rtcp_mux,
+            rr_loss_warn_percent,
+            rr_jitter_warn_ms,
             cname,
             max_dest,
             resolve_interval_s,
@@ -1081,6 +1099,8 @@ mod tests {
             ("RTPMIC_SAP", "yes"),
             ("RTPMIC_SAP_INTERVAL_S", "1"),
             ("RTPMIC_RTCP_MUX", "1"),
+            ("RTPMIC_RR_LOSS_WARN_PERCENT", "101"),
+            ("RTPMIC_RR_JITTER_WARN_MS", "x"),
         ];
         for (k, v) in table {
             let e = cfg(&[(k, v)]).expect_err(&format!("{k}={v} must fail"));

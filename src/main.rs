@@ -13,6 +13,7 @@ use tracing::{error, info, warn};
 
 use rtpmic::config::{Config, KEYS};
 use rtpmic::ops::events::{Event, EventWatch};
+use rtpmic::ops::receivers::{self, ReceiverWatch, Thresholds};
 use rtpmic::pipeline::{Pipeline, RunOptions};
 use rtpmic::rt::now_ns;
 use rtpmic::rtp::sdp;
@@ -178,7 +179,11 @@ fn run(config: &Config, opts: RunOptions) -> ExitCode {
     // On a signal this was already asked; when a thread ended by itself (--seconds, or a
     // failure), the others must stop too.
     pipeline.request_stop();
+    let rtcp_in = pipeline.rtcp_in().clone();
     let stats = pipeline.join();
+    if config.rtcp {
+        info!("rtcp_in: {}", receivers::summary(&rtcp_in));
+    }
     info!("destinations: {}", stats.destination_summary(&dests));
     info!("stopped: {}", stats.summary());
     ExitCode::SUCCESS
@@ -205,6 +210,11 @@ fn main_loop(pipeline: &Pipeline, config: &Config, mut signals: UnixStream) {
     let stats = pipeline.stats();
     let names: Vec<String> = config.dest.iter().map(|d| d.to_string()).collect();
     let mut watch = EventWatch::default();
+    let mut receiver_watch = ReceiverWatch::default();
+    let thresholds = Thresholds {
+        loss_percent: f64::from(config.rr_loss_warn_percent),
+        jitter_ms: f64::from(config.rr_jitter_warn_ms),
+    };
     let interval_ns = u64::from(config.stats_interval_s) * 1_000_000_000;
     let mut next_stats = now_ns() + interval_ns;
     let mut rt_warned = false;
@@ -250,9 +260,17 @@ fn main_loop(pipeline: &Pipeline, config: &Config, mut signals: UnixStream) {
                 _ => warn!("{}: {} new, {} in all", r.event.name(), r.new, r.total),
             }
         }
+        if let Ok(t) = pipeline.rtcp_in().receivers.lock() {
+            for w in receiver_watch.poll(&t, thresholds, now) {
+                warn!("{w}");
+            }
+        }
         if interval_ns > 0 && now >= next_stats {
             next_stats = now + interval_ns;
             info!("destinations: {}", stats.destination_summary(&names));
+            if config.rtcp {
+                info!("rtcp_in: {}", receivers::summary(pipeline.rtcp_in()));
+            }
             info!("stats: {}", stats.summary());
         }
     }

@@ -152,3 +152,100 @@ fn sender_reports_match_the_rtp_stream_and_end_with_bye() {
         "tshark: {text}"
     );
 }
+
+/// Receivers' reports come back to the RTCP port (RTPMIC_BIND's port + 1): a valid RR about
+/// our stream is taken in (loss over the threshold is warned about), and 10 000 garbage,
+/// truncated and unrelated datagrams during the stream are counted and dropped without a
+/// panic or a pause in the RTP stream.
+#[test]
+fn receiver_reports_are_taken_and_garbage_is_counted_without_pausing_the_stream() {
+    use rtcp_types::{ReceiverReport, ReportBlock, RtcpPacketWriterExt};
+    let board = SimBoard::shared();
+    let infile = board.infile("in.raw", &two_tone(8000, 8.0));
+    let rx = Receiver::bind();
+    let base = free_even_port();
+    let child = board
+        .rtpmic(&infile)
+        .args(["run", "--seconds", "5"])
+        .env("RTPMIC_DEVICE", "simfile")
+        .env("RTPMIC_CODEC", "pcmu")
+        .env("RTPMIC_SSRC", "0xabcdef01")
+        .env("RTPMIC_BIND", format!("127.0.0.1:{base}"))
+        .env("RTPMIC_STATS_INTERVAL_S", "1")
+        .env("RTPMIC_DEST", rx.dest())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let collector = std::thread::spawn(move || rx.collect(10_000, Duration::from_secs(10), Duration::from_secs(1)));
+    let flood = std::thread::spawn(move || {
+        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = ("127.0.0.1", base + 1);
+        let rr = |about: u32, lost: u8| {
+            let rb = ReportBlock::builder(about).fraction_lost(lost).interarrival_jitter(80);
+            let mut buf = vec![0u8; 64];
+            let n = ReceiverReport::builder(0x5151)
+                .add_report_block(rb)
+                .write_into(&mut buf)
+                .unwrap();
+            buf.truncate(n);
+            buf
+        };
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut sent = 0;
+        for i in 0..10_000u32 {
+            // Every 100th datagram is a real report about our stream (25 % loss, over the
+            // 5 % threshold), so some get through even when the flood overflows the socket.
+            let d: Vec<u8> = if i % 100 == 99 {
+                rr(0xabcd_ef01, 64)
+            } else {
+                match i % 4 {
+                    0 => (0..(i % 200) as usize)
+                        .map(|_| {
+                            x ^= x << 13;
+                            x ^= x >> 7;
+                            x ^= x << 17;
+                            x as u8
+                        })
+                        .collect(),
+                    1 => rr(0xabcd_ef01, 64)[..(i % 30) as usize].to_vec(),
+                    2 => rr(0x1234, 0),
+                    _ => vec![0x80, 201, 0, 0xff],
+                }
+            };
+            if s.send_to(&d, to).is_ok() {
+                sent += 1;
+            }
+            if i % 500 == 0 {
+                std::thread::sleep(Duration::from_millis(5)); // spread over the stream
+            }
+        }
+        sent
+    });
+    let sent = flood.join().unwrap();
+    let pkts = collector.join().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert_eq!(sent, 10_000);
+    assert_eq!(pkts.len(), 250, "every packet of 5 s at 20 ms");
+    assert_clean_stream(&pkts, 0, 160);
+    assert!(
+        log.contains("receiver 0x00005151 at 127.0.0.1:") && log.contains("25.0 % loss"),
+        "{log}"
+    );
+    let last = log.lines().rfind(|l| l.contains("rtcp_in:")).unwrap_or_default();
+    let field = |name: &str| -> u64 {
+        last.split_whitespace()
+            .find_map(|w| w.strip_prefix(&format!("{name}=")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name} in {last}"))
+    };
+    // Some of the flood may overflow the socket buffer; what arrives is all accounted for.
+    assert!(field("reports") >= 1, "{last}");
+    assert!(field("malformed") >= 1000, "{last}");
+    assert!(field("unrelated") >= 500, "{last}");
+    assert!(
+        last.contains("ssrc=0x00005151") && last.contains("fraction_lost=0.250"),
+        "{last}"
+    );
+}

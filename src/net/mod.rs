@@ -2,6 +2,7 @@
 
 pub mod dest;
 pub mod resolve;
+pub mod rtcp_in;
 pub mod rtcp_out;
 pub mod sap;
 pub mod sender;

@@ -1,15 +1,18 @@
 //! RTCP sending state of the sender thread: when the next sender report is due, what it says,
 //! and where it goes (each destination's RTP port + 1, or the RTP port with rtcp-mux).
-//! Everything is allocated in `new`; reports are sent through the same backend as RTP.
+//! Everything is allocated in `new`; reports leave from the RTCP sockets (where receivers'
+//! reports come back, see `rtcp_in`) with one non-blocking `sendto` per destination.
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-use super::dest::{DestTable, DestUpdate};
-use super::DatagramSender;
+use std::os::fd::AsRawFd;
+
+use super::dest::{DestTable, DestUpdate, Family};
+use super::rtcp_in::RtcpSockets;
 use crate::ops::stats::Stats;
-use crate::rtp::rtcp::{ntp_from_unix, LayoutError, RtcpPackets, RtcpScheduler, SenderInfo};
+use crate::rtp::rtcp::{ntp_now, LayoutError, RtcpPackets, RtcpScheduler, SenderInfo};
 
 /// RTCP state of one stream.
 pub struct RtcpOut {
@@ -26,8 +29,7 @@ pub struct RtcpOut {
     sent_octets: u32,
     /// RTP timestamp and capture time (CLOCK_MONOTONIC) of the newest packet sent.
     last: Option<(u32, u64)>,
-    /// RTCP datagrams are counted here, apart from the RTP counters.
-    scratch: Stats,
+    sockets: RtcpSockets,
 }
 
 /// Where RTCP for an RTP destination goes (RFC 3550 §11: the next higher, odd, port).
@@ -52,7 +54,12 @@ pub struct StreamInfo {
 
 impl RtcpOut {
     /// `rtp_slots` are the destination table's RTP addresses (slot for slot).
-    pub fn new(s: StreamInfo, rtp_slots: &[Option<SocketAddr>], now_ns: u64) -> Result<RtcpOut, LayoutError> {
+    pub fn new(
+        s: StreamInfo,
+        rtp_slots: &[Option<SocketAddr>],
+        sockets: RtcpSockets,
+        now_ns: u64,
+    ) -> Result<RtcpOut, LayoutError> {
         let packets = RtcpPackets::new(s.ssrc, &s.cname)?;
         let slots: Vec<Option<SocketAddr>> = rtp_slots.iter().map(|a| a.map(|a| rtcp_addr(a, s.mux))).collect();
         let members = 1 + rtp_slots.iter().flatten().count();
@@ -69,7 +76,7 @@ impl RtcpOut {
             sent_packets: 0,
             sent_octets: 0,
             last: None,
-            scratch: Stats::new(slots.len()),
+            sockets,
         };
         let size = out
             .packets
@@ -121,12 +128,12 @@ impl RtcpOut {
     /// The SR fields for `now`: the RTP timestamp is extrapolated from the newest packet on
     /// the media clock (its first sample plus one frame was captured at `captured_ns`),
     /// so the NTP/RTP pair maps real time to the audio clock (RFC 3550 §6.4.1).
-    pub fn info(&self, now_ns: u64, wall: (u64, u32)) -> Option<SenderInfo> {
+    pub fn info(&self, now_ns: u64, ntp: u64) -> Option<SenderInfo> {
         let (ts, captured) = self.last?;
         let since = now_ns.saturating_sub(captured);
         let ticks = u64::from(self.ticks_per_frame) + since * u64::from(self.clock_rate) / 1_000_000_000;
         Some(SenderInfo {
-            ntp: ntp_from_unix(wall.0, wall.1),
+            ntp,
             rtp_timestamp: ts.wrapping_add(ticks as u32),
             packets: self.sent_packets,
             octets: self.sent_octets,
@@ -134,39 +141,60 @@ impl RtcpOut {
     }
 
     /// Sends a report if one is due (and RTP has flowed). Returns whether it sent.
-    pub fn poll(&mut self, tx: &mut dyn DatagramSender, now_ns: u64, stats: &Stats) -> bool {
+    pub fn poll(&mut self, now_ns: u64, stats: &Stats) -> bool {
         if now_ns < self.next_ns {
             return false;
         }
         self.next_ns = now_ns + self.interval();
-        let Some(info) = self.info(now_ns, wall_clock()) else {
+        let Some(info) = self.info(now_ns, ntp_now()) else {
             return false;
         };
-        let report = self.packets.report(info);
-        let size = report.len();
-        tx.send(&[report], &mut self.dests, &self.scratch);
+        let size = self.packets.report(info).len();
+        self.send_to_all(false);
         self.scheduler.sent(size);
         stats.rtcp_reports.fetch_add(1, Relaxed);
         true
     }
 
     /// Sends the goodbye (SR + SDES + BYE) when RTP was sent (RFC 3550 §6.6).
-    pub fn bye(&mut self, tx: &mut dyn DatagramSender, now_ns: u64, stats: &Stats) {
-        let Some(info) = self.info(now_ns, wall_clock()) else {
+    pub fn bye(&mut self, now_ns: u64, stats: &Stats) {
+        let Some(info) = self.info(now_ns, ntp_now()) else {
             return;
         };
-        let bye = self.packets.bye(info);
-        tx.send(&[bye], &mut self.dests, &self.scratch);
+        self.packets.bye(info);
+        self.send_to_all(true);
         stats.rtcp_reports.fetch_add(1, Relaxed);
     }
-}
 
-/// CLOCK_REALTIME as (seconds, nanoseconds) since the Unix epoch, without allocating.
-fn wall_clock() -> (u64, u32) {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: valid timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
-    (ts.tv_sec as u64, ts.tv_nsec as u32)
+    /// One `sendto` per active destination from the socket of its family; failures are
+    /// ignored (RTCP is periodic and RTP errors are counted already).
+    fn send_to_all(&mut self, bye: bool) {
+        let bytes = if bye {
+            self.packets.last_bye()
+        } else {
+            self.packets.last_report()
+        };
+        for d in 0..self.dests.len() {
+            let sock = match self.dests.family(d) {
+                Family::Inactive => continue,
+                Family::V4 => self.sockets.for_addr(true),
+                Family::V6 => self.sockets.for_addr(false),
+            };
+            let Some(sock) = sock else { continue };
+            let (name, len) = self.dests.name(d);
+            // SAFETY: `bytes` and the sockaddr stay valid for the call.
+            unsafe {
+                libc::sendto(
+                    sock.as_raw_fd(),
+                    bytes.as_ptr().cast(),
+                    bytes.len(),
+                    libc::MSG_DONTWAIT,
+                    name.cast(),
+                    len,
+                )
+            };
+        }
+    }
 }
 
 #[cfg(test)]
@@ -182,7 +210,9 @@ mod tests {
             session_bw: 4000.0,
             mux: false,
         };
-        RtcpOut::new(s, &[Some("127.0.0.1:5004".parse().unwrap())], 0).unwrap()
+        let c = crate::config::Config::from_pairs([("RTPMIC_DEST", "127.0.0.1:5004")]).unwrap();
+        let sockets = RtcpSockets::open(&c).unwrap();
+        RtcpOut::new(s, &[Some("127.0.0.1:5004".parse().unwrap())], sockets, 0).unwrap()
     }
 
     #[test]
@@ -195,11 +225,11 @@ mod tests {
     #[test]
     fn sender_info_extrapolates_the_media_clock() {
         let mut o = out();
-        assert!(o.info(0, (0, 0)).is_none(), "no report before RTP");
+        assert!(o.info(0, 0).is_none(), "no report before RTP");
         o.on_rtp(1000, 1_000_000_000, 100);
         o.on_rtp(1960, 1_020_000_000, 80);
         // 10 ms after the last frame completed: its first sample + 960 + 480 ticks.
-        let i = o.info(1_030_000_000, (0, 0)).unwrap();
+        let i = o.info(1_030_000_000, 0).unwrap();
         assert_eq!((i.rtp_timestamp, i.packets, i.octets), (1960 + 960 + 480, 2, 180));
     }
 

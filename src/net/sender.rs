@@ -95,7 +95,7 @@ pub fn run(
         }
         let now = now_ns();
         if let Some(r) = rtcp.as_mut() {
-            r.poll(tx.as_mut(), now, stats);
+            r.poll(now, stats);
         }
         if n > 0 {
             continue;
@@ -116,7 +116,7 @@ pub fn run(
         input.disarm();
     }
     if let Some(r) = rtcp.as_mut() {
-        r.bye(tx.as_mut(), now_ns(), stats);
+        r.bye(now_ns(), stats);
     }
     hot_path::leave();
     Ok(())

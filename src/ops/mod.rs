@@ -3,4 +3,5 @@
 pub mod events;
 pub mod hot_path;
 pub mod log;
+pub mod receivers;
 pub mod stats;

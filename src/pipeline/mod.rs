@@ -22,6 +22,7 @@ use crate::capture::{self, CaptureControl, Frame};
 use crate::codec::{EncodeError, Encoder};
 use crate::config::{Config, Host, SenderKind};
 use crate::net::dest::{DestTable, DestUpdate};
+use crate::net::rtcp_in::{Policy, RtcpInStats, RtcpSockets};
 use crate::net::rtcp_out::{RtcpOut, StreamInfo};
 use crate::net::socket::{SocketError, SocketOptions};
 use crate::net::{resolve, sender, sender::Packet, udp::MmsgSender, uring, DatagramSender};
@@ -109,6 +110,7 @@ pub struct Pipeline {
     stats: Arc<Stats>,
     exited: Arc<Notifier>,
     rt_refused: Arc<AtomicBool>,
+    rtcp_in: Arc<RtcpInStats>,
 }
 
 /// Signals `exited` when a thread ends, however it ends (panics included).
@@ -155,6 +157,7 @@ impl Pipeline {
             config.rtp_clock_rate(),
             config.rate,
         );
+        let mut rtcp_reader = None;
         let rtcp = if config.rtcp {
             let info = StreamInfo {
                 ssrc,
@@ -164,7 +167,12 @@ impl Pipeline {
                 session_bw: session_bandwidth(config),
                 mux: config.rtcp_mux,
             };
-            Some(RtcpOut::new(info, &slots, rt::now_ns()).map_err(|e| StartError::Io("rtcp", io::Error::other(e)))?)
+            let sockets = RtcpSockets::open(config)?;
+            rtcp_reader = Some((sockets.try_clone().map_err(|e| StartError::Io("rtcp socket", e))?, ssrc));
+            Some(
+                RtcpOut::new(info, &slots, sockets, rt::now_ns())
+                    .map_err(|e| StartError::Io("rtcp", io::Error::other(e)))?,
+            )
         } else {
             None
         };
@@ -241,6 +249,17 @@ impl Pipeline {
                 .map_err(|e| StartError::Io("spawn", e))?,
             );
         }
+        let rtcp_in = Arc::new(RtcpInStats::default());
+        if let Some((sockets, ssrc)) = rtcp_reader {
+            let (stop, shared) = (stop.clone(), rtcp_in.clone());
+            let policy = Policy::from_config(config, ssrc, &report.destinations);
+            threads.push(
+                std::thread::Builder::new()
+                    .name("rtpmic-rtcp".into())
+                    .spawn(move || crate::net::rtcp_in::run(sockets, policy, &shared, &stop))
+                    .map_err(|e| StartError::Io("spawn", e))?,
+            );
+        }
         if config.sap {
             let (stop, config) = (stop.clone(), config.clone());
             threads.push(
@@ -268,6 +287,7 @@ impl Pipeline {
                 stats,
                 exited,
                 rt_refused,
+                rtcp_in,
             },
             report,
         ))
@@ -275,6 +295,11 @@ impl Pipeline {
 
     pub fn stats(&self) -> &Arc<Stats> {
         &self.stats
+    }
+
+    /// What receivers report about the stream (RTCP RR/SR), and the RTCP input counters.
+    pub fn rtcp_in(&self) -> &Arc<RtcpInStats> {
+        &self.rtcp_in
     }
 
     /// Asks the threads to stop; they drain and end in order. Returns at once.
@@ -292,9 +317,10 @@ impl Pipeline {
         self.exited.drain();
     }
 
-    /// Whether any thread has ended (the stream is over or broken).
+    /// Whether any stream thread has ended (the stream is over or broken).
     pub fn any_finished(&self) -> bool {
-        self.threads.iter().any(|t| t.is_finished())
+        // Only the stream threads count: a helper (SAP with nothing to announce) may end early.
+        self.threads.iter().take(3).any(|t| t.is_finished())
     }
 
     /// Whether the kernel refused SCHED_RR (the threads run at normal priority).
@@ -305,7 +331,14 @@ impl Pipeline {
     /// Waits for all threads to end (after `request_stop`, or by themselves with
     /// `RunOptions::seconds`); returns the final counters.
     pub fn join(self) -> Arc<Stats> {
-        for t in self.threads {
+        // The three stream threads (spawned first) end by themselves once the capture stops;
+        // the helpers (RTCP in, SAP, resolver) run until `stop`, which the stream's end sets.
+        let mut threads = self.threads.into_iter();
+        for t in threads.by_ref().take(3) {
+            let _ = t.join();
+        }
+        self.stop.store(true, Relaxed);
+        for t in threads {
             let _ = t.join();
         }
         self.stats

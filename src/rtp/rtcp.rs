@@ -58,6 +58,16 @@ impl RtcpPackets {
         Ok(RtcpPackets { report, bye: with_bye })
     }
 
+    /// The report as last written.
+    pub fn last_report(&self) -> &[u8] {
+        &self.report
+    }
+
+    /// The goodbye as last written.
+    pub fn last_bye(&self) -> &[u8] {
+        &self.bye
+    }
+
     /// The regular compound report with `info` written in. No allocation.
     pub fn report(&mut self, info: SenderInfo) -> &[u8] {
         write_sender_info(&mut self.report, info);
@@ -83,6 +93,14 @@ pub fn ntp_from_unix(secs: u64, nanos: u32) -> u64 {
     let s = secs + 2_208_988_800;
     let frac = (u64::from(nanos) << 32) / 1_000_000_000;
     (s << 32) | frac
+}
+
+/// The wall clock (CLOCK_REALTIME) now, as an NTP timestamp; no allocation.
+pub fn ntp_now() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: valid timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
+    ntp_from_unix(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
 /// The RTCP transmission interval of RFC 3550 §6.3.1 / Appendix A.7 for a session where we are
