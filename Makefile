@@ -6,10 +6,10 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 # Debian packages: build (ALSA, libopus), the simulated board (jackd + ALSA jack plugin),
-# the real peers the tests decode and inspect with (ffmpeg, tshark), network namespaces
+# the real peers the tests decode and inspect with (ffmpeg, GStreamer, tshark), network namespaces
 # (iproute2, nftables), and GNU time for the benchmark.
 APT_PACKAGES := build-essential pkg-config libasound2-dev libopus-dev jackd2 libasound2-plugins alsa-utils \
-	ffmpeg tshark iproute2 nftables time
+	ffmpeg tshark iproute2 nftables time gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 RELEASE := target/release/rtpmic
 

@@ -249,3 +249,59 @@ fn receiver_reports_are_taken_and_garbage_is_counted_without_pausing_the_stream(
         "{last}"
     );
 }
+
+/// A real receiver's RTCP: GStreamer's rtpbin plays our PCMU stream and sends receiver
+/// reports back to the RTCP port; rtpmic logs that receiver's SSRC with no loss.
+#[test]
+fn gstreamer_receiver_reports_reach_us() {
+    let board = SimBoard::shared();
+    let infile = board.infile("in.raw", &two_tone(8000, 12.0));
+    let rtp_port = free_even_port();
+    let base = free_even_port();
+    let caps = "application/x-rtp,media=audio,clock-rate=8000,encoding-name=PCMU,payload=0";
+    let pipeline = format!(
+        "rtpbin name=rb udpsrc address=127.0.0.1 port={rtp_port} caps={caps} ! rb.recv_rtp_sink_0 \
+         udpsrc address=127.0.0.1 port={} ! rb.recv_rtcp_sink_0 \
+         rb.send_rtcp_src_0 ! udpsink host=127.0.0.1 port={} sync=false async=false \
+         rb. ! rtppcmudepay ! mulawdec ! fakesink",
+        rtp_port + 1,
+        base + 1
+    );
+    let mut gst = std::process::Command::new("gst-launch-1.0")
+        .arg("-q")
+        .args(pipeline.split_whitespace())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("gst-launch-1.0 (Debian package gstreamer1.0-tools) must be installed: run `make test`");
+    let out = board
+        .rtpmic(&infile)
+        .args(["run", "--seconds", "10"])
+        .env("RTPMIC_DEVICE", "simfile")
+        .env("RTPMIC_CODEC", "pcmu")
+        .env("RTPMIC_BIND", format!("127.0.0.1:{base}"))
+        .env("RTPMIC_DEST", format!("127.0.0.1:{rtp_port}"))
+        .output()
+        .unwrap();
+    let _ = gst.kill();
+    let _ = gst.wait();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    let last = log.lines().rfind(|l| l.contains("rtcp_in:")).unwrap_or_default();
+    assert!(
+        last.contains("[ssrc=0x"),
+        "GStreamer's receiver reports must be listed: {last}\n{log}"
+    );
+    // No loss on loopback. (GStreamer may report -1: RFC 3550 §6.4.1 lets duplicates make
+    // the cumulative count negative.)
+    let cum: i64 = last
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("cumulative_lost="))
+        .and_then(|v| v.parse().ok())
+        .expect("cumulative_lost");
+    assert!(
+        cum <= 0 && last.contains("fraction_lost=0.000"),
+        "no loss on loopback: {last}"
+    );
+    assert!(!last.contains("reports=0 "), "{last}");
+}
