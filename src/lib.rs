@@ -9,6 +9,7 @@ pub mod config;
 pub mod net;
 pub mod ops;
 pub mod pipeline;
+pub mod probe;
 pub mod ring;
 pub mod rt;
 pub mod rtp;

@@ -15,6 +15,7 @@ use rtpmic::config::{Config, KEYS};
 use rtpmic::ops::events::{Event, EventWatch};
 use rtpmic::ops::receivers::{self, ReceiverWatch, Thresholds};
 use rtpmic::pipeline::{Pipeline, RunOptions};
+use rtpmic::probe::{DynamicCodec, ProbeOptions};
 use rtpmic::rt::now_ns;
 use rtpmic::rtp::sdp;
 
@@ -55,6 +56,28 @@ enum Command {
         #[arg(long, value_name = "PATH")]
         env_file: Option<PathBuf>,
     },
+    /// Listen for a stream and print, once a second, packets, loss, reordering, jitter and
+    /// audio level; answer with RTCP receiver reports. Exit status 1 when nothing arrives.
+    Probe {
+        /// Where to listen: a local address or multicast group, and the RTP port.
+        #[arg(value_name = "ADDR:PORT")]
+        listen: std::net::SocketAddr,
+        /// Seconds to wait for the first packet before giving up.
+        #[arg(long, default_value_t = 5)]
+        timeout: u64,
+        /// Stop after this many seconds (default: at Ctrl-C / SIGTERM).
+        #[arg(long, value_name = "N")]
+        seconds: Option<u64>,
+        /// Write the decoded audio (mono 16-bit) to this WAV file at the end.
+        #[arg(long, value_name = "PATH")]
+        wav: Option<PathBuf>,
+        /// What a dynamic payload type (96..127) carries.
+        #[arg(long, value_enum, default_value_t = DynamicCodec::Opus)]
+        dynamic: DynamicCodec,
+        /// Sample rate of dynamic L16.
+        #[arg(long, default_value_t = 48_000)]
+        l16_rate: u32,
+    },
     /// Print the SDP (RFC 8866) a receiver needs to play the stream.
     Sdp {
         #[arg(long, value_name = "PATH")]
@@ -91,6 +114,24 @@ fn main() -> ExitCode {
             Ok(c) => print_sdp(&c, dest),
             Err(code) => code,
         },
+        Command::Probe {
+            listen,
+            timeout,
+            seconds,
+            wav,
+            dynamic,
+            l16_rate,
+        } => {
+            let o = ProbeOptions {
+                listen,
+                timeout: Duration::from_secs(timeout),
+                seconds,
+                wav,
+                dynamic,
+                l16_rate,
+            };
+            probe(&o)
+        }
         Command::Run {
             env_file,
             seconds,
@@ -119,6 +160,35 @@ fn print_sdp(config: &Config, index: usize) -> ExitCode {
         None => {
             eprintln!("--dest {index}: RTPMIC_DEST has {} entries", config.dest.len());
             ExitCode::from(EX_CONFIG)
+        }
+    }
+}
+
+/// `rtpmic probe`: lines on stdout, a summary on stderr, exit 1 when nothing arrived.
+fn probe(o: &ProbeOptions) -> ExitCode {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        let _ = signal_hook::flag::register(sig, stop.clone());
+    }
+    match rtpmic::probe::run(o, &stop, &mut std::io::stdout()) {
+        Ok(s) => {
+            eprintln!(
+                "probe: ssrc={} received={} lost={} reordered={} duplicates={} jitter={:.2}ms invalid={} other_sources={} rr_sent={}",
+                s.ssrc.map_or("-".into(), |v| format!("{v:#010x}")),
+                s.received,
+                s.lost,
+                s.reordered,
+                s.duplicates,
+                s.jitter_ms,
+                s.invalid,
+                s.other_sources,
+                s.rr_sent
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("probe: {e}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -1,0 +1,93 @@
+//! `rtpmic probe`, the installer's receiver: it measures a live rtpmic stream (no loss, the
+//! right level), writes a WAV that decodes to the source, answers with receiver reports that
+//! rtpmic logs, and fails when nothing arrives.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+
+#[test]
+fn probe_measures_a_live_stream_and_reports_back() {
+    let board = SimBoard::shared();
+    let source = two_tone(48_000, 6.0);
+    let infile = board.infile("in.raw", &source);
+    let port = free_even_port();
+    let base = free_even_port();
+    let wav = board.dir.path().join("probe.wav");
+    let probe = Command::new(RTPMIC)
+        .args(["probe", &format!("127.0.0.1:{port}"), "--seconds", "5", "--wav"])
+        .arg(&wav)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let run = board
+        .rtpmic(&infile)
+        .args(["run", "--seconds", "3"])
+        .env("RTPMIC_DEVICE", "simfile")
+        .env("RTPMIC_OPUS_APPLICATION", "lowdelay")
+        .env("RTPMIC_BIND", format!("127.0.0.1:{base}"))
+        .env("RTPMIC_DEST", format!("127.0.0.1:{port}"))
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{log}");
+    let out = probe.wait_with_output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("received=150 lost=0 reordered=0 duplicates=0"),
+        "{stderr}"
+    );
+    // Per-second lines: level of the decoded audio next to the source's (−14.2 dBFS).
+    let src_level = rms_dbfs(&source, 4800);
+    let levels: Vec<f64> = stdout
+        .lines()
+        .filter(|l| l.contains("(+50)"))
+        .filter_map(|l| l.split("level=").nth(1)?.trim_end_matches("dBFS").parse().ok())
+        .collect();
+    assert!(!levels.is_empty(), "{stdout}");
+    assert!(
+        levels.iter().all(|l| (l - src_level).abs() < 1.5),
+        "levels {levels:?} vs source {src_level:.1}\n{stdout}"
+    );
+    // The WAV holds the decoded stream.
+    let bytes = std::fs::read(&wav).unwrap();
+    assert_eq!(&bytes[..4], b"RIFF");
+    let decoded: Vec<i16> = bytes[44..]
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect();
+    assert_eq!(decoded.len(), 150 * 960);
+    let snr = aligned_snr(&source, &decoded, 4800, 1300);
+    assert!(snr >= 20.0, "WAV SNR {snr:.1} dB");
+    // Its receiver reports reached rtpmic's RTCP port (RTPMIC_BIND + 1).
+    let last = log.lines().rfind(|l| l.contains("rtcp_in:")).unwrap_or_default();
+    assert!(
+        last.contains("[ssrc=0x") && last.contains("cumulative_lost=0 "),
+        "{last}"
+    );
+}
+
+#[test]
+fn probe_fails_when_nothing_arrives() {
+    let port = free_even_port();
+    let out = Command::new(RTPMIC)
+        .args(["probe", &format!("127.0.0.1:{port}"), "--timeout", "1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = out;
+    let status = wait_for(&mut out, Duration::from_secs(5)).expect("probe gives up by itself");
+    assert_eq!(status.code(), Some(1));
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut out.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(err.contains("no RTP arrived"), "{err}");
+}
