@@ -77,6 +77,21 @@ fn sender_reports_match_the_rtp_stream_and_end_with_bye() {
             "rtcp.senderssrc",
         ],
     );
+    let rtp_streams = start_tshark(
+        &[],
+        &[
+            "-q",
+            "-n",
+            "-i",
+            "lo",
+            "-f",
+            &format!("udp port {port}"),
+            "-d",
+            &format!("udp.port=={port},rtp"),
+            "-z",
+            "rtp,streams",
+        ],
+    );
     let mut child = board
         .rtpmic(&infile)
         .args(["run", "--seconds", "8"])
@@ -104,6 +119,17 @@ fn sender_reports_match_the_rtp_stream_and_end_with_bye() {
     assert!(child.wait().unwrap().success());
     let reports = rtcp_reader.join().unwrap();
     let text = stop_tshark(tshark);
+    let streams = stop_tshark(rtp_streams);
+    // tshark's RTP stream analysis: one stream, 400 packets, 0 lost, no sequence problems.
+    let row: Vec<&str> = streams
+        .lines()
+        .find(|l| l.contains("RTPType-96"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert!(row.len() >= 17, "tshark rtp,streams:\n{streams}");
+    assert_eq!((row[8], row[9]), ("400", "0"), "packets and lost:\n{streams}");
+    assert_ne!(row.last(), Some(&"X"), "tshark flags problems:\n{streams}");
 
     assert_eq!(pkts.len(), 400);
     assert!(reports.len() >= 3, "at least two SRs in 8 s and a BYE: {reports:?}");
