@@ -329,3 +329,204 @@ fn ffmpeg_finds_the_stream_by_sap_and_the_announcement_is_deleted_at_exit() {
         );
     }
 }
+
+/// nftables in namespace A drops `percent` % of the UDP packets to port 5004 on the way out,
+/// at random, and counts what it dropped and what it let through.
+fn drop_rtp_randomly(ns: &str, percent: u32) {
+    sh(&format!("ip netns exec {ns} nft add table inet rtpmic_loss"));
+    sh(&format!(
+        "ip netns exec {ns} nft 'add chain inet rtpmic_loss out {{ type filter hook output priority 0 ; }}'"
+    ));
+    sh(&format!(
+        "ip netns exec {ns} nft add rule inet rtpmic_loss out udp dport 5004 numgen random mod 100 '<' {percent} counter drop"
+    ));
+    sh(&format!(
+        "ip netns exec {ns} nft add rule inet rtpmic_loss out udp dport 5004 counter accept"
+    ));
+}
+
+/// (dropped, passed) from the counters of `drop_rtp_randomly`.
+fn nft_counts(ns: &str) -> (u64, u64) {
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            ns,
+            "nft",
+            "list",
+            "chain",
+            "inet",
+            "rtpmic_loss",
+            "out",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let count = |verdict: &str| -> u64 {
+        text.lines()
+            .find(|l| l.contains("counter") && l.trim_end().ends_with(verdict))
+            .and_then(|l| {
+                l.split_whitespace()
+                    .skip_while(|w| *w != "packets")
+                    .nth(1)
+                    .map(str::to_string)
+            })
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {verdict} counter in {text}"))
+    };
+    (count("drop"), count("accept"))
+}
+
+/// A GStreamer receiver (rtpbin) behind 5 % random loss sends receiver reports; the loss
+/// rtpmic reports for it matches what nftables dropped within 2 percentage points.
+#[test]
+fn receiver_reported_loss_matches_the_nftables_counter() {
+    let board = SimBoard::shared();
+    let infile = board.infile("in.raw", &two_tone(8000, 16.0));
+    let ns = Netns::create("loss");
+    drop_rtp_randomly(&ns.a, 5);
+    let caps = "application/x-rtp,media=audio,clock-rate=8000,encoding-name=PCMU,payload=0";
+    let pipeline = format!(
+        "rtpbin name=rb udpsrc port=5004 caps={caps} ! rb.recv_rtp_sink_0 udpsrc port=5005 ! rb.recv_rtcp_sink_0 \
+         rb.send_rtcp_src_0 ! udpsink host=10.231.0.1 port=6001 sync=false async=false rb. ! rtppcmudepay ! fakesink"
+    );
+    let mut gst = Command::new("ip")
+        .args(["netns", "exec", &ns.b, "gst-launch-1.0", "-q"])
+        .args(pipeline.split_whitespace())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", &ns.a, RTPMIC, "run", "--seconds", "13"]);
+    board.apply_env(&mut cmd, &infile);
+    let out = cmd
+        .env("RTPMIC_DEVICE", "simfile")
+        .env("RTPMIC_CODEC", "pcmu")
+        .env("RTPMIC_BIND", "10.231.0.1:6000")
+        .env("RTPMIC_STATS_INTERVAL_S", "1")
+        .env("RTPMIC_DEST", "10.231.0.2:5004")
+        .output()
+        .unwrap();
+    let _ = gst.kill();
+    let _ = gst.wait();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    let (dropped, passed) = nft_counts(&ns.a);
+    let nft_ratio = dropped as f64 / (dropped + passed) as f64;
+    // The newest report: cumulative loss over the packets the receiver expected by then.
+    let rr = log
+        .lines()
+        .rfind(|l| l.contains("rtcp_in:") && l.contains("[ssrc="))
+        .expect("GStreamer's receiver reports");
+    let num = |line: &str, key: &str| -> f64 {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(key))
+            .and_then(|v| v.trim_end_matches(']').parse().ok())
+            .unwrap_or_else(|| panic!("{key} in {line}"))
+    };
+    let cum = num(rr, "cumulative_lost=");
+    let sent = num(rr, "expected=");
+    let reported = cum / sent;
+    println!(
+        "nftables dropped {dropped} of {} ({:.2} %), receiver reported {cum} of {sent} ({:.2} %)",
+        dropped + passed,
+        nft_ratio * 100.0,
+        reported * 100.0
+    );
+    assert!(dropped > 0, "nftables dropped nothing");
+    assert!(
+        (reported - nft_ratio).abs() <= 0.02,
+        "reported {:.2} % vs nftables {:.2} %",
+        reported * 100.0,
+        nft_ratio * 100.0
+    );
+}
+
+/// `rtpmic probe` behind the same 5 % loss, fed by a GStreamer sender, counts the same loss as
+/// tshark's RTP analysis of the packets that reached it.
+#[test]
+fn probe_counts_the_same_loss_as_tshark() {
+    let ns = Netns::create("probe");
+    drop_rtp_randomly(&ns.a, 5);
+    let id = std::process::id() % 10_000;
+    let vb = format!("rmb{id}");
+    let tshark = start_tshark(
+        &["ip", "netns", "exec", &ns.b],
+        &[
+            "-q",
+            "-n",
+            "-i",
+            &vb,
+            "-f",
+            "udp port 5004",
+            "-d",
+            "udp.port==5004,rtp",
+            "-z",
+            "rtp,streams",
+        ],
+    );
+    let probe = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &ns.b,
+            RTPMIC,
+            "probe",
+            "10.231.0.2:5004",
+            "--seconds",
+            "8",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let gst = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &ns.a,
+            "gst-launch-1.0",
+            "-q",
+            "audiotestsrc",
+            "is-live=true",
+            "num-buffers=300",
+        ])
+        .args([
+            "samplesperbuffer=160",
+            "!",
+            "audio/x-raw,rate=8000,channels=1",
+            "!",
+            "mulawenc",
+            "!",
+            "rtppcmupay",
+        ])
+        .args(["!", "udpsink", "host=10.231.0.2", "port=5004"])
+        .status()
+        .unwrap();
+    assert!(gst.success());
+    let out = probe.wait_with_output().unwrap();
+    let summary = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{summary}");
+    let streams = stop_tshark(tshark);
+    let row: Vec<&str> = streams
+        .lines()
+        .find(|l| l.contains("g711U"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert!(row.len() >= 10, "tshark rtp,streams:\n{streams}");
+    let tshark_lost: u64 = row[9].parse().unwrap();
+    let tshark_pkts: u64 = row[8].parse().unwrap();
+    let field = |k: &str| -> u64 {
+        summary
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix(k))
+            .and_then(|v| v.parse().ok())
+            .unwrap()
+    };
+    println!("probe: {summary}tshark: {tshark_pkts} packets, {tshark_lost} lost");
+    assert!(tshark_lost > 0, "nftables dropped nothing");
+    assert_eq!(field("received="), tshark_pkts);
+    assert_eq!(field("lost="), tshark_lost);
+}

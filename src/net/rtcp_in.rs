@@ -67,6 +67,8 @@ pub struct ReceiverState {
     /// Fraction of packets lost since its previous report, 0..1 (§6.4.1).
     pub fraction_lost: f64,
     pub cumulative_lost: i32,
+    /// Packets the receiver expected, counted from our first packet (modulo 2^16).
+    pub expected: u32,
     pub jitter_ms: f64,
     /// Round-trip time from LSR/DLSR (§6.4.1), when the receiver has seen an SR.
     pub rtt_ms: Option<f64>,
@@ -93,16 +95,20 @@ const MAX_RECEIVERS: usize = 1024;
 /// What the reader believes and about what.
 pub struct Policy {
     pub our_ssrc: u32,
+    /// Our first RTP sequence number: a report's highest sequence number minus it is how many
+    /// packets the receiver expected (modulo 2^16, §6.4.1 / A.3).
+    pub first_seq: u16,
     pub clock_rate: u32,
     /// Addresses of the destinations; `None` = believe anyone (a multicast destination).
     pub allowed: Option<Vec<IpAddr>>,
 }
 
 impl Policy {
-    pub fn from_config(config: &Config, our_ssrc: u32, resolved: &[Option<SocketAddr>]) -> Policy {
+    pub fn from_config(config: &Config, our_ssrc: u32, first_seq: u16, resolved: &[Option<SocketAddr>]) -> Policy {
         let multicast = resolved.iter().flatten().any(|a| a.ip().is_multicast());
         Policy {
             our_ssrc,
+            first_seq,
             clock_rate: config.rtp_clock_rate(),
             allowed: (!multicast).then(|| resolved.iter().flatten().map(|a| a.ip()).collect()),
         }
@@ -192,6 +198,7 @@ fn take(
         from,
         fraction_lost: f64::from(rb.fraction_lost()) / 256.0,
         cumulative_lost,
+        expected: ((rb.extended_sequence_number() & 0xffff).wrapping_sub(u32::from(p.first_seq)) & 0xffff) + 1,
         jitter_ms: f64::from(rb.interarrival_jitter()) * 1000.0 / f64::from(p.clock_rate.max(1)),
         rtt_ms: rtt_ms.filter(|r| *r < 60_000.0),
         reports: 1,
@@ -245,6 +252,7 @@ mod tests {
     fn policy() -> Policy {
         Policy {
             our_ssrc: 0xabc,
+            first_seq: 990,
             clock_rate: 48_000,
             allowed: Some(vec!["10.0.0.2".parse().unwrap()]),
         }
@@ -275,7 +283,7 @@ mod tests {
         let t = s.receivers.lock().unwrap();
         assert_eq!(t.len(), 1);
         let r = &t[0];
-        assert_eq!((r.ssrc, r.cumulative_lost), (0x77, -2));
+        assert_eq!((r.ssrc, r.cumulative_lost, r.expected), (0x77, -2, 11));
         assert!((r.fraction_lost - 0.25).abs() < 1e-9 && (r.jitter_ms - 10.0).abs() < 1e-9);
         assert!((r.rtt_ms.unwrap() - 0.0).abs() < 1e-6, "{:?}", r.rtt_ms);
         assert_eq!(s.reports.load(Relaxed), 1);

@@ -63,8 +63,8 @@ pub fn summary(s: &RtcpInStats) -> String {
             let rtt = r.rtt_ms.map_or("-".to_string(), |v| format!("{v:.1}"));
             let _ = write!(
                 line,
-                " [ssrc={:#010x} from={} fraction_lost={:.3} cumulative_lost={} jitter_ms={:.2} rtt_ms={rtt}]",
-                r.ssrc, r.from, r.fraction_lost, r.cumulative_lost, r.jitter_ms
+                " [ssrc={:#010x} from={} fraction_lost={:.3} cumulative_lost={} expected={} jitter_ms={:.2} rtt_ms={rtt}]",
+                r.ssrc, r.from, r.fraction_lost, r.cumulative_lost, r.expected, r.jitter_ms
             );
         }
     }
@@ -81,6 +81,7 @@ mod tests {
             from: "10.0.0.2:5005".parse().unwrap(),
             fraction_lost: loss,
             cumulative_lost: 0,
+            expected: 0,
             jitter_ms: jitter,
             rtt_ms: None,
             reports: 1,

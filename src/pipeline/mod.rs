@@ -149,10 +149,11 @@ impl Pipeline {
         let mut rng = rand::rng();
         let ssrc = config.ssrc.unwrap_or_else(|| rng.random());
         report.ssrc = ssrc;
+        let seq0: u16 = rng.random();
         let packetizer = Packetizer::new(
             ssrc,
             config.payload_type,
-            rng.random(),
+            seq0,
             rng.random(),
             config.rtp_clock_rate(),
             config.rate,
@@ -252,7 +253,7 @@ impl Pipeline {
         let rtcp_in = Arc::new(RtcpInStats::default());
         if let Some((sockets, ssrc)) = rtcp_reader {
             let (stop, shared) = (stop.clone(), rtcp_in.clone());
-            let policy = Policy::from_config(config, ssrc, &report.destinations);
+            let policy = Policy::from_config(config, ssrc, seq0, &report.destinations);
             threads.push(
                 std::thread::Builder::new()
                     .name("rtpmic-rtcp".into())

