@@ -10,6 +10,10 @@ pub const ENCODE_STACK: usize = 256 * 1024;
 /// Stack of the capture and sender threads (alsa-lib's read path, a batch of packets).
 pub const IO_STACK: usize = 128 * 1024;
 
+/// Stack of the helper threads (RTCP in, SAP, name resolution: getaddrinfo and its NSS
+/// modules want some room). Not the 2 MiB default: under `mlockall` every byte is resident.
+pub const HELPER_STACK: usize = 256 * 1024;
+
 /// Locks current and future pages in RAM so the hot path never page-faults to disk.
 pub fn lock_memory() -> io::Result<()> {
     // SAFETY: plain syscall with constant flags.

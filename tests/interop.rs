@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use common::*;
@@ -27,21 +27,7 @@ fn ffmpeg_decodes(keys: &[(&str, &str)], rate: u32) -> f64 {
     let sdp_path = board.dir.path().join("stream.sdp");
     std::fs::write(&sdp_path, &sdp.stdout).unwrap();
     let out = board.dir.path().join("out.raw");
-    let mut ffmpeg = Command::new("ffmpeg")
-        .args([
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-protocol_whitelist",
-            "file,udp,rtp",
-            "-i",
-        ])
-        .arg(&sdp_path)
-        .args(["-t", "2", "-ac", "1", "-ar", &rate.to_string(), "-f", "s16le", "-y"])
-        .arg(&out)
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("ffmpeg (Debian package ffmpeg) must be installed: run `make test`");
+    let mut ffmpeg = spawn_ffmpeg(&sdp_path, rate, &out);
     let mut run = board.rtpmic(&infile);
     run.args(["run", "--seconds", "5"])
         .env("RTPMIC_DEVICE", "simfile")
@@ -135,21 +121,7 @@ fn ffmpeg_plays_pcma_from_the_sdp_file_written_at_start() {
         "{sdp}"
     );
     let out = board.dir.path().join("out.raw");
-    let mut ffmpeg = Command::new("ffmpeg")
-        .args([
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-protocol_whitelist",
-            "file,udp,rtp",
-            "-i",
-        ])
-        .arg(&sdp_path)
-        .args(["-t", "2", "-ac", "1", "-ar", "8000", "-f", "s16le", "-y"])
-        .arg(&out)
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut ffmpeg = spawn_ffmpeg(&sdp_path, 8000, &out);
     let done = wait_for(&mut ffmpeg, Duration::from_secs(8));
     if done.is_none() {
         let _ = ffmpeg.kill();

@@ -509,12 +509,7 @@ fn probe_counts_the_same_loss_as_tshark() {
     let summary = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{summary}");
     let streams = stop_tshark(tshark);
-    let row: Vec<&str> = streams
-        .lines()
-        .find(|l| l.contains("g711U"))
-        .unwrap_or_default()
-        .split_whitespace()
-        .collect();
+    let row = rtp_stream_row(&streams, "g711U");
     assert!(row.len() >= 10, "tshark rtp,streams:\n{streams}");
     let tshark_lost: u64 = row[9].parse().unwrap();
     let tshark_pkts: u64 = row[8].parse().unwrap();

@@ -159,14 +159,7 @@ mod tests {
     use super::*;
 
     fn opts() -> SocketOptions {
-        SocketOptions {
-            dscp: 46,
-            so_priority: 6,
-            multicast_ttl: 16,
-            multicast_if: None,
-            multicast_loop: false,
-            bind: None,
-        }
+        SocketOptions::default()
     }
 
     fn getsockopt_int(s: &UdpSocket, level: i32, name: i32) -> i32 {

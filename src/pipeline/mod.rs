@@ -257,6 +257,7 @@ impl Pipeline {
             threads.push(
                 std::thread::Builder::new()
                     .name("rtpmic-rtcp".into())
+                    .stack_size(rt::HELPER_STACK)
                     .spawn(move || crate::net::rtcp_in::run(sockets, policy, &shared, &stop))
                     .map_err(|e| StartError::Io("spawn", e))?,
             );
@@ -266,6 +267,7 @@ impl Pipeline {
             threads.push(
                 std::thread::Builder::new()
                     .name("rtpmic-sap".into())
+                    .stack_size(rt::HELPER_STACK)
                     .spawn(move || crate::net::sap::run(&config, &stop))
                     .map_err(|e| StartError::Io("spawn", e))?,
             );
@@ -277,6 +279,7 @@ impl Pipeline {
             threads.push(
                 std::thread::Builder::new()
                     .name("rtpmic-resolve".into())
+                    .stack_size(rt::HELPER_STACK)
                     .spawn(move || resolve::run(&dests, current, updates_tx, &stats, &stop, interval))
                     .map_err(|e| StartError::Io("spawn", e))?,
             );

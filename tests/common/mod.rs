@@ -343,3 +343,35 @@ pub fn stop_tshark(child: Child) -> String {
     let out = child.wait_with_output().unwrap();
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// The row of tshark's `-z rtp,streams` table whose payload column says `payload`, split into
+/// its whitespace-separated fields (8 = packets, 9 = lost, last = "X" when tshark saw problems).
+pub fn rtp_stream_row(streams: &str, payload: &str) -> Vec<String> {
+    streams
+        .lines()
+        .find(|l| l.contains(payload))
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+}
+
+/// ffmpeg decoding the stream an SDP file describes: 2 s, mono, `rate` Hz, raw s16le into
+/// `out`.
+pub fn spawn_ffmpeg(sdp: &Path, rate: u32, out: &Path) -> Child {
+    Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-protocol_whitelist",
+            "file,udp,rtp",
+            "-i",
+        ])
+        .arg(sdp)
+        .args(["-t", "2", "-ac", "1", "-ar", &rate.to_string(), "-f", "s16le", "-y"])
+        .arg(out)
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("ffmpeg (Debian package ffmpeg) must be installed: run `make test`")
+}
