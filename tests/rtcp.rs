@@ -123,8 +123,16 @@ fn sender_reports_match_the_rtp_stream_and_end_with_bye() {
     // tshark's RTP stream analysis: one stream, 400 packets, 0 lost, no sequence problems.
     let row = rtp_stream_row(&streams, "RTPType-96");
     assert!(row.len() >= 17, "tshark rtp,streams:\n{streams}");
-    assert_eq!((row[8].as_str(), row[9].as_str()), ("400", "0"), "packets and lost:\n{streams}");
-    assert_ne!(row.last().map(String::as_str), Some("X"), "tshark flags problems:\n{streams}");
+    assert_eq!(
+        (row[8].as_str(), row[9].as_str()),
+        ("400", "0"),
+        "packets and lost:\n{streams}"
+    );
+    assert_ne!(
+        row.last().map(String::as_str),
+        Some("X"),
+        "tshark flags problems:\n{streams}"
+    );
 
     assert_eq!(pkts.len(), 400);
     assert!(reports.len() >= 3, "at least two SRs in 8 s and a BYE: {reports:?}");
