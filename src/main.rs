@@ -21,7 +21,8 @@ use rtpmic::rtp::sdp;
 
 /// sysexits.h EX_CONFIG: bad configuration (systemd's RestartPreventExitStatus=78).
 const EX_CONFIG: u8 = 78;
-/// sysexits.h EX_UNAVAILABLE: could not start (a socket option or the source address failed).
+/// sysexits.h EX_UNAVAILABLE: could not start (a socket option, the source address, or
+/// io_uring when asked for by name).
 const EX_UNAVAILABLE: u8 = 69;
 
 #[derive(Parser)]
