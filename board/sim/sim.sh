@@ -18,7 +18,7 @@ start)
     JACK_NO_AUDIO_RESERVATION=1 nohup jackd -n "$SERVER" -d dummy -r 48000 -p 240 -C 1 -P 1 \
         >"$STATE/$SERVER.log" 2>&1 &
     echo $! >"$PIDFILE"
-    jack_wait -s "$SERVER" -w -t 10 >/dev/null
+    jack_wait -s "$SERVER" -w -t 10 >/dev/null 2>&1 || { echo "sim: jackd did not start, see $STATE/$SERVER.log" >&2; exit 1; }
     echo "sim: jackd $SERVER started (pid $(cat "$PIDFILE"))"
     ;;
 stop)
