@@ -33,16 +33,3 @@ pub trait DatagramSender: Send {
     fn name(&self) -> &'static str;
 }
 
-impl DatagramSender for Box<dyn DatagramSender> {
-    fn send(&mut self, packets: &[&[u8]], dests: &mut DestTable, stats: &Stats) {
-        (**self).send(packets, dests, stats)
-    }
-
-    fn wait(&mut self, wake_fd: RawFd, timeout: Duration) -> io::Result<()> {
-        (**self).wait(wake_fd, timeout)
-    }
-
-    fn name(&self) -> &'static str {
-        (**self).name()
-    }
-}

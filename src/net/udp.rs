@@ -125,12 +125,6 @@ impl MmsgSender {
             registered: None,
         })
     }
-
-    /// The local address of the socket of one family (tests, logging).
-    pub fn local_addr(&self, ipv4: bool) -> Option<std::net::SocketAddr> {
-        let fs = if ipv4 { &self.v4 } else { &self.v6 };
-        fs.as_ref().and_then(|f| f.socket.local_addr().ok())
-    }
 }
 
 impl super::DatagramSender for MmsgSender {

@@ -43,10 +43,6 @@ impl Packetizer {
         }
     }
 
-    pub fn ssrc(&self) -> u32 {
-        self.ssrc
-    }
-
     /// The RTP timestamp of the sample with index `sample_index` (modulo 2^32, §5.1).
     pub fn timestamp_of(&self, sample_index: u64) -> u32 {
         let ticks = (u128::from(sample_index) * u128::from(self.clock_num) / u128::from(self.clock_den)) as u64;
