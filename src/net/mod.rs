@@ -32,4 +32,3 @@ pub trait DatagramSender: Send {
     /// The backend's name for the log ("io_uring", "epoll").
     fn name(&self) -> &'static str;
 }
-
