@@ -525,3 +525,38 @@ fn probe_counts_the_same_loss_as_tshark() {
     assert_eq!(field("received="), tshark_pkts);
     assert_eq!(field("lost="), tshark_lost);
 }
+
+/// IPv6 destinations and host names end to end: `[::1]` directly, and `localhost`, which the
+/// resolver turns into 127.0.0.1 or ::1 (whichever the system prefers; both listen here).
+#[test]
+fn ipv6_and_host_name_destinations_receive_the_stream() {
+    let board = SimBoard::shared();
+    let infile = board.infile("in.raw", &two_tone(8000, 3.0));
+    let v6 = Receiver {
+        socket: UdpSocket::bind("[::1]:0").unwrap(),
+    };
+    // One port on both loopbacks for the name.
+    let (named4, named6) = loop {
+        let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = a.local_addr().unwrap().port();
+        if let Ok(b) = UdpSocket::bind(("::1", port)) {
+            break (Receiver { socket: a }, Receiver { socket: b });
+        }
+    };
+    let dest = format!("{},localhost:{}", v6.dest(), named4.port());
+    let c6 = std::thread::spawn(move || v6.collect(1000, Duration::from_secs(10), Duration::from_secs(1)));
+    let c4n = std::thread::spawn(move || named4.collect(1000, Duration::from_secs(3), Duration::from_secs(1)));
+    let c6n = std::thread::spawn(move || named6.collect(1000, Duration::from_secs(3), Duration::from_secs(1)));
+    let log = run_pcmu(&board, &infile, &dest, &[], "1");
+    let pkts = c6.join().unwrap();
+    assert_eq!(pkts.len(), 50, "IPv6 receiver");
+    assert_clean_stream(&pkts, 0, 160);
+    let (n4, n6) = (c4n.join().unwrap(), c6n.join().unwrap());
+    let named = if n4.is_empty() { n6 } else { n4 };
+    assert_eq!(
+        named.len(),
+        50,
+        "the name resolved to one loopback, which got the whole stream\n{log}"
+    );
+    assert_clean_stream(&named, 0, 160);
+}
