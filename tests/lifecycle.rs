@@ -157,3 +157,50 @@ fn missing_device_is_retried_and_reported_not_fatal() {
         "alsa-lib must not write to stderr itself: {rest:?}"
     );
 }
+
+/// Unplug and replug: the simulated board's jackd is stopped (the device goes silent, with no
+/// error, as a pulled USB microphone behind a sound server does) and started again. rtpmic
+/// notices the silence, reopens with back-off, and the stream resumes with the same SSRC,
+/// contiguous sequence numbers, a timestamp advanced by the time away, and the marker bit.
+#[test]
+fn unplugged_device_is_reopened_and_the_stream_resumes() {
+    let mut board = SimBoard::private();
+    let rx = Receiver::bind();
+    let mut child = live_opus(&board, &rx);
+    let mut pkts = rx.collect(25, Duration::from_secs(10), Duration::from_secs(2));
+    assert_eq!(pkts.len(), 25, "stream did not start");
+    let t0 = Instant::now();
+    board.unplug();
+    // Nothing arrives while the device is gone.
+    let during = rx.collect(1000, Duration::from_millis(1500), Duration::from_millis(1500));
+    board.replug();
+    let away = t0.elapsed();
+    pkts.extend(during);
+    pkts.extend(rx.collect(25, Duration::from_secs(10), Duration::from_secs(2)));
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert!(wait_for(&mut child, Duration::from_secs(2)).expect("exit").success());
+    let mut log = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut log).unwrap();
+
+    assert!(pkts.len() >= 50, "the stream resumed: {} packets\n{log}", pkts.len());
+    for (i, w) in pkts.windows(2).enumerate() {
+        assert_eq!(w[1].seq, w[0].seq.wrapping_add(1), "sequence gap at {i}");
+        assert_eq!(w[1].ssrc, w[0].ssrc, "same SSRC after the replug");
+    }
+    let gaps: Vec<(usize, u32)> = pkts
+        .windows(2)
+        .enumerate()
+        .filter(|(_, w)| w[1].ts.wrapping_sub(w[0].ts) != 960)
+        .map(|(i, w)| (i + 1, w[1].ts.wrapping_sub(w[0].ts)))
+        .collect();
+    assert_eq!(gaps.len(), 1, "one gap: {gaps:?}");
+    let (at, step) = gaps[0];
+    let away_ticks = (away.as_secs_f64() * 48_000.0) as u32;
+    assert!(
+        step >= away_ticks / 2 && step <= away_ticks + 4 * 48_000,
+        "jump {step} for {away:?} away"
+    );
+    assert!(pkts[at].marker, "marker on the first packet after the replug");
+    assert!(log.contains("no audio for") || log.contains("device_error"), "{log}");
+}

@@ -9,7 +9,8 @@
 //!   overrun the driver did not report (ALSA's jack and pulse plugins never do): handled the
 //!   same way, so the RTP timestamp keeps following real time.
 //! * Suspend (ESTRPIPE): resume (or prepare when the driver cannot resume), same gap rule.
-//! * Any other device error: count it, close, reopen with capped backoff. Never a panic.
+//! * Any other device error, or no audio at all for 500 ms (a device that died silently): count
+//!   it, close, reopen with capped backoff. Never a panic.
 //!   (Stall detection and the full unplug/replug story build on this.)
 //!
 //! No allocation, lock or logging once the loop runs; problems are counted in [`Stats`] and
@@ -67,6 +68,9 @@ pub struct CaptureControl<'a> {
     /// Wait for room instead of dropping when the encoder is behind (`run --no-drop`).
     pub no_drop: bool,
 }
+
+/// A device silent this long (no data, no error) is closed and reopened.
+const STALL_REOPEN_NS: u64 = 500_000_000;
 
 /// Longest back-off between reopen attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -168,6 +172,7 @@ fn read_loop<S: IoFormat + Sample + Default>(
     let mut discontinuity = pos.gap;
     let timeout_ms = (4 * dev.period as u64 * 1000 / u64::from(config.rate)).clamp(50, 100) as u32;
     let mut warmed_up = false;
+    let opened_ns = now_ns();
     let silent_overrun_ns = (dev.buffer + dev.period) as u64 * 1_000_000_000 / u64::from(config.rate);
     loop {
         if ctl.stop.load(Relaxed) {
@@ -179,6 +184,19 @@ fn read_loop<S: IoFormat + Sample + Default>(
                 Ok(true) => {}
                 Ok(false) => {
                     ctl.stats.stalls.fetch_add(1, Relaxed);
+                    // A device that stops delivering without an error (a USB microphone
+                    // pulled behind a plugin, a dead sound server) is treated as gone.
+                    let since = now_ns().saturating_sub(pos.last_read_ns.max(opened_ns));
+                    if since > STALL_REOPEN_NS {
+                        hot_path::leave();
+                        ctl.stats.device_errors.fetch_add(1, Relaxed);
+                        ctl.stats.set_device_error(&format!(
+                            "capture device {:?}: no audio for {} ms; reopening",
+                            config.device,
+                            since / 1_000_000
+                        ));
+                        return LoopEnd::DeviceError;
+                    }
                 }
                 Err(e) => {
                     if let Some(end) = recover(&dev.pcm, e, ctl, pos, &mut filled) {
@@ -188,7 +206,7 @@ fn read_loop<S: IoFormat + Sample + Default>(
             },
             Ok(n) => {
                 let now = now_ns();
-                if pos.last_read_ns != 0 && now - pos.last_read_ns > silent_overrun_ns {
+                if !pos.gap && pos.last_read_ns != 0 && now - pos.last_read_ns > silent_overrun_ns {
                     // Longer since the last read than the buffer can hold: the device
                     // overran without saying so (the jack and pulse plugins do not report
                     // EPIPE). Same treatment as a reported overrun.

@@ -41,9 +41,13 @@ fn spawn_jackd() -> (Child, String) {
         std::process::id(),
         BOARD_COUNTER.fetch_add(1, Ordering::SeqCst)
     );
+    (spawn_jackd_named(&server), server)
+}
+
+fn spawn_jackd_named(server: &str) -> Child {
     let mut cmd = Command::new("jackd");
     cmd.args([
-        "-n", &server, "-d", "dummy", "-r", "48000", "-p", "240", "-C", "1", "-P", "1",
+        "-n", server, "-d", "dummy", "-r", "48000", "-p", "240", "-C", "1", "-P", "1",
     ])
     .env("JACK_NO_AUDIO_RESERVATION", "1")
     .stdout(Stdio::null())
@@ -59,13 +63,13 @@ fn spawn_jackd() -> (Child, String) {
         .spawn()
         .expect("jackd (Debian package jackd2) must be installed: run `make test`");
     let ok = Command::new("jack_wait")
-        .args(["-s", &server, "-w", "-t", "10"])
+        .args(["-s", server, "-w", "-t", "10"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
         .expect("jack_wait");
     assert!(ok.success(), "jackd {server} did not come up");
-    (child, server)
+    child
 }
 
 impl SimBoard {
@@ -100,6 +104,22 @@ impl SimBoard {
             server,
             dir: tempfile::tempdir().unwrap(),
         }
+    }
+
+    /// Stops this private board's jackd (SIGTERM): its ALSA devices go silent, as a pulled
+    /// USB microphone does.
+    pub fn unplug(&mut self) {
+        if let Some(mut c) = self.jackd.take() {
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts this private board's jackd again under the same server name.
+    pub fn replug(&mut self) {
+        assert!(self.jackd.is_none(), "unplug first");
+        self.jackd = Some(spawn_jackd_named(&self.server));
     }
 
     /// `rtpmic` with the environment of this board: ALSA config, jack server, infile; no
