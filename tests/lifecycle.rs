@@ -204,3 +204,22 @@ fn unplugged_device_is_reopened_and_the_stream_resumes() {
     assert!(pkts[at].marker, "marker on the first packet after the replug");
     assert!(log.contains("no audio for") || log.contains("device_error"), "{log}");
 }
+
+/// A microphone absent at boot: rtpmic starts anyway, retries, and streams once the device
+/// appears (jackd started later). The first packet carries the marker.
+#[test]
+fn device_absent_at_start_is_picked_up_when_it_appears() {
+    let mut board = SimBoard::private();
+    board.unplug();
+    let rx = Receiver::bind();
+    let mut child = live_opus(&board, &rx);
+    let early = rx.collect(1, Duration::from_millis(800), Duration::from_millis(800));
+    assert!(early.is_empty(), "nothing can be sent without a device");
+    board.replug();
+    let pkts = rx.collect(20, Duration::from_secs(10), Duration::from_secs(2));
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert!(wait_for(&mut child, Duration::from_secs(2)).expect("exit").success());
+    assert_eq!(pkts.len(), 20, "the stream starts once the device is there");
+    assert_clean_stream(&pkts, 96, 960);
+}

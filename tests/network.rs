@@ -560,3 +560,68 @@ fn ipv6_and_host_name_destinations_receive_the_stream() {
     );
     assert_clean_stream(&named, 0, 160);
 }
+
+/// The network goes away (the link is set down for a second) and comes back: sends fail and
+/// are counted, capture and encoding go on, and the stream resumes at once when the link is
+/// up again, with the sequence numbers showing what was lost.
+#[test]
+fn link_down_and_up_the_stream_resumes() {
+    let board = SimBoard::shared();
+    let infile = board.infile("in.raw", &two_tone(8000, 10.0));
+    let ns = Netns::create("link");
+    let id = std::process::id() % 10_000;
+    let va = format!("rma{id}");
+    let (tx_first, rx_first) = std::sync::mpsc::channel::<()>();
+    let receiver = Netns::in_ns(&ns.b, move || {
+        let r = Receiver {
+            socket: UdpSocket::bind("10.231.0.2:5004").unwrap(),
+        };
+        let before = r.collect(25, Duration::from_secs(10), Duration::from_secs(2));
+        tx_first.send(()).unwrap();
+        // Everything until the stream ends, with arrival times.
+        let mut after = Vec::new();
+        r.socket.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        let mut buf = [0u8; 2048];
+        while let Ok(n) = r.socket.recv(&mut buf) {
+            let p = rtp_types::RtpPacket::parse(&buf[..n]).unwrap();
+            after.push((std::time::Instant::now(), p.sequence_number()));
+        }
+        (before, after)
+    });
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", &ns.a, RTPMIC, "run", "--seconds", "6"]);
+    board.apply_env(&mut cmd, &infile);
+    let child = cmd
+        .env("RTPMIC_DEVICE", "simfile")
+        .env("RTPMIC_CODEC", "pcmu")
+        .env("RTPMIC_DEST", "10.231.0.2:5004")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    rx_first.recv().unwrap();
+    sh(&format!("ip -n {} link set {va} down", ns.a));
+    std::thread::sleep(Duration::from_secs(1)); // the fault: one second without a link
+    sh(&format!("ip -n {} link set {va} up", ns.a));
+    let up_at = std::time::Instant::now();
+    let out = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    let (before, after) = receiver.join().unwrap();
+    assert_eq!(before.len(), 25);
+    let resumed = after.iter().find(|(t, _)| *t >= up_at).expect("the stream came back");
+    let delay = resumed.0.duration_since(up_at);
+    println!("first packet {delay:?} after the link came back");
+    assert!(delay < Duration::from_millis(300), "resumed {delay:?} after link up");
+    // Sequence numbers keep counting through the outage: the receiver sees what was lost.
+    let seqs: Vec<u16> = before.iter().map(|p| p.seq).chain(after.iter().map(|a| a.1)).collect();
+    let lost: u32 = seqs
+        .windows(2)
+        .map(|w| u32::from(w[1].wrapping_sub(w[0]).wrapping_sub(1)))
+        .sum();
+    assert!(lost >= 30, "about 50 packets fell in the outage, saw {lost}");
+    let last = log.lines().rfind(|l| l.contains("stopped:")).unwrap_or_default();
+    assert!(
+        !last.contains("send_unreachable=0 ") || !last.contains("send_errors=0 "),
+        "failed sends are counted: {last}"
+    );
+}
