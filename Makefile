@@ -2,6 +2,7 @@
 #   make run     install what is missing, build, stream (board/sim when there is no sound card)
 #   make test    install what is missing, lint, run every test
 #   make bench   measure CPU, memory and latency; results in docs/PERFORMANCE.md
+#   make soak    10^7 periods: no allocation, flat memory, consistent counters
 
 SHELL := /bin/bash
 CARGO ?= cargo
@@ -13,7 +14,7 @@ APT_PACKAGES := build-essential pkg-config libasound2-dev libopus-dev jackd2 lib
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 RELEASE := target/release/rtpmic
 
-.PHONY: all deps build run test lint bench clean sim-start sim-stop
+.PHONY: all deps build run test lint bench soak clean sim-start sim-stop
 
 all: build
 
@@ -52,6 +53,11 @@ test: deps lint
 
 bench: build
 	benches/run.sh
+
+# 10^7 periods through the unpaced file PCM: zero hot-path allocations, flat RSS, consistent
+# counters (benches/soak.rs; SOAK_PERIODS=N to change the count).
+soak: deps
+	$(CARGO) bench --bench soak
 
 sim-start: deps
 	board/sim/sim.sh start
