@@ -566,11 +566,28 @@ fn ipv6_and_host_name_destinations_receive_the_stream() {
 /// up again, with the sequence numbers showing what was lost.
 #[test]
 fn link_down_and_up_the_stream_resumes() {
+    let va = format!("rma{}", std::process::id() % 10_000);
+    outage_and_recovery("link", &format!("link set {va} down"), &format!("link set {va} up"));
+}
+
+/// The same with the route to the receiver removed and restored.
+#[test]
+fn route_removed_and_restored_the_stream_resumes() {
+    let va = format!("rma{}", std::process::id() % 10_000);
+    outage_and_recovery(
+        "route",
+        "route del 10.231.0.0/24",
+        &format!("route add 10.231.0.0/24 dev {va}"),
+    );
+}
+
+/// Streams from namespace A to B, runs `ip -n A {down}` for a second, then `ip -n A {up}`,
+/// and checks the stream came back at once, losses showing in the sequence numbers and the
+/// failed sends counted.
+fn outage_and_recovery(tag: &str, down: &str, up: &str) {
     let board = SimBoard::shared();
     let infile = board.infile("in.raw", &two_tone(8000, 10.0));
-    let ns = Netns::create("link");
-    let id = std::process::id() % 10_000;
-    let va = format!("rma{id}");
+    let ns = Netns::create(tag);
     let (tx_first, rx_first) = std::sync::mpsc::channel::<()>();
     let receiver = Netns::in_ns(&ns.b, move || {
         let r = Receiver {
@@ -599,9 +616,9 @@ fn link_down_and_up_the_stream_resumes() {
         .spawn()
         .unwrap();
     rx_first.recv().unwrap();
-    sh(&format!("ip -n {} link set {va} down", ns.a));
-    std::thread::sleep(Duration::from_secs(1)); // the fault: one second without a link
-    sh(&format!("ip -n {} link set {va} up", ns.a));
+    sh(&format!("ip -n {} {down}", ns.a));
+    std::thread::sleep(Duration::from_secs(1)); // the fault: one second without a network
+    sh(&format!("ip -n {} {up}", ns.a));
     let up_at = std::time::Instant::now();
     let out = child.wait_with_output().unwrap();
     let log = String::from_utf8_lossy(&out.stderr);
