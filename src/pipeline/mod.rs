@@ -73,6 +73,16 @@ pub struct StartReport {
     pub sender_fallback: Option<String>,
 }
 
+/// Starts a helper thread (not real-time, small stack: under `mlockall` every stack byte is
+/// resident).
+fn spawn_helper(name: &str, body: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>, StartError> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .stack_size(rt::HELPER_STACK)
+        .spawn(body)
+        .map_err(|e| StartError::Io("spawn", e))
+}
+
 /// The stream's bandwidth in octets per second (payload + 40 bytes of IP/UDP/RTP headers per
 /// packet), the "session bandwidth" RFC 3550 §6.2 scales RTCP by.
 fn session_bandwidth(config: &Config) -> f64 {
@@ -254,35 +264,23 @@ impl Pipeline {
         if let Some((sockets, ssrc)) = rtcp_reader {
             let (stop, shared) = (stop.clone(), rtcp_in.clone());
             let policy = Policy::from_config(config, ssrc, seq0, &report.destinations);
-            threads.push(
-                std::thread::Builder::new()
-                    .name("rtpmic-rtcp".into())
-                    .stack_size(rt::HELPER_STACK)
-                    .spawn(move || crate::net::rtcp_in::run(sockets, policy, &shared, &stop))
-                    .map_err(|e| StartError::Io("spawn", e))?,
-            );
+            threads.push(spawn_helper("rtpmic-rtcp", move || {
+                crate::net::rtcp_in::run(sockets, policy, &shared, &stop)
+            })?);
         }
         if config.sap {
             let (stop, config) = (stop.clone(), config.clone());
-            threads.push(
-                std::thread::Builder::new()
-                    .name("rtpmic-sap".into())
-                    .stack_size(rt::HELPER_STACK)
-                    .spawn(move || crate::net::sap::run(&config, &stop))
-                    .map_err(|e| StartError::Io("spawn", e))?,
-            );
+            threads.push(spawn_helper("rtpmic-sap", move || {
+                crate::net::sap::run(&config, &stop)
+            })?);
         }
         if config.dest.iter().any(|d| matches!(d.host, Host::Name(_))) {
             let (stats, stop, dests) = (stats.clone(), stop.clone(), config.dest.clone());
             let current = report.destinations.clone();
             let interval = config.resolve_interval_s;
-            threads.push(
-                std::thread::Builder::new()
-                    .name("rtpmic-resolve".into())
-                    .stack_size(rt::HELPER_STACK)
-                    .spawn(move || resolve::run(&dests, current, updates_tx, &stats, &stop, interval))
-                    .map_err(|e| StartError::Io("spawn", e))?,
-            );
+            threads.push(spawn_helper("rtpmic-resolve", move || {
+                resolve::run(&dests, current, updates_tx, &stats, &stop, interval)
+            })?);
         }
         Ok((
             Pipeline {
