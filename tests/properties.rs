@@ -56,7 +56,7 @@ proptest! {
         rtcp_like in any::<bool>(),
     ) {
         let stats = RtcpInStats::default();
-        let policy = Policy { our_ssrc: 0x1234, first_seq: 0, clock_rate: 48_000, allowed: None };
+        let policy = Policy { our_ssrc: 0x1234, first_seq: 0, clock_rate: 48_000, allowed: None, learned: Default::default() };
         for mut d in datagrams.clone() {
             if rtcp_like && d.len() >= 2 {
                 d[0] = 0x80 | (d[0] & 0x1f); // version 2

@@ -10,6 +10,7 @@ use std::time::Duration;
 use tracing::{info, warn};
 
 use super::dest::DestUpdate;
+use super::rtcp_in::Learned;
 use crate::config::{Destination, Host};
 use crate::ops::stats::Stats;
 use crate::ring::Producer;
@@ -99,6 +100,7 @@ pub fn run(
     stats: &Stats,
     stop: &AtomicBool,
     interval_s: u32,
+    learned: Learned,
 ) {
     let mut schedule = Schedule::new(dests.len(), interval_s);
     let start = now_ns();
@@ -124,6 +126,12 @@ pub fn run(
                     if current[i] != Some(addr) {
                         info!("destination {d} is now {addr}");
                         current[i] = Some(addr);
+                        // RTCP from the new address is to be believed too.
+                        if let Ok(mut l) = learned.lock() {
+                            if !l.contains(&addr.ip()) {
+                                l.push(addr.ip());
+                            }
+                        }
                         updates.push(|u| {
                             *u = DestUpdate {
                                 index: i,

@@ -101,16 +101,28 @@ pub struct Policy {
     pub clock_rate: u32,
     /// Addresses of the destinations; `None` = believe anyone (a multicast destination).
     pub allowed: Option<Vec<IpAddr>>,
+    /// Addresses host names resolved to later (the resolver thread adds them).
+    pub learned: Learned,
 }
 
+/// Destination addresses learned after start, shared by the resolver and the RTCP reader.
+pub type Learned = std::sync::Arc<Mutex<Vec<IpAddr>>>;
+
 impl Policy {
-    pub fn from_config(config: &Config, our_ssrc: u32, first_seq: u16, resolved: &[Option<SocketAddr>]) -> Policy {
+    pub fn from_config(
+        config: &Config,
+        our_ssrc: u32,
+        first_seq: u16,
+        resolved: &[Option<SocketAddr>],
+        learned: Learned,
+    ) -> Policy {
         let multicast = resolved.iter().flatten().any(|a| a.ip().is_multicast());
         Policy {
             our_ssrc,
             first_seq,
             clock_rate: config.rtp_clock_rate(),
             allowed: (!multicast).then(|| resolved.iter().flatten().map(|a| a.ip()).collect()),
+            learned,
         }
     }
 }
@@ -120,7 +132,11 @@ impl Policy {
 pub fn handle(buf: &[u8], from: SocketAddr, arrival_ntp: u64, policy: &Policy, stats: &RtcpInStats) {
     if let Some(allowed) = &policy.allowed {
         let ip = canonical(from.ip());
-        if !allowed.iter().any(|a| canonical(*a) == ip) {
+        let learned = policy
+            .learned
+            .lock()
+            .is_ok_and(|l| l.iter().any(|a| canonical(*a) == ip));
+        if !learned && !allowed.iter().any(|a| canonical(*a) == ip) {
             stats.foreign.fetch_add(1, Relaxed);
             return;
         }
@@ -255,6 +271,7 @@ mod tests {
             first_seq: 990,
             clock_rate: 48_000,
             allowed: Some(vec!["10.0.0.2".parse().unwrap()]),
+            learned: Learned::default(),
         }
     }
 
@@ -301,6 +318,18 @@ mod tests {
         assert_eq!(s.malformed.load(Relaxed), 3);
         assert_eq!(s.unrelated.load(Relaxed), 1);
         assert!(s.receivers.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn addresses_learned_later_are_believed() {
+        let s = RtcpInStats::default();
+        let p = policy();
+        let from: SocketAddr = "10.9.9.9:5005".parse().unwrap();
+        handle(&rr(0xabc, 0, 0), from, 0, &p, &s);
+        assert_eq!(s.foreign.load(Relaxed), 1);
+        p.learned.lock().unwrap().push("10.9.9.9".parse().unwrap());
+        handle(&rr(0xabc, 0, 0), from, 0, &p, &s);
+        assert_eq!((s.foreign.load(Relaxed), s.reports.load(Relaxed)), (1, 1));
     }
 
     #[test]

@@ -22,7 +22,7 @@ use crate::capture::{self, CaptureControl, Frame};
 use crate::codec::{EncodeError, Encoder};
 use crate::config::{Config, Host, SenderKind};
 use crate::net::dest::{DestTable, DestUpdate};
-use crate::net::rtcp_in::{Policy, RtcpInStats, RtcpSockets};
+use crate::net::rtcp_in::{Learned, Policy, RtcpInStats, RtcpSockets};
 use crate::net::rtcp_out::{RtcpOut, StreamInfo};
 use crate::net::socket::{SocketError, SocketOptions};
 use crate::net::{resolve, sender, sender::Packet, udp::MmsgSender, uring, DatagramSender};
@@ -261,9 +261,10 @@ impl Pipeline {
             );
         }
         let rtcp_in = Arc::new(RtcpInStats::default());
+        let learned = Learned::default();
         if let Some((sockets, ssrc)) = rtcp_reader {
             let (stop, shared) = (stop.clone(), rtcp_in.clone());
-            let policy = Policy::from_config(config, ssrc, seq0, &report.destinations);
+            let policy = Policy::from_config(config, ssrc, seq0, &report.destinations, learned.clone());
             threads.push(spawn_helper("rtpmic-rtcp", move || {
                 crate::net::rtcp_in::run(sockets, policy, &shared, &stop)
             })?);
@@ -279,7 +280,7 @@ impl Pipeline {
             let current = report.destinations.clone();
             let interval = config.resolve_interval_s;
             threads.push(spawn_helper("rtpmic-resolve", move || {
-                resolve::run(&dests, current, updates_tx, &stats, &stop, interval)
+                resolve::run(&dests, current, updates_tx, &stats, &stop, interval, learned)
             })?);
         }
         Ok((
