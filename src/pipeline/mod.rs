@@ -115,7 +115,10 @@ fn open_backend(config: &Config, slots: usize) -> Result<(Box<dyn DatagramSender
 
 /// A running pipeline.
 pub struct Pipeline {
-    threads: Vec<JoinHandle<()>>,
+    /// Capture, encoder, sender: they end by themselves when the capture stops.
+    stream_threads: Vec<JoinHandle<()>>,
+    /// RTCP in, SAP, resolver: they run until `stop`.
+    helpers: Vec<JoinHandle<()>>,
     stop: Arc<AtomicBool>,
     stats: Arc<Stats>,
     exited: Arc<Notifier>,
@@ -200,6 +203,7 @@ impl Pipeline {
         let prio = config.rt_priority;
 
         let mut threads = Vec::new();
+        let mut helpers = Vec::new();
         let spawn = |name: &str, stack: usize, body: Box<dyn FnOnce() + Send>| {
             let guard = ExitGuard(exited.clone());
             let refused = rt_refused.clone();
@@ -265,13 +269,13 @@ impl Pipeline {
         if let Some((sockets, ssrc)) = rtcp_reader {
             let (stop, shared) = (stop.clone(), rtcp_in.clone());
             let policy = Policy::from_config(config, ssrc, seq0, &report.destinations, learned.clone());
-            threads.push(spawn_helper("rtpmic-rtcp", move || {
+            helpers.push(spawn_helper("rtpmic-rtcp", move || {
                 crate::net::rtcp_in::run(sockets, policy, &shared, &stop)
             })?);
         }
         if config.sap {
             let (stop, config) = (stop.clone(), config.clone());
-            threads.push(spawn_helper("rtpmic-sap", move || {
+            helpers.push(spawn_helper("rtpmic-sap", move || {
                 crate::net::sap::run(&config, &stop)
             })?);
         }
@@ -279,13 +283,14 @@ impl Pipeline {
             let (stats, stop, dests) = (stats.clone(), stop.clone(), config.dest.clone());
             let current = report.destinations.clone();
             let interval = config.resolve_interval_s;
-            threads.push(spawn_helper("rtpmic-resolve", move || {
+            helpers.push(spawn_helper("rtpmic-resolve", move || {
                 resolve::run(&dests, current, updates_tx, &stats, &stop, interval, learned)
             })?);
         }
         Ok((
             Pipeline {
-                threads,
+                stream_threads: threads,
+                helpers,
                 stop,
                 stats,
                 exited,
@@ -322,8 +327,8 @@ impl Pipeline {
 
     /// Whether any stream thread has ended (the stream is over or broken).
     pub fn any_finished(&self) -> bool {
-        // Only the stream threads count: a helper (SAP with nothing to announce) may end early.
-        self.threads.iter().take(3).any(|t| t.is_finished())
+        // A helper (SAP with nothing to announce) may end early; that ends nothing.
+        self.stream_threads.iter().any(|t| t.is_finished())
     }
 
     /// Whether the kernel refused SCHED_RR (the threads run at normal priority).
@@ -334,14 +339,11 @@ impl Pipeline {
     /// Waits for all threads to end (after `request_stop`, or by themselves with
     /// `RunOptions::seconds`); returns the final counters.
     pub fn join(self) -> Arc<Stats> {
-        // The three stream threads (spawned first) end by themselves once the capture stops;
-        // the helpers (RTCP in, SAP, resolver) run until `stop`, which the stream's end sets.
-        let mut threads = self.threads.into_iter();
-        for t in threads.by_ref().take(3) {
+        for t in self.stream_threads {
             let _ = t.join();
         }
         self.stop.store(true, Relaxed);
-        for t in threads {
+        for t in self.helpers {
             let _ = t.join();
         }
         self.stats
