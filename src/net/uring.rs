@@ -102,11 +102,9 @@ impl UringSender {
                 continue;
             }
             sends += 1;
-            let fs = if ud >> 32 == 4 { v4.as_ref() } else { v6.as_ref() };
-            let Some(d) = fs.and_then(|f| f.msg_dest.get((ud & 0xffff_ffff) as usize)).copied() else {
-                continue;
-            };
-            count_completion(&cqe, d, stats);
+            if let Some(d) = dest_of(v4, v6, ud) {
+                count_completion(&cqe, d, stats);
+            }
         }
         sends
     }
@@ -138,11 +136,11 @@ impl super::DatagramSender for UringSender {
             for i in 0..k {
                 // SAFETY: i < k <= msgs.len(); the msghdr lives in `fs`, owned by self.
                 let msg = unsafe { &(*hdrs.add(i)).msg_hdr } as *const libc::msghdr;
-                let sqe = opcode::SendMsg::new(types::Fd(fd), msg)
-                    .build()
-                    .user_data((tag << 32) | i as u64);
+                let ud = (tag << 32) | i as u64;
+                let sqe = opcode::SendMsg::new(types::Fd(fd), msg).build().user_data(ud);
                 if self.push(&sqe).is_err() {
-                    stats.count_error(fs_dest(self, tag, i), &stats.send_errors, 1);
+                    let d = dest_of(&self.v4, &self.v6, ud).unwrap_or(usize::MAX);
+                    stats.count_error(d, &stats.send_errors, 1);
                     continue;
                 }
                 outstanding += 1;
@@ -199,9 +197,10 @@ impl super::DatagramSender for UringSender {
     }
 }
 
-fn fs_dest(s: &UringSender, tag: u64, i: usize) -> usize {
-    let fs = if tag == 4 { s.v4.as_ref() } else { s.v6.as_ref() };
-    fs.and_then(|f| f.msg_dest.get(i)).copied().unwrap_or(usize::MAX)
+/// The destination a send SQE's user_data ((family tag << 32) | message index) was for.
+fn dest_of(v4: &Option<FamilySocket>, v6: &Option<FamilySocket>, user_data: u64) -> Option<usize> {
+    let fs = if user_data >> 32 == 4 { v4 } else { v6 };
+    fs.as_ref()?.msg_dest.get((user_data & 0xffff_ffff) as usize).copied()
 }
 
 #[cfg(test)]
