@@ -60,11 +60,19 @@ impl RtcpOut {
         sockets: RtcpSockets,
         now_ns: u64,
     ) -> Result<RtcpOut, LayoutError> {
-        let packets = RtcpPackets::new(s.ssrc, &s.cname)?;
+        let mut packets = RtcpPackets::new(s.ssrc, &s.cname)?;
+        let size = packets
+            .report(SenderInfo {
+                ntp: 0,
+                rtp_timestamp: 0,
+                packets: 0,
+                octets: 0,
+            })
+            .len();
         let slots: Vec<Option<SocketAddr>> = rtp_slots.iter().map(|a| a.map(|a| rtcp_addr(a, s.mux))).collect();
         let members = 1 + rtp_slots.iter().flatten().count();
         let mut out = RtcpOut {
-            scheduler: RtcpScheduler::new(s.session_bw, 0),
+            scheduler: RtcpScheduler::new(s.session_bw, size),
             packets,
             dests: DestTable::new(&slots),
             mux: s.mux,
@@ -78,16 +86,6 @@ impl RtcpOut {
             last: None,
             sockets,
         };
-        let size = out
-            .packets
-            .report(SenderInfo {
-                ntp: 0,
-                rtp_timestamp: 0,
-                packets: 0,
-                octets: 0,
-            })
-            .len();
-        out.scheduler = RtcpScheduler::new(s.session_bw, size);
         out.next_ns = now_ns + out.interval();
         Ok(out)
     }

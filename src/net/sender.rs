@@ -81,7 +81,10 @@ pub fn run(
         if n > 0 {
             let packets: [&[u8]; MAX_BATCH] = std::array::from_fn(|i| &bufs[i][..meta[i].0]);
             tx.send(&packets[..n], &mut dests, stats);
-            let now = now_ns();
+        }
+        // One clock read per iteration serves the latency record and the RTCP schedule.
+        let now = now_ns();
+        if n > 0 {
             for &(_, captured, ts, payload) in &meta[..n] {
                 stats.latency.record(now.saturating_sub(captured));
                 if let Some(r) = rtcp.as_mut() {
@@ -93,7 +96,6 @@ pub fn run(
                 hot_path::enter();
             }
         }
-        let now = now_ns();
         if let Some(r) = rtcp.as_mut() {
             r.poll(now, stats);
         }
