@@ -202,6 +202,11 @@ pub const KEYS: &[KeySpec] = &[
         default: "info",
         allowed: "error warn info debug trace",
     },
+    KeySpec {
+        name: "RTPMIC_LOG_TARGET",
+        default: "auto",
+        allowed: "auto (journald when systemd connected stderr to the journal) journald stderr",
+    },
 ];
 
 /// The codec sent on the wire.
@@ -266,6 +271,13 @@ pub struct Destination {
     pub port: u16,
 }
 
+impl Destination {
+    /// A multicast group given as an address (a name is taken as unicast until resolved).
+    pub fn is_multicast(&self) -> bool {
+        matches!(self.host, Host::Ip(ip) if ip.is_multicast())
+    }
+}
+
 impl fmt::Display for Destination {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.host {
@@ -315,6 +327,25 @@ impl LogLevel {
     }
 }
 
+/// Where log lines go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogTarget {
+    /// journald when `JOURNAL_STREAM` names our stderr (systemd.exec(5)), stderr otherwise.
+    Auto,
+    Journald,
+    Stderr,
+}
+
+impl LogTarget {
+    pub fn name(self) -> &'static str {
+        match self {
+            LogTarget::Auto => "auto",
+            LogTarget::Journald => "journald",
+            LogTarget::Stderr => "stderr",
+        }
+    }
+}
+
 /// The validated configuration.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
@@ -353,6 +384,7 @@ pub struct Config {
     pub rt_priority: u8,
     pub stats_interval_s: u32,
     pub log_level: LogLevel,
+    pub log_target: LogTarget,
 }
 
 impl Config {
@@ -463,6 +495,7 @@ impl Config {
             ("RTPMIC_RT_PRIORITY", self.rt_priority.to_string()),
             ("RTPMIC_STATS_INTERVAL_S", self.stats_interval_s.to_string()),
             ("RTPMIC_LOG_LEVEL", self.log_level.name().into()),
+            ("RTPMIC_LOG_TARGET", self.log_target.name().into()),
         ];
         lines.iter().map(|(k, v)| format!("{k}={v}\n")).collect()
     }
@@ -743,6 +776,15 @@ impl Parser {
             ],
             LogLevel::Info,
         );
+        let log_target = self.word(
+            "RTPMIC_LOG_TARGET",
+            &[
+                ("auto", LogTarget::Auto),
+                ("journald", LogTarget::Journald),
+                ("stderr", LogTarget::Stderr),
+            ],
+            LogTarget::Auto,
+        );
         Config {
             device,
             rate,
@@ -777,6 +819,7 @@ impl Parser {
             rt_priority,
             stats_interval_s,
             log_level,
+            log_target,
         }
     }
 

@@ -1,22 +1,17 @@
 //! `rtpmic`: command line. See `rtpmic --help` and README.md.
 
-use std::io::Read;
-use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use mio::unix::SourceFd;
-use mio::{Events, Interest, Poll, Token};
-use tracing::{error, info, warn};
+use tracing::{error, warn};
 
 use rtpmic::config::{Config, KEYS};
-use rtpmic::ops::events::{Event, EventWatch};
-use rtpmic::ops::receivers::{self, ReceiverWatch, Thresholds};
-use rtpmic::pipeline::{Pipeline, RunOptions};
+use rtpmic::ops::log::{self, Installed};
+use rtpmic::ops::service::{self, ServiceError};
+use rtpmic::pipeline::RunOptions;
 use rtpmic::probe::{DynamicCodec, ProbeOptions};
-use rtpmic::rt::now_ns;
 use rtpmic::rtp::sdp;
 
 /// sysexits.h EX_CONFIG: bad configuration (systemd's RestartPreventExitStatus=78).
@@ -97,7 +92,7 @@ fn keys_help() -> String {
             k.name, k.default, "", k.allowed
         ));
     }
-    s.push_str("\nExit status: 0 stopped cleanly, 78 bad configuration, 69 could not start (sockets, io_uring).");
+    s.push_str("\nExit status: 0 stopped cleanly, 78 bad configuration, 69 could not start (sockets, io_uring), 1 a thread stuck in the device driver at stop.");
     s
 }
 
@@ -137,8 +132,8 @@ fn main() -> ExitCode {
             env_file,
             seconds,
             no_drop,
-        } => match load(env_file) {
-            Ok(c) => run(&c, RunOptions { seconds, no_drop }),
+        } => match load(env_file.clone()) {
+            Ok(c) => run(c, env_file, RunOptions { seconds, no_drop }),
             Err(code) => code,
         },
     }
@@ -194,165 +189,23 @@ fn probe(o: &ProbeOptions) -> ExitCode {
     }
 }
 
-const SIGNAL: Token = Token(0);
-const EXITED: Token = Token(1);
-
-fn run(config: &Config, opts: RunOptions) -> ExitCode {
-    rtpmic::ops::log::init(config.log_level);
-    // Signals first, so a SIGTERM during start-up is not lost.
-    let signals = match signal_pipe() {
-        Ok(s) => s,
+/// `rtpmic run`: logging, then the service loop (src/ops/service.rs).
+fn run(config: Config, env_file: Option<PathBuf>, opts: RunOptions) -> ExitCode {
+    if let Installed::StderrJournaldFailed(e) = log::init(config.log_level, config.log_target) {
+        warn!(
+            event = "log",
+            "RTPMIC_LOG_TARGET=journald: journal socket unavailable ({e}); logging to stderr"
+        );
+    }
+    match service::run(config, env_file, opts) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e @ ServiceError::StuckThread) => {
+            error!(event = "stuck", "{e}; exiting without it");
+            ExitCode::FAILURE
+        }
         Err(e) => {
-            error!("cannot install signal handlers: {e}");
-            return ExitCode::from(EX_UNAVAILABLE);
-        }
-    };
-    let dests: Vec<String> = config.dest.iter().map(|d| d.to_string()).collect();
-    info!(
-        "starting: device={} codec={} rate={} frame_ms={} payload_type={} dest={}",
-        config.device,
-        config.codec.name(),
-        config.rate,
-        f64::from(config.frame_us) / 1000.0,
-        config.payload_type,
-        dests.join(",")
-    );
-    let (pipeline, report) = match Pipeline::start(config, opts) {
-        Ok(p) => p,
-        Err(e) => {
-            error!("cannot start: {e}");
-            return ExitCode::from(EX_UNAVAILABLE);
-        }
-    };
-    for u in &report.unresolved {
-        warn!("destination not resolved yet, retrying in the background: {u}");
-    }
-    if let Some(e) = &report.memory_lock {
-        warn!("mlockall refused ({e}); pages may be swapped out");
-    }
-    match &report.sender_fallback {
-        None => info!("sender: {}", report.sender),
-        Some(why) => info!("sender: {} (io_uring unavailable: {why})", report.sender),
-    }
-    if let Some(path) = &config.sdp_file {
-        match sdp::write_file(config, path) {
-            Ok(()) => info!("SDP written to {}", path.display()),
-            Err(e) => warn!("cannot write RTPMIC_SDP_FILE={}: {e}", path.display()),
+            error!(event = "error", "{e}");
+            ExitCode::from(EX_UNAVAILABLE)
         }
     }
-    let resolved = report.destinations.iter().flatten().count();
-    info!(
-        "started: ssrc={:#010x} to {resolved} of {} destination(s)",
-        report.ssrc,
-        report.destinations.len()
-    );
-    main_loop(&pipeline, config, signals);
-    // On a signal this was already asked; when a thread ended by itself (--seconds, or a
-    // failure), the others must stop too.
-    pipeline.request_stop();
-    let rtcp_in = pipeline.rtcp_in().clone();
-    let stats = pipeline.join();
-    if config.rtcp {
-        info!("rtcp_in: {}", receivers::summary(&rtcp_in));
-    }
-    info!("destinations: {}", stats.destination_summary(&dests));
-    info!("stopped: {}", stats.summary());
-    ExitCode::SUCCESS
-}
-
-/// Waits for a signal or the pipeline's end, logging counter changes every second and the
-/// stats line every STATS_INTERVAL_S.
-fn main_loop(pipeline: &Pipeline, config: &Config, mut signals: UnixStream) {
-    let Ok(mut poll) = Poll::new() else { return };
-    let mut events = Events::with_capacity(4);
-    let sig_fd = std::os::fd::AsRawFd::as_raw_fd(&signals);
-    let exit_fd = pipeline.exit_fd();
-    let registered = poll
-        .registry()
-        .register(&mut SourceFd(&sig_fd), SIGNAL, Interest::READABLE)
-        .and_then(|_| {
-            poll.registry()
-                .register(&mut SourceFd(&exit_fd), EXITED, Interest::READABLE)
-        });
-    if let Err(e) = registered {
-        error!("cannot wait for signals: {e}");
-        return;
-    }
-    let stats = pipeline.stats();
-    let names: Vec<String> = config.dest.iter().map(|d| d.to_string()).collect();
-    let mut watch = EventWatch::default();
-    let mut receiver_watch = ReceiverWatch::default();
-    let thresholds = Thresholds {
-        loss_percent: f64::from(config.rr_loss_warn_percent),
-        jitter_ms: f64::from(config.rr_jitter_warn_ms),
-    };
-    let interval_ns = u64::from(config.stats_interval_s) * 1_000_000_000;
-    let mut next_stats = now_ns() + interval_ns;
-    let mut rt_warned = false;
-    loop {
-        if let Err(e) = poll.poll(&mut events, Some(Duration::from_secs(1))) {
-            if e.kind() != std::io::ErrorKind::Interrupted {
-                error!("poll: {e}");
-                return;
-            }
-        }
-        for ev in events.iter() {
-            if ev.token() == SIGNAL {
-                let mut buf = [0u8; 64];
-                let _ = signals.read(&mut buf);
-                info!("stopping on signal");
-                pipeline.request_stop();
-                return;
-            }
-            pipeline.clear_exit_fd();
-        }
-        if pipeline.any_finished() {
-            return;
-        }
-        if pipeline.realtime_refused() && !rt_warned {
-            rt_warned = true;
-            warn!(
-                "SCHED_RR at priority {} refused; running at normal priority",
-                config.rt_priority
-            );
-        }
-        let now = now_ns();
-        for r in watch.poll(stats, now) {
-            match r.event {
-                Event::DeviceError => {
-                    warn!(
-                        "{}: {} new, {} in all: {} (retrying)",
-                        r.event.name(),
-                        r.new,
-                        r.total,
-                        stats.device_error()
-                    )
-                }
-                _ => warn!("{}: {} new, {} in all", r.event.name(), r.new, r.total),
-            }
-        }
-        if let Ok(t) = pipeline.rtcp_in().receivers.lock() {
-            for w in receiver_watch.poll(&t, thresholds, now) {
-                warn!("{w}");
-            }
-        }
-        if interval_ns > 0 && now >= next_stats {
-            next_stats = now + interval_ns;
-            info!("destinations: {}", stats.destination_summary(&names));
-            if config.rtcp {
-                info!("rtcp_in: {}", receivers::summary(pipeline.rtcp_in()));
-            }
-            info!("stats: {}", stats.summary());
-        }
-    }
-}
-
-/// A socket that becomes readable when SIGTERM or SIGINT arrives (signal-hook's self-pipe).
-fn signal_pipe() -> std::io::Result<UnixStream> {
-    let (rx, tx) = UnixStream::pair()?;
-    rx.set_nonblocking(true)?;
-    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        signal_hook::low_level::pipe::register(sig, tx.try_clone()?)?;
-    }
-    Ok(rx)
 }

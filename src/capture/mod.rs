@@ -20,13 +20,14 @@ pub mod clock;
 pub mod convert;
 pub mod device;
 
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use alsa::pcm::{IoFormat, IO, PCM};
 
 use crate::config::Config;
-use crate::ops::{hot_path, stats::Stats};
+use crate::ops::hot_path;
+use crate::ops::stats::{DeviceState, Stats};
 use crate::ring::{Producer, Pushed};
 use crate::rt::now_ns;
 use convert::Sample;
@@ -104,8 +105,12 @@ pub fn run(config: &Config, mut out: Producer<Frame>, ctl: CaptureControl<'_>) {
         // alsa-lib's own messages ("Unknown PCM …") go to a buffer that is folded into our
         // error line instead of stderr; a fresh buffer per attempt keeps it small.
         let alsa_messages = alsa::Output::local_error_handler().ok();
-        let end = match Device::open(config) {
+        ctl.stats.set_device_state(DeviceState::Opening);
+        let opened = Device::open(config);
+        let absent = opened.is_err();
+        let end = match opened {
             Ok(dev) => {
+                ctl.stats.set_device_state(DeviceState::Open);
                 backoff = Duration::from_millis(100);
                 match dev.format {
                     DeviceFormat::S16 => read_loop::<i16>(config, &dev, &mut out, &ctl, &mut pos),
@@ -116,6 +121,7 @@ pub fn run(config: &Config, mut out: Producer<Frame>, ctl: CaptureControl<'_>) {
                 let detail = alsa_messages.map(|o| o.borrow().to_string()).unwrap_or_default();
                 let detail = detail.trim().replace('\n', "; ");
                 ctl.stats.device_errors.fetch_add(1, Relaxed);
+                ctl.stats.set_device_state(DeviceState::Absent);
                 if detail.is_empty() {
                     ctl.stats.set_device_error(&e.to_string());
                 } else {
@@ -129,7 +135,10 @@ pub fn run(config: &Config, mut out: Producer<Frame>, ctl: CaptureControl<'_>) {
             LoopEnd::Stopped => break,
             LoopEnd::DeviceError => {
                 pos.gap = pos.last_read_ns != 0;
-                sleep_unless_stopped(backoff, ctl.stop);
+                // Only waiting for an absent device counts as a sign of life: a device that
+                // opens and then gives nothing is a stall the watchdog must see.
+                let heartbeat = absent.then_some(&ctl.stats.absent_heartbeat);
+                sleep_unless_stopped(backoff, ctl.stop, heartbeat);
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }
         }
@@ -137,12 +146,16 @@ pub fn run(config: &Config, mut out: Producer<Frame>, ctl: CaptureControl<'_>) {
     out.close();
 }
 
-fn sleep_unless_stopped(d: Duration, stop: &AtomicBool) {
+/// Sleeps `d` in 20 ms steps, ending early on `stop`; bumps `heartbeat` at every step.
+fn sleep_unless_stopped(d: Duration, stop: &AtomicBool, heartbeat: Option<&AtomicU64>) {
     let step = Duration::from_millis(20);
     let mut left = d;
     while !left.is_zero() && !stop.load(Relaxed) {
         std::thread::sleep(step.min(left));
         left = left.saturating_sub(step);
+        if let Some(h) = heartbeat {
+            h.fetch_add(1, Relaxed);
+        }
     }
 }
 

@@ -36,6 +36,15 @@ impl Encoder {
         })
     }
 
+    /// Changes the bitrate and complexity of a running encoder (Opus; the fixed-rate codecs
+    /// have neither and ignore it).
+    pub fn tune(&mut self, bitrate: u32, complexity: u8) -> Result<(), EncodeError> {
+        match self {
+            Encoder::Opus(e) => e.tune(bitrate, complexity),
+            _ => Ok(()),
+        }
+    }
+
     /// Encodes one frame of mono samples into `out`; returns the payload length.
     pub fn encode(&mut self, pcm: &[i16], out: &mut [u8]) -> Result<usize, EncodeError> {
         match self {

@@ -36,6 +36,13 @@ impl OpusEncoder {
         Ok(OpusEncoder { inner })
     }
 
+    /// Changes bitrate and complexity between frames (opus_encoder_ctl; no allocation).
+    pub fn tune(&mut self, bitrate: u32, complexity: u8) -> Result<(), EncodeError> {
+        self.inner.set_bitrate(Bitrate::BitsPerSecond(bitrate as i32))?;
+        self.inner.set_complexity(complexity)?;
+        Ok(())
+    }
+
     /// Encodes one frame (2.5–60 ms of mono samples at the configured rate).
     pub fn encode(&mut self, pcm: &[i16], out: &mut [u8]) -> Result<usize, EncodeError> {
         Ok(self.inner.encode(pcm, out)?)

@@ -29,6 +29,10 @@ pub trait DatagramSender: Send {
     /// return early). The eventfd needs no reading afterwards.
     fn wait(&mut self, wake_fd: RawFd, timeout: Duration) -> io::Result<()>;
 
+    /// Handles on the backend's sockets (clones of the same sockets), for options the main
+    /// thread changes while the stream runs (DSCP on SIGHUP).
+    fn sockets(&self) -> io::Result<Vec<std::net::UdpSocket>>;
+
     /// The backend's name for the log ("io_uring", "epoll").
     fn name(&self) -> &'static str;
 }

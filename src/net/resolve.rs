@@ -92,30 +92,47 @@ impl Schedule {
     }
 }
 
-/// Body of the `rtpmic-resolve` thread: runs until `stop`.
-pub fn run(
-    dests: &[Destination],
-    mut current: Vec<Option<SocketAddr>>,
-    mut updates: Producer<DestUpdate>,
-    stats: &Stats,
-    stop: &AtomicBool,
-    interval_s: u32,
-    learned: Learned,
-) {
-    let mut schedule = Schedule::new(dests.len(), interval_s);
+/// A new `RTPMIC_DEST` list handed from the main thread (SIGHUP) to the resolver thread, the
+/// one owner of changes to the sender's destination table.
+pub type NewDestinations = std::sync::Arc<std::sync::Mutex<Option<Vec<Destination>>>>;
+
+/// What the `rtpmic-resolve` thread works with.
+pub struct ResolverContext<'a> {
+    pub updates: Producer<DestUpdate>,
+    pub stats: &'a Stats,
+    pub stop: &'a AtomicBool,
+    pub interval_s: u32,
+    pub learned: Learned,
+    pub new_destinations: NewDestinations,
+}
+
+/// Body of the `rtpmic-resolve` thread: runs until `stop`. Re-resolves names as [`Schedule`]
+/// says, and switches to a new destination list when the main thread hands one over.
+pub fn run(mut dests: Vec<Destination>, mut current: Vec<Option<SocketAddr>>, mut ctx: ResolverContext<'_>) {
+    let mut schedule = Schedule::new(dests.len(), ctx.interval_s);
     let start = now_ns();
     // The main thread made the first look-up (and reported failures) just before.
     for (i, a) in current.iter().enumerate() {
         schedule.record(i, start, a.is_some(), 0);
     }
     let mut failing: Vec<bool> = current.iter().map(Option::is_none).collect();
-    while !stop.load(Relaxed) {
+    while !ctx.stop.load(Relaxed) {
         let now = now_ns();
+        let handed = ctx.new_destinations.lock().ok().and_then(|mut n| n.take());
+        if let Some(new) = handed {
+            current = switch_list(&dests, &new, &current, &mut ctx);
+            dests = new;
+            schedule = Schedule::new(dests.len(), ctx.interval_s);
+            for (i, a) in current.iter().enumerate() {
+                schedule.record(i, now, a.is_some(), 0);
+            }
+            failing = current.iter().map(Option::is_none).collect();
+        }
         for (i, d) in dests.iter().enumerate() {
             if !matches!(d.host, Host::Name(_)) {
                 continue;
             }
-            let errors = stats.dests.get(i).map_or(0, |c| c.errors.load(Relaxed));
+            let errors = ctx.stats.dests.get(i).map_or(0, |c| c.errors.load(Relaxed));
             if !schedule.due(i, now, errors) {
                 continue;
             }
@@ -124,20 +141,10 @@ pub fn run(
             match result {
                 Ok(addr) => {
                     if current[i] != Some(addr) {
-                        info!("destination {d} is now {addr}");
+                        info!(event = "resolved", "destination {d} is now {addr}");
                         current[i] = Some(addr);
-                        // RTCP from the new address is to be believed too.
-                        if let Ok(mut l) = learned.lock() {
-                            if !l.contains(&addr.ip()) {
-                                l.push(addr.ip());
-                            }
-                        }
-                        updates.push(|u| {
-                            *u = DestUpdate {
-                                index: i,
-                                addr: Some(addr),
-                            }
-                        });
+                        publish(&mut ctx, i, Some(addr));
+                        count_resolved(ctx.stats, &current);
                     }
                     failing[i] = false;
                 }
@@ -145,6 +152,7 @@ pub fn run(
                     // Keep sending to the last known address; say so once per failure spell.
                     if !failing[i] {
                         warn!(
+                            event = "unresolved",
                             "cannot resolve destination {d}: {e} (retrying every {} s)",
                             MIN_RETRY_NS / 1_000_000_000
                         );
@@ -155,6 +163,61 @@ pub fn run(
         }
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// Moves the sender from `old` to `new` (same slots, index for index; slots past the new
+/// list go inactive) and returns the new addresses. Destinations that stay the same keep
+/// their address and counters, so their stream goes on untouched.
+fn switch_list(
+    old: &[Destination],
+    new: &[Destination],
+    current: &[Option<SocketAddr>],
+    ctx: &mut ResolverContext<'_>,
+) -> Vec<Option<SocketAddr>> {
+    let mut next = Vec::with_capacity(new.len());
+    for i in 0..old.len().max(new.len()) {
+        let same = old.get(i).is_some_and(|o| new.get(i) == Some(o));
+        let addr = match new.get(i) {
+            None => None,
+            Some(_) if same => current.get(i).copied().flatten(),
+            Some(d) => resolve(d, None)
+                .inspect_err(|e| warn!(event = "unresolved", "cannot resolve destination {d} yet: {e}"))
+                .ok(),
+        };
+        if !same {
+            if let Some(c) = ctx.stats.dests.get(i) {
+                c.datagrams.store(0, Relaxed);
+                c.errors.store(0, Relaxed);
+            }
+            if current.get(i).copied().flatten() != addr {
+                publish(ctx, i, addr);
+            }
+        }
+        if i < new.len() {
+            next.push(addr);
+        }
+    }
+    count_resolved(ctx.stats, &next);
+    next
+}
+
+/// Hands slot `i`'s address to the sender (and lets the RTCP reader believe it).
+fn publish(ctx: &mut ResolverContext<'_>, index: usize, addr: Option<SocketAddr>) {
+    if let Some(a) = addr {
+        if let Ok(mut l) = ctx.learned.lock() {
+            if !l.contains(&a.ip()) {
+                l.push(a.ip());
+            }
+        }
+    }
+    // The ring holds two updates per slot, so even a whole new list never overwrites one.
+    ctx.updates.push(|u| *u = DestUpdate { index, addr });
+}
+
+fn count_resolved(stats: &Stats, current: &[Option<SocketAddr>]) {
+    stats
+        .destinations_resolved
+        .store(current.iter().flatten().count() as u64, Relaxed);
 }
 
 #[cfg(test)]

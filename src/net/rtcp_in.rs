@@ -26,6 +26,15 @@ pub struct RtcpSockets {
 }
 
 impl RtcpSockets {
+    /// Clones of every RTCP socket (for option changes from the main thread).
+    pub fn try_clone_all(&self) -> std::io::Result<Vec<UdpSocket>> {
+        let mut all = vec![self.v4.try_clone()?];
+        if let Some(v6) = &self.v6 {
+            all.push(v6.try_clone()?);
+        }
+        Ok(all)
+    }
+
     /// Binds the RTCP sockets: port RTPMIC_BIND + 1 when a bind port is set, else any.
     pub fn open(config: &Config) -> Result<RtcpSockets, SocketError> {
         let mut opts = SocketOptions::from_config(config);

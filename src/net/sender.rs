@@ -6,6 +6,7 @@
 
 use std::io;
 use std::os::fd::RawFd;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use super::dest::{DestTable, DestUpdate};
@@ -81,6 +82,7 @@ pub fn run(
         if n > 0 {
             let packets: [&[u8]; MAX_BATCH] = std::array::from_fn(|i| &bufs[i][..meta[i].0]);
             tx.send(&packets[..n], &mut dests, stats);
+            stats.packets_out.fetch_add(n as u64, Relaxed);
         }
         // One clock read per iteration serves the latency record and the RTCP schedule.
         let now = now_ns();

@@ -61,20 +61,34 @@ fn ctx(key: &'static str, what: &'static str) -> impl FnOnce(io::Error) -> Socke
     move |source| SocketError { key, what, source }
 }
 
+/// RFC 2474 §3: the DSCP is the upper six bits of the IPv4 TOS / IPv6 traffic class octet.
+fn set_dscp_on(s: &Socket, ipv4: bool, dscp: u8) -> io::Result<()> {
+    let tos = u32::from(dscp) << 2;
+    if ipv4 {
+        s.set_tos_v4(tos)
+    } else {
+        s.set_tclass_v6(tos)
+    }
+}
+
+/// Changes the DSCP of an open socket (either family); for SIGHUP, while the stream runs.
+pub fn set_dscp(s: &UdpSocket, dscp: u8) -> io::Result<()> {
+    let ipv4 = s.local_addr()?.is_ipv4();
+    set_dscp_on(&socket2::SockRef::from(s), ipv4, dscp)
+}
+
 /// Opens a non-blocking UDP socket of one address family with every option applied.
 pub fn open(ipv4: bool, o: &SocketOptions) -> Result<UdpSocket, SocketError> {
     let domain = if ipv4 { Domain::IPV4 } else { Domain::IPV6 };
     let s = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP)).map_err(ctx("RTPMIC_DEST", "socket"))?;
-    let tos = u32::from(o.dscp) << 2;
+    set_dscp_on(&s, ipv4, o.dscp).map_err(ctx("RTPMIC_DSCP", if ipv4 { "IP_TOS" } else { "IPV6_TCLASS" }))?;
     if ipv4 {
-        s.set_tos_v4(tos).map_err(ctx("RTPMIC_DSCP", "IP_TOS"))?;
         s.set_multicast_ttl_v4(u32::from(o.multicast_ttl))
             .map_err(ctx("RTPMIC_MULTICAST_TTL", "IP_MULTICAST_TTL"))?;
         s.set_multicast_loop_v4(o.multicast_loop)
             .map_err(ctx("RTPMIC_MULTICAST_LOOP", "IP_MULTICAST_LOOP"))?;
     } else {
         s.set_only_v6(true).map_err(ctx("RTPMIC_DEST", "IPV6_V6ONLY"))?;
-        s.set_tclass_v6(tos).map_err(ctx("RTPMIC_DSCP", "IPV6_TCLASS"))?;
         s.set_multicast_hops_v6(u32::from(o.multicast_ttl))
             .map_err(ctx("RTPMIC_MULTICAST_TTL", "IPV6_MULTICAST_HOPS"))?;
         s.set_multicast_loop_v6(o.multicast_loop)

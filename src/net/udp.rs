@@ -92,6 +92,14 @@ pub(crate) fn open_sockets(
     Ok((Some(v4), v6))
 }
 
+/// Clones of the family sockets that exist.
+pub(crate) fn clone_sockets(
+    v4: &Option<FamilySocket>,
+    v6: &Option<FamilySocket>,
+) -> io::Result<Vec<std::net::UdpSocket>> {
+    [v4, v6].into_iter().flatten().map(|f| f.socket.try_clone()).collect()
+}
+
 /// Counts `n` failed datagrams for every destination of `family` (no socket for it).
 pub(crate) fn count_family_missing(dests: &DestTable, family: Family, n: usize, stats: &Stats) {
     for d in (0..dests.len()).filter(|&d| dests.family(d) == family) {
@@ -155,6 +163,10 @@ impl super::DatagramSender for MmsgSender {
             Err(e) if e.kind() != io::ErrorKind::Interrupted => Err(e),
             _ => Ok(()),
         }
+    }
+
+    fn sockets(&self) -> io::Result<Vec<std::net::UdpSocket>> {
+        clone_sockets(&self.v4, &self.v6)
     }
 
     fn name(&self) -> &'static str {

@@ -16,7 +16,7 @@ use io_uring::{cqueue, opcode, squeue, types, IoUring, Probe};
 
 use super::dest::{DestTable, Family};
 use super::socket::{SocketError, SocketOptions};
-use super::udp::{count_family_missing, error_counter, open_sockets, FamilySocket, MAX_BATCH};
+use super::udp::{clone_sockets, count_family_missing, error_counter, open_sockets, FamilySocket, MAX_BATCH};
 use crate::ops::stats::Stats;
 
 /// user_data of the eventfd read; sends carry (family << 32) | message index.
@@ -190,6 +190,10 @@ impl super::DatagramSender for UringSender {
             }
         }
         Ok(())
+    }
+
+    fn sockets(&self) -> io::Result<Vec<std::net::UdpSocket>> {
+        clone_sockets(&self.v4, &self.v6)
     }
 
     fn name(&self) -> &'static str {

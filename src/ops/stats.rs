@@ -2,7 +2,7 @@
 //! by the main thread for the periodic stats line and the exit summary.
 
 use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
 
 /// Upper bounds (µs, exclusive) of the latency histogram buckets; the last bucket is open.
 pub const LATENCY_BOUNDS_US: [u64; 12] = [
@@ -64,6 +64,28 @@ impl LatencyHistogram {
     }
 }
 
+/// Where the capture device stands, as the capture thread last set it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum DeviceState {
+    /// Being opened (at start, and at each reopen).
+    Opening = 0,
+    /// Open; audio is expected.
+    Open = 1,
+    /// The last open failed (unplugged, or missing at start); retrying with back-off.
+    Absent = 2,
+}
+
+impl DeviceState {
+    fn from_u8(v: u8) -> DeviceState {
+        match v {
+            1 => DeviceState::Open,
+            2 => DeviceState::Absent,
+            _ => DeviceState::Opening,
+        }
+    }
+}
+
 /// Counters of one destination.
 #[derive(Default)]
 pub struct DestCounters {
@@ -107,6 +129,16 @@ pub struct Stats {
     pub send_errors: AtomicU64,
     /// RTCP compound packets sent (each to every destination).
     pub rtcp_reports: AtomicU64,
+    /// Packets the sender thread has handed on (once per packet, whatever the number of
+    /// destinations, even none): the sender's progress, for the watchdog.
+    pub packets_out: AtomicU64,
+    /// Destinations with an address now (set at start and by the resolver thread).
+    pub destinations_resolved: AtomicU64,
+    /// Where the capture device stands ([`DeviceState`] as `u8`).
+    pub device_state: AtomicU8,
+    /// Ticks (every 20 ms) of the capture thread waiting to retry a device that failed to
+    /// open: proof it is alive while there is no audio to count.
+    pub absent_heartbeat: AtomicU64,
     pub latency: LatencyHistogram,
     /// Per destination, in `RTPMIC_DEST` order.
     pub dests: Box<[DestCounters]>,
@@ -115,7 +147,7 @@ pub struct Stats {
 }
 
 impl Stats {
-    /// Counters for `destinations` destinations.
+    /// Counters for `destinations` destination slots (every slot a reload may use).
     pub fn new(destinations: usize) -> Stats {
         Stats {
             dests: (0..destinations).map(|_| DestCounters::default()).collect(),
@@ -150,6 +182,14 @@ impl Stats {
             );
         }
         s.trim_end().to_string()
+    }
+
+    pub fn set_device_state(&self, state: DeviceState) {
+        self.device_state.store(state as u8, Relaxed);
+    }
+
+    pub fn device_state(&self) -> DeviceState {
+        DeviceState::from_u8(self.device_state.load(Relaxed))
     }
 
     /// Records the text of a device error (called outside the hot loop only).

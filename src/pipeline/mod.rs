@@ -10,6 +10,8 @@
 
 mod encode;
 
+pub use encode::EncoderTuning;
+
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -20,7 +22,7 @@ use rand::Rng;
 
 use crate::capture::{self, CaptureControl, Frame};
 use crate::codec::{EncodeError, Encoder};
-use crate::config::{Config, Host, SenderKind};
+use crate::config::{Config, SenderKind};
 use crate::net::dest::{DestTable, DestUpdate};
 use crate::net::rtcp_in::{Learned, Policy, RtcpInStats, RtcpSockets};
 use crate::net::rtcp_out::{RtcpOut, StreamInfo};
@@ -124,6 +126,12 @@ pub struct Pipeline {
     exited: Arc<Notifier>,
     rt_refused: Arc<AtomicBool>,
     rtcp_in: Arc<RtcpInStats>,
+    tuning: Arc<EncoderTuning>,
+    /// Clones of every socket the stream and RTCP go out of (DSCP changes).
+    live_sockets: Vec<std::net::UdpSocket>,
+    new_destinations: resolve::NewDestinations,
+    /// Destination slots (RTPMIC_MAX_DEST, or more when RTPMIC_DEST lists more).
+    slots: usize,
 }
 
 /// Signals `exited` when a thread ends, however it ends (panics included).
@@ -156,8 +164,11 @@ impl Pipeline {
         let table = DestTable::new(&slots);
         let (tx, fallback) = open_backend(config, slots.len())?;
         report.sender = tx.name();
+        let mut live_sockets = tx.sockets().map_err(|e| StartError::Io("socket", e))?;
         report.sender_fallback = fallback;
-        let (updates_tx, updates_rx) = ring(64, DestUpdate::none).map_err(|e| StartError::Io("eventfd", e))?;
+        // Two updates per slot: a whole new destination list (SIGHUP) never overwrites one.
+        let (updates_tx, updates_rx) =
+            ring(2 * slots.len(), DestUpdate::none).map_err(|e| StartError::Io("eventfd", e))?;
         let encoder = Encoder::new(config)?;
         let mut rng = rand::rng();
         let ssrc = config.ssrc.unwrap_or_else(|| rng.random());
@@ -182,6 +193,7 @@ impl Pipeline {
                 mux: config.rtcp_mux,
             };
             let sockets = RtcpSockets::open(config)?;
+            live_sockets.extend(sockets.try_clone_all().map_err(|e| StartError::Io("rtcp socket", e))?);
             rtcp_reader = Some((sockets.try_clone().map_err(|e| StartError::Io("rtcp socket", e))?, ssrc));
             Some(
                 RtcpOut::new(info, &slots, sockets, rt::now_ns())
@@ -196,7 +208,11 @@ impl Pipeline {
             report.memory_lock = rt::lock_memory().err().map(|e| e.to_string());
         }
         let stop = Arc::new(AtomicBool::new(false));
-        let stats = Arc::new(Stats::new(config.dest.len()));
+        let stats = Arc::new(Stats::new(slots.len()));
+        stats
+            .destinations_resolved
+            .store(report.destinations.iter().flatten().count() as u64, Relaxed);
+        let tuning = Arc::new(EncoderTuning::default());
         let exited = Arc::new(Notifier::new().map_err(|e| StartError::Io("eventfd", e))?);
         let rt_refused = Arc::new(AtomicBool::new(false));
         let limit_samples = opts.seconds.map(|s| s * u64::from(config.rate));
@@ -239,12 +255,22 @@ impl Pipeline {
             );
         }
         {
-            let stats = stats.clone();
+            let (stats, tuning) = (stats.clone(), tuning.clone());
             threads.push(
                 spawn(
                     "rtpmic-encode",
                     rt::ENCODE_STACK,
-                    Box::new(move || encode::run(frames_rx, packets_tx, encoder, packetizer, &stats, opts.no_drop)),
+                    Box::new(move || {
+                        encode::run(
+                            frames_rx,
+                            packets_tx,
+                            encoder,
+                            packetizer,
+                            &stats,
+                            &tuning,
+                            opts.no_drop,
+                        )
+                    }),
                 )
                 .map_err(|e| StartError::Io("spawn", e))?,
             );
@@ -279,12 +305,23 @@ impl Pipeline {
                 crate::net::sap::run(&config, &stop)
             })?);
         }
-        if config.dest.iter().any(|d| matches!(d.host, Host::Name(_))) {
+        // Always running: it re-resolves names and applies a new RTPMIC_DEST on SIGHUP.
+        let new_destinations = resolve::NewDestinations::default();
+        {
             let (stats, stop, dests) = (stats.clone(), stop.clone(), config.dest.clone());
             let current = report.destinations.clone();
-            let interval = config.resolve_interval_s;
+            let interval_s = config.resolve_interval_s;
+            let new_destinations = new_destinations.clone();
             helpers.push(spawn_helper("rtpmic-resolve", move || {
-                resolve::run(&dests, current, updates_tx, &stats, &stop, interval, learned)
+                let ctx = resolve::ResolverContext {
+                    updates: updates_tx,
+                    stats: &stats,
+                    stop: &stop,
+                    interval_s,
+                    learned,
+                    new_destinations,
+                };
+                resolve::run(dests, current, ctx)
             })?);
         }
         Ok((
@@ -296,6 +333,10 @@ impl Pipeline {
                 exited,
                 rt_refused,
                 rtcp_in,
+                tuning,
+                live_sockets,
+                new_destinations,
+                slots: slots.len(),
             },
             report,
         ))
@@ -308,6 +349,38 @@ impl Pipeline {
     /// What receivers report about the stream (RTCP RR/SR), and the RTCP input counters.
     pub fn rtcp_in(&self) -> &Arc<RtcpInStats> {
         &self.rtcp_in
+    }
+
+    /// New Opus bitrate and complexity from the next frame on, without a gap.
+    pub fn tune_encoder(&self, bitrate: u32, complexity: u8) {
+        self.tuning.set(bitrate, complexity);
+    }
+
+    /// A new DSCP on every stream and RTCP socket, from the next datagram on.
+    pub fn set_dscp(&self, dscp: u8) -> io::Result<()> {
+        self.live_sockets
+            .iter()
+            .try_for_each(|s| crate::net::socket::set_dscp(s, dscp))
+    }
+
+    /// Hands a new destination list to the resolver thread, which resolves it and moves the
+    /// sender over slot by slot. False when it does not fit the preallocated slots.
+    pub fn set_destinations(&self, dests: Vec<crate::config::Destination>) -> bool {
+        if dests.len() > self.slots {
+            return false;
+        }
+        match self.new_destinations.lock() {
+            Ok(mut pending) => {
+                *pending = Some(dests);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Destination slots allocated at start.
+    pub fn slots(&self) -> usize {
+        self.slots
     }
 
     /// Asks the threads to stop; they drain and end in order. Returns at once.
@@ -334,6 +407,22 @@ impl Pipeline {
     /// Whether the kernel refused SCHED_RR (the threads run at normal priority).
     pub fn realtime_refused(&self) -> bool {
         self.rt_refused.load(Relaxed)
+    }
+
+    /// Waits up to `timeout` for the stream threads to end after [`Pipeline::request_stop`];
+    /// false when one is still running (stuck in a driver call that does not return).
+    pub fn wait_stopped(&self, timeout: std::time::Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if self.stream_threads.iter().all(|t| t.is_finished()) {
+                return true;
+            }
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            self.exited.wait(Some(deadline - now));
+        }
     }
 
     /// Waits for all threads to end (after `request_stop`, or by themselves with

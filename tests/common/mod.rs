@@ -116,6 +116,22 @@ impl SimBoard {
         }
     }
 
+    /// Freezes this private board's jackd (SIGSTOP): the device stays open but gives nothing,
+    /// and opening it again blocks, as with a wedged driver.
+    pub fn freeze(&self) {
+        let c = self.jackd.as_ref().expect("a private, running board");
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(c.id() as i32, libc::SIGSTOP) };
+    }
+
+    /// Lets a frozen jackd run again (SIGCONT).
+    pub fn thaw(&self) {
+        if let Some(c) = self.jackd.as_ref() {
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(c.id() as i32, libc::SIGCONT) };
+        }
+    }
+
     /// Starts this private board's jackd again under the same server name.
     pub fn replug(&mut self) {
         assert!(self.jackd.is_none(), "unplug first");
@@ -156,6 +172,7 @@ impl SimBoard {
 
 impl Drop for SimBoard {
     fn drop(&mut self) {
+        self.thaw();
         if let Some(mut c) = self.jackd.take() {
             // SIGTERM, not SIGKILL: a killed jackd leaves its slot in jack's server registry.
             unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };

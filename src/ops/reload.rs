@@ -1,0 +1,159 @@
+//! SIGHUP: what a new configuration means for the running stream. Pure: compares two
+//! configurations, does no I/O.
+//!
+//! Keys in [`LIVE_KEYS`] apply to the running pipeline without a gap (same SSRC, contiguous
+//! sequence numbers). Any other change restarts the pipeline: the old one drains and says
+//! BYE, a new one starts (new SSRC, RFC 3550 §8.2). Decisions:
+//! * `RTPMIC_DEST` is live only while SAP is off (SAP announces the destination, so a change
+//!   restarts it) and while the list keeps the same mix of unicast and multicast (the RTCP
+//!   reader's source filter depends on it), and only when the new list fits the slots
+//!   allocated at start (`RTPMIC_MAX_DEST`).
+//! * `RTPMIC_LOG_LEVEL` and `RTPMIC_LOG_TARGET` need a process restart (the logger is set up
+//!   once); a reload says so and leaves them.
+//! * The RTCP interval keeps the session bandwidth computed at start after a live bitrate
+//!   change (RFC 3550 §6.2 allows any fixed fraction; the difference is a few per cent).
+
+use crate::config::Config;
+
+/// Keys that change on a running pipeline.
+pub const LIVE_KEYS: [&str; 7] = [
+    "RTPMIC_BITRATE",
+    "RTPMIC_OPUS_COMPLEXITY",
+    "RTPMIC_DEST",
+    "RTPMIC_DSCP",
+    "RTPMIC_STATS_INTERVAL_S",
+    "RTPMIC_RR_LOSS_WARN_PERCENT",
+    "RTPMIC_RR_JITTER_WARN_MS",
+];
+
+/// Keys that only a new process picks up.
+pub const PROCESS_KEYS: [&str; 2] = ["RTPMIC_LOG_LEVEL", "RTPMIC_LOG_TARGET"];
+
+/// What to do with a new configuration.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Plan {
+    /// Nothing that matters changed.
+    Nothing,
+    /// Apply these keys to the running pipeline.
+    Live(Vec<&'static str>),
+    /// Restart the pipeline; the keys that forced it.
+    Restart(Vec<&'static str>),
+}
+
+/// The keys whose effective value differs between `old` and `new`.
+pub fn changed_keys(old: &Config, new: &Config) -> Vec<&'static str> {
+    let (a, b) = (old.to_env_lines(), new.to_env_lines());
+    crate::config::KEYS
+        .iter()
+        .map(|k| k.name)
+        .filter(|name| line_of(&a, name) != line_of(&b, name))
+        .collect()
+}
+
+fn line_of<'a>(env_lines: &'a str, key: &str) -> Option<&'a str> {
+    env_lines
+        .lines()
+        .find(|l| l.strip_prefix(key).is_some_and(|rest| rest.starts_with('=')))
+}
+
+/// Decides how `new` replaces `old`; `slots` is the number of destination slots the running
+/// pipeline allocated.
+pub fn plan(old: &Config, new: &Config, slots: usize) -> Plan {
+    let changed: Vec<&'static str> = changed_keys(old, new)
+        .into_iter()
+        .filter(|k| !PROCESS_KEYS.contains(k))
+        .collect();
+    if changed.is_empty() {
+        return Plan::Nothing;
+    }
+    let dest_live = !new.sap && new.dest.len() <= slots && has_multicast(old) == has_multicast(new);
+    let forcing: Vec<&'static str> = changed
+        .iter()
+        .copied()
+        .filter(|k| !LIVE_KEYS.contains(k) || (*k == "RTPMIC_DEST" && !dest_live))
+        .collect();
+    if forcing.is_empty() {
+        Plan::Live(changed)
+    } else {
+        Plan::Restart(forcing)
+    }
+}
+
+fn has_multicast(c: &Config) -> bool {
+    c.dest.iter().any(|d| d.is_multicast())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> Config {
+        let mut all = vec![("RTPMIC_DEST", "127.0.0.1:5004")];
+        all.extend_from_slice(pairs);
+        Config::from_pairs(all.iter().map(|(k, v)| (k.to_string(), v.to_string()))).unwrap()
+    }
+
+    #[test]
+    fn bitrate_complexity_dscp_and_stats_interval_are_live() {
+        let old = config(&[]);
+        let new = config(&[
+            ("RTPMIC_BITRATE", "64000"),
+            ("RTPMIC_OPUS_COMPLEXITY", "3"),
+            ("RTPMIC_DSCP", "34"),
+            ("RTPMIC_STATS_INTERVAL_S", "5"),
+        ]);
+        assert_eq!(
+            plan(&old, &new, 64),
+            Plan::Live(vec![
+                "RTPMIC_BITRATE",
+                "RTPMIC_OPUS_COMPLEXITY",
+                "RTPMIC_DSCP",
+                "RTPMIC_STATS_INTERVAL_S"
+            ])
+        );
+    }
+
+    #[test]
+    fn the_same_file_again_changes_nothing() {
+        let c = config(&[("RTPMIC_BITRATE", "24000")]);
+        assert_eq!(plan(&c, &c.clone(), 64), Plan::Nothing);
+        // Log keys wait for a new process.
+        assert_eq!(
+            plan(
+                &c,
+                &config(&[("RTPMIC_BITRATE", "24000"), ("RTPMIC_LOG_LEVEL", "debug")]),
+                64
+            ),
+            Plan::Nothing
+        );
+    }
+
+    #[test]
+    fn codec_or_device_changes_restart_naming_the_keys() {
+        let old = config(&[]);
+        let new = config(&[("RTPMIC_CODEC", "pcmu"), ("RTPMIC_BITRATE", "16000")]);
+        match plan(&old, &new, 64) {
+            Plan::Restart(keys) => assert!(keys.contains(&"RTPMIC_CODEC") && !keys.contains(&"RTPMIC_BITRATE")),
+            p => panic!("{p:?}"),
+        }
+        let new = config(&[("RTPMIC_DEVICE", "hw:2")]);
+        assert_eq!(plan(&old, &new, 64), Plan::Restart(vec!["RTPMIC_DEVICE"]));
+    }
+
+    #[test]
+    fn destinations_are_live_within_the_slots_without_sap() {
+        let old = config(&[]);
+        let two = config(&[("RTPMIC_DEST", "127.0.0.1:5004,127.0.0.1:6004")]);
+        assert_eq!(plan(&old, &two, 64), Plan::Live(vec!["RTPMIC_DEST"]));
+        assert_eq!(
+            plan(&old, &two, 1),
+            Plan::Restart(vec!["RTPMIC_DEST"]),
+            "more than the slots"
+        );
+        let multicast = config(&[("RTPMIC_DEST", "239.1.2.3:5004")]);
+        assert_eq!(plan(&old, &multicast, 64), Plan::Restart(vec!["RTPMIC_DEST"]));
+        let sap_old = config(&[("RTPMIC_SAP", "on")]);
+        let sap_new = config(&[("RTPMIC_SAP", "on"), ("RTPMIC_DEST", "127.0.0.1:7004")]);
+        assert_eq!(plan(&sap_old, &sap_new, 64), Plan::Restart(vec!["RTPMIC_DEST"]));
+    }
+}

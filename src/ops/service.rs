@@ -1,0 +1,564 @@
+//! The main thread of `rtpmic run`: starts the pipeline, then waits for signals and the
+//! pipeline's end, turning counters into log lines and systemd notifications.
+//!
+//! * SIGTERM / SIGINT: stop (the rings drain, RTCP BYE goes out), final stats line, exit 0.
+//! * SIGHUP: re-read the env file ([`crate::ops::reload`] decides what applies live).
+//! * SIGUSR1: log the full stats now.
+//!
+//! Every line carries `RTPMIC_EVENT` (journald) so operators can filter; the stats lines carry
+//! every counter as a field too. Only this thread logs.
+
+use std::io::Read;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+use tracing::{error, info, warn};
+
+use crate::config::Config;
+use crate::net::rtcp_in::RtcpInStats;
+use crate::ops::events::{Event, EventWatch};
+use crate::ops::notify::{self, Progress, ServiceManager, State, StatusFacts, Verdict, Watchdog};
+use crate::ops::receivers::{self, ReceiverWatch, Thresholds};
+use crate::ops::reload::{self, Plan};
+use crate::ops::stats::{DeviceState, Stats};
+use crate::pipeline::{Pipeline, RunOptions, StartError, StartReport};
+use crate::rt::now_ns;
+use crate::rtp::sdp;
+
+/// How long the stream threads get to end after a stop request before the process gives up
+/// on them (a thread stuck in a driver call that never returns, e.g. opening a PCM whose
+/// server is frozen).
+const STOP_GRACE: Duration = Duration::from_secs(3);
+/// Longest wait of the main loop: counters are looked at this often.
+const TICK: Duration = Duration::from_secs(1);
+/// STATUS is re-sent at least this often while the text changes (packet counts do).
+const STATUS_REFRESH_NS: u64 = 5_000_000_000;
+
+/// Why `run` ended badly.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("cannot install signal handlers: {0}")]
+    Signals(std::io::Error),
+    #[error("cannot start: {0}")]
+    Start(#[from] StartError),
+    #[error("a pipeline thread did not stop within {STOP_GRACE:?} (stuck in the device driver?)")]
+    StuckThread,
+}
+
+/// Which signals arrived since the last look. Set by handlers, taken by the main loop.
+#[derive(Default)]
+struct SignalFlags {
+    stop: Arc<AtomicBool>,
+    reload: Arc<AtomicBool>,
+    dump: Arc<AtomicBool>,
+}
+
+/// Signal flags plus a socket that becomes readable when any of them is set.
+fn install_signals() -> std::io::Result<(SignalFlags, UnixStream)> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
+    let flags = SignalFlags::default();
+    let (rx, tx) = UnixStream::pair()?;
+    rx.set_nonblocking(true)?;
+    tx.set_nonblocking(true)?;
+    for (sig, flag) in [
+        (SIGTERM, &flags.stop),
+        (SIGINT, &flags.stop),
+        (SIGHUP, &flags.reload),
+        (SIGUSR1, &flags.dump),
+    ] {
+        // The flag first, so the wake-up always finds it set.
+        signal_hook::flag::register(sig, flag.clone())?;
+        signal_hook::low_level::pipe::register(sig, tx.try_clone()?)?;
+    }
+    Ok((flags, rx))
+}
+
+/// `rtpmic run`: streams until a stop signal or the end of `--seconds`.
+pub fn run(config: Config, env_file: Option<PathBuf>, opts: RunOptions) -> Result<(), ServiceError> {
+    // Signals first, so a SIGTERM during start-up is not lost.
+    let (flags, wake) = install_signals().map_err(ServiceError::Signals)?;
+    let mut notifier = ServiceManager::from_env();
+    let mut service = Service::start(config, opts)?;
+    let outcome = service.main_loop(&flags, wake, &mut notifier, env_file.as_deref());
+    notifier.stopping();
+    // On a signal this was already asked; when a thread ended by itself (--seconds, or a
+    // failure), the others must stop too.
+    service.finish(outcome)
+}
+
+/// A running pipeline and what the main thread knows about it.
+struct Service {
+    config: Config,
+    opts: RunOptions,
+    pipeline: Pipeline,
+    /// `RTPMIC_DEST` as written, for the per-destination lines.
+    dest_names: Vec<String>,
+    resolved: usize,
+}
+
+/// Why the main loop returned.
+enum Outcome {
+    Signal,
+    PipelineEnded,
+    /// The loop could not wait (poll failed); stop as cleanly as possible.
+    Broken,
+}
+
+impl Service {
+    fn start(config: Config, opts: RunOptions) -> Result<Service, StartError> {
+        let dest_names: Vec<String> = config.dest.iter().map(|d| d.to_string()).collect();
+        info!(
+            event = "starting",
+            "starting: device={} codec={} rate={} frame_ms={} payload_type={} dest={}",
+            config.device,
+            config.codec.name(),
+            config.rate,
+            f64::from(config.frame_us) / 1000.0,
+            config.payload_type,
+            dest_names.join(",")
+        );
+        let (pipeline, report) = Pipeline::start(&config, opts)?;
+        log_start_report(&config, &report);
+        Ok(Service {
+            resolved: report.destinations.iter().flatten().count(),
+            config,
+            opts,
+            pipeline,
+            dest_names,
+        })
+    }
+
+    fn stats(&self) -> &Arc<Stats> {
+        self.pipeline.stats()
+    }
+
+    fn progress(&self) -> Progress {
+        let s = self.stats();
+        Progress {
+            periods: s.periods.load(Relaxed),
+            packets_out: s.packets_out.load(Relaxed),
+            absent_heartbeat: s.absent_heartbeat.load(Relaxed),
+        }
+    }
+
+    fn main_loop(
+        &mut self,
+        flags: &SignalFlags,
+        mut wake: UnixStream,
+        notifier: &mut ServiceManager,
+        env_file: Option<&Path>,
+    ) -> Outcome {
+        const SIGNAL: Token = Token(0);
+        const EXITED: Token = Token(1);
+        let Ok(mut poll) = Poll::new() else {
+            return Outcome::Broken;
+        };
+        let mut events = Events::with_capacity(4);
+        let wake_fd = std::os::fd::AsRawFd::as_raw_fd(&wake);
+        if let Err(e) = poll
+            .registry()
+            .register(&mut SourceFd(&wake_fd), SIGNAL, Interest::READABLE)
+        {
+            error!(event = "error", "cannot wait for signals: {e}");
+            return Outcome::Broken;
+        }
+        let watch_pipeline = |registry: &mio::Registry, service: &Service| {
+            let exit_fd = service.pipeline.exit_fd();
+            let r = registry.register(&mut SourceFd(&exit_fd), EXITED, Interest::READABLE);
+            if let Err(e) = &r {
+                error!(event = "error", "cannot watch the pipeline: {e}");
+            }
+            r.is_ok()
+        };
+        if !watch_pipeline(poll.registry(), self) {
+            return Outcome::Broken;
+        }
+        let mut watchdog = notifier
+            .watchdog_timeout()
+            .map(|t| Watchdog::new(t, now_ns(), self.progress()));
+        if let Some(w) = &watchdog {
+            info!(
+                event = "watchdog",
+                "systemd watchdog: pinging every {:?} while the stream flows",
+                w.interval()
+            );
+        }
+        let tick = watchdog.as_ref().map_or(TICK, |w| w.interval().min(TICK));
+        let mut watch = EventWatch::default();
+        let mut receiver_watch = ReceiverWatch::default();
+        let mut next_stats = now_ns() + self.stats_interval_ns();
+        let mut status = StatusTracker::default();
+        let mut rt_warned = false;
+        loop {
+            if let Err(e) = poll.poll(&mut events, Some(tick)) {
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    error!(event = "error", "poll: {e}");
+                    return Outcome::Broken;
+                }
+            }
+            for ev in events.iter() {
+                if ev.token() == SIGNAL {
+                    let mut buf = [0u8; 64];
+                    while matches!(wake.read(&mut buf), Ok(n) if n > 0) {}
+                } else {
+                    self.pipeline.clear_exit_fd();
+                }
+            }
+            if flags.stop.swap(false, Relaxed) {
+                info!(event = "signal", "stopping on signal");
+                self.pipeline.request_stop();
+                return Outcome::Signal;
+            }
+            if flags.dump.swap(false, Relaxed) {
+                self.log_stats();
+            }
+            if flags.reload.swap(false, Relaxed) {
+                notifier.reloading();
+                match self.reload(env_file) {
+                    Ok(false) => {}
+                    Ok(true) => {
+                        // A new pipeline: new exit eventfd, counters from zero.
+                        if !watch_pipeline(poll.registry(), self) {
+                            return Outcome::Broken;
+                        }
+                        let progress = self.progress();
+                        if let Some(w) = watchdog.as_mut() {
+                            w.rebase(progress);
+                        }
+                        status = StatusTracker::default();
+                        next_stats = now_ns() + self.stats_interval_ns();
+                    }
+                    Err(e) => {
+                        error!(event = "reload", "{e}");
+                        return Outcome::Broken;
+                    }
+                }
+                notifier.reloaded();
+            }
+            if self.pipeline.any_finished() {
+                return Outcome::PipelineEnded;
+            }
+            if self.pipeline.realtime_refused() && !rt_warned {
+                rt_warned = true;
+                warn!(
+                    event = "realtime_refused",
+                    "SCHED_RR at priority {} refused; running at normal priority", self.config.rt_priority
+                );
+            }
+            let now = now_ns();
+            self.log_events(&mut watch, &mut receiver_watch, now);
+            let progress = self.progress();
+            let (line, due) = status.line(self, progress, now);
+            if notifier.is_ready() {
+                if due {
+                    notifier.status(&line);
+                }
+            } else if progress.packets_out > 0 || self.stats().device_state() == DeviceState::Absent {
+                notifier.ready(&line);
+            }
+            if let Some(w) = watchdog.as_mut() {
+                if w.poll(now, progress) == Verdict::Ping {
+                    notifier.watchdog();
+                }
+            }
+            let interval_ns = self.stats_interval_ns();
+            if interval_ns > 0 && now >= next_stats {
+                next_stats = now + interval_ns;
+                self.log_stats();
+            }
+        }
+    }
+
+    /// SIGHUP: re-reads the env file and applies it live or by restarting the pipeline
+    /// ([`reload::plan`]). An invalid file changes nothing. Returns whether the pipeline was
+    /// replaced.
+    fn reload(&mut self, env_file: Option<&Path>) -> Result<bool, ServiceError> {
+        let Some(path) = env_file else {
+            warn!(
+                event = "reload",
+                "SIGHUP: started without --env-file, nothing to re-read; ignored"
+            );
+            return Ok(false);
+        };
+        let new = match Config::load(Some(path)) {
+            Ok(c) => c,
+            Err(errors) => {
+                for e in &errors.0 {
+                    error!(event = "reload_rejected", "{}", e.line);
+                }
+                warn!(
+                    event = "reload_rejected",
+                    "reload of {} rejected ({} problem(s)); the running configuration stays",
+                    path.display(),
+                    errors.0.len()
+                );
+                return Ok(false);
+            }
+        };
+        let waiting: Vec<&str> = reload::changed_keys(&self.config, &new)
+            .into_iter()
+            .filter(|k| reload::PROCESS_KEYS.contains(k))
+            .collect();
+        if !waiting.is_empty() {
+            warn!(
+                event = "reload",
+                "reload: {} take effect at the next start of the process",
+                waiting.join(", ")
+            );
+        }
+        match reload::plan(&self.config, &new, self.pipeline.slots()) {
+            Plan::Nothing => {
+                info!(event = "reload", "reload: no change to apply");
+                Ok(false)
+            }
+            Plan::Live(keys) => {
+                self.apply_live(new, &keys);
+                info!(event = "reload", "reload: applied live: {}", keys.join(", "));
+                Ok(false)
+            }
+            Plan::Restart(keys) => {
+                info!(
+                    event = "reload",
+                    "reload: restarting the pipeline for {}",
+                    keys.join(", ")
+                );
+                self.restart(new)?;
+                Ok(true)
+            }
+        }
+    }
+
+    fn apply_live(&mut self, new: Config, keys: &[&str]) {
+        if keys.contains(&"RTPMIC_BITRATE") || keys.contains(&"RTPMIC_OPUS_COMPLEXITY") {
+            self.pipeline.tune_encoder(new.bitrate, new.opus_complexity);
+        }
+        if keys.contains(&"RTPMIC_DSCP") {
+            if let Err(e) = self.pipeline.set_dscp(new.dscp) {
+                warn!(event = "reload", "RTPMIC_DSCP={}: {e}; the old marking stays", new.dscp);
+            }
+        }
+        if keys.contains(&"RTPMIC_DEST") {
+            // The plan checked that the list fits the slots.
+            self.pipeline.set_destinations(new.dest.clone());
+            self.dest_names = new.dest.iter().map(|d| d.to_string()).collect();
+            if let Some(path) = &new.sdp_file {
+                if let Err(e) = sdp::write_file(&new, path) {
+                    warn!(event = "sdp", "cannot write RTPMIC_SDP_FILE={}: {e}", path.display());
+                }
+            }
+        }
+        self.config = new;
+    }
+
+    /// Stops the running pipeline and starts one with `new`; when that fails, starts the old
+    /// configuration again.
+    fn restart(&mut self, new: Config) -> Result<(), ServiceError> {
+        self.pipeline.request_stop();
+        if !self.pipeline.wait_stopped(STOP_GRACE) {
+            return Err(ServiceError::StuckThread);
+        }
+        let old = self.config.clone();
+        let replacement = match Service::start(new, self.opts) {
+            Ok(s) => s,
+            Err(e) => {
+                error!(
+                    event = "reload",
+                    "reload: cannot start with the new configuration: {e}; back to the previous one"
+                );
+                Service::start(old, self.opts)?
+            }
+        };
+        let previous = std::mem::replace(self, replacement);
+        let rtcp_in = previous.config.rtcp.then(|| previous.pipeline.rtcp_in().clone());
+        let stats = previous.pipeline.join();
+        log_counters("restarted", &stats, &previous.dest_names, rtcp_in.as_deref());
+        Ok(())
+    }
+
+    fn stats_interval_ns(&self) -> u64 {
+        u64::from(self.config.stats_interval_s) * 1_000_000_000
+    }
+
+    /// Warnings for counters that grew and for receivers reporting trouble.
+    fn log_events(&self, watch: &mut EventWatch, receiver_watch: &mut ReceiverWatch, now: u64) {
+        let stats = self.stats();
+        for r in watch.poll(stats, now) {
+            let name = r.event.name();
+            match r.event {
+                Event::DeviceError => warn!(
+                    event = name,
+                    new = r.new,
+                    total = r.total,
+                    "{name}: {} new, {} in all: {} (retrying)",
+                    r.new,
+                    r.total,
+                    stats.device_error()
+                ),
+                _ => warn!(
+                    event = name,
+                    new = r.new,
+                    total = r.total,
+                    "{name}: {} new, {} in all",
+                    r.new,
+                    r.total
+                ),
+            }
+        }
+        let thresholds = Thresholds {
+            loss_percent: f64::from(self.config.rr_loss_warn_percent),
+            jitter_ms: f64::from(self.config.rr_jitter_warn_ms),
+        };
+        if let Ok(t) = self.pipeline.rtcp_in().receivers.lock() {
+            for w in receiver_watch.poll(&t, thresholds, now) {
+                warn!(event = "receiver", "{w}");
+            }
+        }
+    }
+
+    fn log_stats(&self) {
+        let rtcp_in = self.config.rtcp.then(|| self.pipeline.rtcp_in().as_ref());
+        log_counters("stats", self.stats(), &self.dest_names, rtcp_in);
+    }
+
+    /// Stops the pipeline (if not already), waits for it, logs the final lines.
+    fn finish(self, outcome: Outcome) -> Result<(), ServiceError> {
+        self.pipeline.request_stop();
+        if matches!(outcome, Outcome::Broken) {
+            warn!(event = "stopping", "stopping: the main loop cannot wait");
+        }
+        let stopped = self.pipeline.wait_stopped(STOP_GRACE);
+        let rtcp_in = self.config.rtcp.then(|| self.pipeline.rtcp_in().clone());
+        // Joining a thread stuck in a driver call would hang; the process ends without it.
+        let stats = if stopped {
+            self.pipeline.join()
+        } else {
+            self.pipeline.stats().clone()
+        };
+        log_counters("stopped", &stats, &self.dest_names, rtcp_in.as_deref());
+        if stopped {
+            Ok(())
+        } else {
+            Err(ServiceError::StuckThread)
+        }
+    }
+}
+
+/// The RTCP, destinations and counters lines; `event` is "stats" or "stopped". The counters
+/// line carries every counter as a field (journald: `RTPMIC_PACKETS=…`).
+fn log_counters(event: &str, stats: &Stats, dest_names: &[String], rtcp_in: Option<&RtcpInStats>) {
+    if let Some(r) = rtcp_in {
+        info!(event = "rtcp_in", "rtcp_in: {}", receivers::summary(r));
+    }
+    info!(
+        event = "destinations",
+        "destinations: {}",
+        stats.destination_summary(dest_names)
+    );
+    let c = |a: &std::sync::atomic::AtomicU64| a.load(Relaxed);
+    info!(
+        event,
+        periods = c(&stats.periods),
+        frames = c(&stats.frames),
+        xruns = c(&stats.xruns),
+        samples_lost = c(&stats.samples_lost),
+        suspends = c(&stats.suspends),
+        stalls = c(&stats.stalls),
+        device_errors = c(&stats.device_errors),
+        frame_drops = c(&stats.frame_drops),
+        encode_errors = c(&stats.encode_errors),
+        packets = c(&stats.packets),
+        packet_drops = c(&stats.packet_drops),
+        datagrams = c(&stats.datagrams),
+        bytes = c(&stats.bytes),
+        send_would_block = c(&stats.send_would_block),
+        send_unreachable = c(&stats.send_unreachable),
+        send_errors = c(&stats.send_errors),
+        rtcp_reports = c(&stats.rtcp_reports),
+        latency_max_us = stats.latency.max_ns() / 1000,
+        "{event}: {}",
+        stats.summary()
+    );
+}
+
+/// Decides the STATUS text and when to send it: at once when the state changes, otherwise
+/// every [`STATUS_REFRESH_NS`].
+#[derive(Default)]
+struct StatusTracker {
+    last_periods: u64,
+    state: Option<State>,
+    sent_at: u64,
+}
+
+impl StatusTracker {
+    /// The current STATUS line, and whether it is due to be sent at `now`.
+    fn line(&mut self, service: &Service, progress: Progress, now: u64) -> (String, bool) {
+        let stats = service.stats();
+        let advanced = progress.periods > self.last_periods;
+        self.last_periods = progress.periods;
+        let (receivers, worst_loss) = service
+            .pipeline
+            .rtcp_in()
+            .receivers
+            .lock()
+            .map(|t| (t.len(), t.iter().map(|r| r.fraction_lost).fold(0.0, f64::max)))
+            .unwrap_or((0, 0.0));
+        let state = notify::state(stats.device_state(), advanced, progress.periods > 0);
+        let facts = StatusFacts {
+            state,
+            device: &service.config.device,
+            codec: service.config.codec.name(),
+            destinations_resolved: service.resolved,
+            destinations: service.config.dest.len(),
+            packets: progress.packets_out,
+            receivers,
+            worst_loss,
+        };
+        let due = self.state != Some(state) || now >= self.sent_at + STATUS_REFRESH_NS;
+        if due {
+            self.state = Some(state);
+            self.sent_at = now;
+        }
+        (notify::status_line(&facts), due)
+    }
+}
+
+/// The lines after a start: what could not be set up as asked, the sender, the SDP file.
+fn log_start_report(config: &Config, report: &StartReport) {
+    for u in &report.unresolved {
+        warn!(
+            event = "unresolved",
+            "destination not resolved yet, retrying in the background: {u}"
+        );
+    }
+    if let Some(e) = &report.memory_lock {
+        warn!(
+            event = "mlock_refused",
+            "mlockall refused ({e}); pages may be swapped out"
+        );
+    }
+    match &report.sender_fallback {
+        None => info!(event = "sender", "sender: {}", report.sender),
+        Some(why) => info!(
+            event = "sender",
+            "sender: {} (io_uring unavailable: {why})", report.sender
+        ),
+    }
+    if let Some(path) = &config.sdp_file {
+        match sdp::write_file(config, path) {
+            Ok(()) => info!(event = "sdp", "SDP written to {}", path.display()),
+            Err(e) => warn!(event = "sdp", "cannot write RTPMIC_SDP_FILE={}: {e}", path.display()),
+        }
+    }
+    let resolved = report.destinations.iter().flatten().count();
+    info!(
+        event = "started",
+        "started: ssrc={:#010x} to {resolved} of {} destination(s)",
+        report.ssrc,
+        report.destinations.len()
+    );
+}
