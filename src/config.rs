@@ -88,6 +88,41 @@ pub const KEYS: &[KeySpec] = &[
         allowed: "voip audio lowdelay",
     },
     KeySpec {
+        name: "RTPMIC_OPUS_FEC",
+        default: "off",
+        allowed: "on off (Opus in-band FEC, SILK and hybrid modes; frames of 10 ms or more)",
+    },
+    KeySpec {
+        name: "RTPMIC_OPUS_LOSS_PERCENT",
+        default: "auto",
+        allowed: "auto (follow receivers' RTCP loss within RTPMIC_OPUS_LOSS_MIN/MAX_PERCENT) or 0..100",
+    },
+    KeySpec {
+        name: "RTPMIC_OPUS_LOSS_MIN_PERCENT",
+        default: "5",
+        allowed: "0..100",
+    },
+    KeySpec {
+        name: "RTPMIC_OPUS_LOSS_MAX_PERCENT",
+        default: "30",
+        allowed: "0..100, at least RTPMIC_OPUS_LOSS_MIN_PERCENT",
+    },
+    KeySpec {
+        name: "RTPMIC_OPUS_DTX",
+        default: "off",
+        allowed: "on off (no packets during silence, RFC 7587 §3.3)",
+    },
+    KeySpec {
+        name: "RTPMIC_REDUNDANCY",
+        default: "0",
+        allowed: "0..3 previous frames repeated in each packet (RFC 2198 RED; for 2.5-5 ms frames)",
+    },
+    KeySpec {
+        name: "RTPMIC_RED_PAYLOAD_TYPE",
+        default: "121",
+        allowed: "96..127, not RTPMIC_PAYLOAD_TYPE",
+    },
+    KeySpec {
         name: "RTPMIC_PAYLOAD_TYPE",
         default: "96 (opus), 0 (pcmu), 8 (pcma), 97 (l16)",
         allowed: "96..127; also 0 for pcmu, 8 for pcma, 11 for l16 at 44100 Hz",
@@ -305,6 +340,17 @@ pub enum MulticastIf {
     Addr(IpAddr),
 }
 
+/// The expected packet loss the Opus encoder plans FEC for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LossPercent {
+    /// Follow the worst receiver's reported loss, within the bounds.
+    Auto {
+        min: u8,
+        max: u8,
+    },
+    Fixed(u8),
+}
+
 /// Log verbosity.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogLevel {
@@ -360,6 +406,12 @@ pub struct Config {
     pub bitrate: u32,
     pub opus_complexity: u8,
     pub opus_application: OpusApplication,
+    pub opus_fec: bool,
+    pub opus_loss: LossPercent,
+    pub opus_dtx: bool,
+    /// RFC 2198 redundancy: how many previous frames each packet repeats (0 = plain RTP).
+    pub redundancy: u8,
+    pub red_payload_type: u8,
     pub payload_type: u8,
     pub dest: Vec<Destination>,
     pub ssrc: Option<u32>,
@@ -463,6 +515,31 @@ impl Config {
             ("RTPMIC_BITRATE", self.bitrate.to_string()),
             ("RTPMIC_OPUS_COMPLEXITY", self.opus_complexity.to_string()),
             ("RTPMIC_OPUS_APPLICATION", app.into()),
+            ("RTPMIC_OPUS_FEC", on_off(self.opus_fec)),
+            (
+                "RTPMIC_OPUS_LOSS_PERCENT",
+                match self.opus_loss {
+                    LossPercent::Auto { .. } => "auto".into(),
+                    LossPercent::Fixed(p) => p.to_string(),
+                },
+            ),
+            (
+                "RTPMIC_OPUS_LOSS_MIN_PERCENT",
+                match self.opus_loss {
+                    LossPercent::Auto { min, .. } => min.to_string(),
+                    LossPercent::Fixed(_) => String::new(),
+                },
+            ),
+            (
+                "RTPMIC_OPUS_LOSS_MAX_PERCENT",
+                match self.opus_loss {
+                    LossPercent::Auto { max, .. } => max.to_string(),
+                    LossPercent::Fixed(_) => String::new(),
+                },
+            ),
+            ("RTPMIC_OPUS_DTX", on_off(self.opus_dtx)),
+            ("RTPMIC_REDUNDANCY", self.redundancy.to_string()),
+            ("RTPMIC_RED_PAYLOAD_TYPE", self.red_payload_type.to_string()),
             ("RTPMIC_PAYLOAD_TYPE", self.payload_type.to_string()),
             ("RTPMIC_DEST", dest.join(",")),
             ("RTPMIC_SSRC", ssrc),
@@ -712,6 +789,28 @@ impl Parser {
             OpusApplication::Voip,
         );
         let payload_type = self.payload_type(codec, rate);
+        let on_off = [("on", true), ("off", false)];
+        let opus_fec = self.word("RTPMIC_OPUS_FEC", &on_off, false);
+        let opus_loss = self.opus_loss();
+        let opus_dtx = self.word("RTPMIC_OPUS_DTX", &on_off, false);
+        let redundancy = self.int("RTPMIC_REDUNDANCY", 0, 3, 0, false) as u8;
+        let red_payload_type = self.int("RTPMIC_RED_PAYLOAD_TYPE", 96, 127, 121, false) as u8;
+        if red_payload_type == payload_type && redundancy > 0 {
+            self.error(
+                "RTPMIC_RED_PAYLOAD_TYPE",
+                &format!(
+                    "same as RTPMIC_PAYLOAD_TYPE; allowed: {}",
+                    Parser::allowed("RTPMIC_RED_PAYLOAD_TYPE")
+                ),
+            );
+        }
+        if codec != Codec::Opus {
+            for (key, on) in [("RTPMIC_OPUS_FEC", opus_fec), ("RTPMIC_OPUS_DTX", opus_dtx)] {
+                if on {
+                    self.error(key, "needs RTPMIC_CODEC=opus; allowed: off for pcmu, pcma and l16");
+                }
+            }
+        }
         let dest = self.destinations();
         let ssrc = self
             .vars
@@ -797,6 +896,11 @@ impl Parser {
             opus_complexity,
             opus_application,
             payload_type,
+            opus_fec,
+            opus_loss,
+            opus_dtx,
+            redundancy,
+            red_payload_type,
             dest,
             ssrc,
             sdp_file,
@@ -887,6 +991,26 @@ impl Parser {
             }
         }
         us
+    }
+
+    fn opus_loss(&mut self) -> LossPercent {
+        let min = self.int("RTPMIC_OPUS_LOSS_MIN_PERCENT", 0, 100, 5, false) as u8;
+        let max = self.int("RTPMIC_OPUS_LOSS_MAX_PERCENT", 0, 100, 30, false) as u8;
+        if max < min {
+            self.error(
+                "RTPMIC_OPUS_LOSS_MAX_PERCENT",
+                &format!(
+                    "below RTPMIC_OPUS_LOSS_MIN_PERCENT={min}; allowed: {}",
+                    Parser::allowed("RTPMIC_OPUS_LOSS_MAX_PERCENT")
+                ),
+            );
+        }
+        match self.vars.get("RTPMIC_OPUS_LOSS_PERCENT") {
+            Some(v) if !v.eq_ignore_ascii_case("auto") => {
+                LossPercent::Fixed(self.int("RTPMIC_OPUS_LOSS_PERCENT", 0, 100, 0, false) as u8)
+            }
+            _ => LossPercent::Auto { min, max: max.max(min) },
+        }
     }
 
     fn payload_type(&mut self, codec: Codec, rate: u32) -> u8 {

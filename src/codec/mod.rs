@@ -25,6 +25,15 @@ pub enum Encoder {
     L16,
 }
 
+/// Encoder settings that may change while the stream runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tuning {
+    pub bitrate: u32,
+    pub complexity: u8,
+    /// Expected packet loss (%) the Opus FEC plans for.
+    pub loss_percent: u8,
+}
+
 impl Encoder {
     /// Builds the encoder for `config` (allocates: call before the hot path starts).
     pub fn new(config: &Config) -> Result<Encoder, EncodeError> {
@@ -38,9 +47,9 @@ impl Encoder {
 
     /// Changes the bitrate and complexity of a running encoder (Opus; the fixed-rate codecs
     /// have neither and ignore it).
-    pub fn tune(&mut self, bitrate: u32, complexity: u8) -> Result<(), EncodeError> {
+    pub fn tune(&mut self, t: Tuning) -> Result<(), EncodeError> {
         match self {
-            Encoder::Opus(e) => e.tune(bitrate, complexity),
+            Encoder::Opus(e) => e.tune(t),
             _ => Ok(()),
         }
     }

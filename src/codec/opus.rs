@@ -5,7 +5,20 @@ use audiopus::coder::Encoder;
 use audiopus::{Application, Bitrate, Channels, SampleRate};
 
 use super::EncodeError;
-use crate::config::{Config, OpusApplication};
+use super::Tuning;
+use crate::config::{Config, LossPercent, OpusApplication};
+
+/// `OPUS_SET_DTX_REQUEST` from opus_defines.h (audiopus has no setter for it).
+const OPUS_SET_DTX_REQUEST: i32 = 4016;
+
+/// The expected loss the encoder starts with: the fixed value, or the lower bound of `auto`
+/// until receivers report.
+pub fn initial_loss_percent(config: &Config) -> u8 {
+    match config.opus_loss {
+        LossPercent::Fixed(p) => p,
+        LossPercent::Auto { min, .. } => min,
+    }
+}
 
 /// A configured libopus encoder for mono input.
 pub struct OpusEncoder {
@@ -33,13 +46,18 @@ impl OpusEncoder {
         inner.set_complexity(config.opus_complexity)?;
         inner.set_vbr(true)?;
         inner.set_vbr_constraint(true)?;
+        inner.set_inband_fec(config.opus_fec)?;
+        inner.set_packet_loss_perc(initial_loss_percent(config))?;
+        inner.set_encoder_ctl_request(OPUS_SET_DTX_REQUEST, i32::from(config.opus_dtx))?;
         Ok(OpusEncoder { inner })
     }
 
-    /// Changes bitrate and complexity between frames (opus_encoder_ctl; no allocation).
-    pub fn tune(&mut self, bitrate: u32, complexity: u8) -> Result<(), EncodeError> {
-        self.inner.set_bitrate(Bitrate::BitsPerSecond(bitrate as i32))?;
-        self.inner.set_complexity(complexity)?;
+    /// Changes bitrate, complexity and expected loss between frames (opus_encoder_ctl; no
+    /// allocation).
+    pub fn tune(&mut self, t: Tuning) -> Result<(), EncodeError> {
+        self.inner.set_bitrate(Bitrate::BitsPerSecond(t.bitrate as i32))?;
+        self.inner.set_complexity(t.complexity)?;
+        self.inner.set_packet_loss_perc(t.loss_percent)?;
         Ok(())
     }
 

@@ -50,6 +50,14 @@ impl ReceiverWatch {
 }
 
 /// `rtcp_in: reports=… malformed=… foreign=… unrelated=… [ssrc from loss jitter rtt] …`
+/// How many receivers report, and the worst fraction lost (0..1) among their latest reports.
+pub fn worst_loss(s: &RtcpInStats) -> (usize, f64) {
+    s.receivers
+        .lock()
+        .map(|t| (t.len(), t.iter().map(|r| r.fraction_lost).fold(0.0, f64::max)))
+        .unwrap_or((0, 0.0))
+}
+
 pub fn summary(s: &RtcpInStats) -> String {
     let mut line = format!(
         "reports={} malformed={} foreign={} unrelated={}",

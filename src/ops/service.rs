@@ -17,16 +17,17 @@ use std::time::Duration;
 
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
-use crate::config::Config;
+use crate::config::{Config, LossPercent};
 use crate::net::rtcp_in::RtcpInStats;
 use crate::ops::events::{Event, EventWatch};
+use crate::ops::loss::LossAdapter;
 use crate::ops::notify::{self, Progress, ServiceManager, State, StatusFacts, Verdict, Watchdog};
 use crate::ops::receivers::{self, ReceiverWatch, Thresholds};
 use crate::ops::reload::{self, Plan};
 use crate::ops::stats::{DeviceState, Stats};
-use crate::pipeline::{Pipeline, RunOptions, StartError, StartReport};
+use crate::pipeline::{Pipeline, RunOptions, StartError, StartReport, Tuning};
 use crate::rt::now_ns;
 use crate::rtp::sdp;
 
@@ -194,6 +195,7 @@ impl Service {
         let mut next_stats = now_ns() + self.stats_interval_ns();
         let mut status = StatusTracker::default();
         let mut rt_warned = false;
+        let mut loss = self.loss_adapter();
         loop {
             if let Err(e) = poll.poll(&mut events, Some(tick)) {
                 if e.kind() != std::io::ErrorKind::Interrupted {
@@ -231,6 +233,7 @@ impl Service {
                             w.rebase(progress);
                         }
                         status = StatusTracker::default();
+                        loss = self.loss_adapter();
                         next_stats = now_ns() + self.stats_interval_ns();
                     }
                     Err(e) => {
@@ -252,6 +255,9 @@ impl Service {
             }
             let now = now_ns();
             self.log_events(&mut watch, &mut receiver_watch, now);
+            if let Some(a) = loss.as_mut() {
+                self.adapt_expected_loss(a);
+            }
             let progress = self.progress();
             let (line, due) = status.line(self, progress, now);
             if notifier.is_ready() {
@@ -335,7 +341,12 @@ impl Service {
 
     fn apply_live(&mut self, new: Config, keys: &[&str]) {
         if keys.contains(&"RTPMIC_BITRATE") || keys.contains(&"RTPMIC_OPUS_COMPLEXITY") {
-            self.pipeline.tune_encoder(new.bitrate, new.opus_complexity);
+            let t = self.pipeline.encoder_tuning();
+            self.pipeline.tune_encoder(Tuning {
+                bitrate: new.bitrate,
+                complexity: new.opus_complexity,
+                ..t
+            });
         }
         if keys.contains(&"RTPMIC_DSCP") {
             if let Err(e) = self.pipeline.set_dscp(new.dscp) {
@@ -378,6 +389,35 @@ impl Service {
         let stats = previous.pipeline.join();
         log_counters("restarted", &stats, &previous.dest_names, rtcp_in.as_deref());
         Ok(())
+    }
+
+    /// With Opus FEC and `RTPMIC_OPUS_LOSS_PERCENT=auto`: the adapter that follows receivers.
+    fn loss_adapter(&self) -> Option<LossAdapter> {
+        match self.config.opus_loss {
+            LossPercent::Auto { min, max } if self.config.opus_fec => Some(LossAdapter::new(min, max)),
+            _ => None,
+        }
+    }
+
+    /// Hands the encoder the loss receivers report, when new reports came in.
+    fn adapt_expected_loss(&self, adapter: &mut LossAdapter) {
+        let rtcp_in = self.pipeline.rtcp_in();
+        let (_, worst) = receivers::worst_loss(rtcp_in);
+        let Some(percent) = adapter.update(rtcp_in.reports.load(Relaxed), worst) else {
+            return;
+        };
+        let t = self.pipeline.encoder_tuning();
+        if t.loss_percent != percent {
+            debug!(
+                event = "fec_loss",
+                "Opus FEC now planned for {percent}% loss (worst receiver reports {:.1}%)",
+                worst * 100.0
+            );
+            self.pipeline.tune_encoder(Tuning {
+                loss_percent: percent,
+                ..t
+            });
+        }
     }
 
     fn stats_interval_ns(&self) -> u64 {
@@ -500,13 +540,7 @@ impl StatusTracker {
         let stats = service.stats();
         let advanced = progress.periods > self.last_periods;
         self.last_periods = progress.periods;
-        let (receivers, worst_loss) = service
-            .pipeline
-            .rtcp_in()
-            .receivers
-            .lock()
-            .map(|t| (t.len(), t.iter().map(|r| r.fraction_lost).fold(0.0, f64::max)))
-            .unwrap_or((0, 0.0));
+        let (receivers, worst_loss) = receivers::worst_loss(service.pipeline.rtcp_in());
         let state = notify::state(stats.device_state(), advanced, progress.periods > 0);
         let facts = StatusFacts {
             state,

@@ -115,6 +115,8 @@ pub struct Stats {
     /// Frames dropped by the capture → encoder ring.
     pub frame_drops: AtomicU64,
     pub encode_errors: AtomicU64,
+    /// Opus DTX frames not sent (silence).
+    pub dtx_frames: AtomicU64,
     pub packets: AtomicU64,
     /// Packets dropped by the encoder → sender ring.
     pub packet_drops: AtomicU64,
@@ -208,7 +210,7 @@ impl Stats {
     /// `key=value` pairs in one line, the format of the periodic and final stats lines.
     pub fn summary(&self) -> String {
         let mut s = String::new();
-        let fields: [(&str, &AtomicU64); 17] = [
+        let fields: [(&str, &AtomicU64); 18] = [
             ("periods", &self.periods),
             ("frames", &self.frames),
             ("xruns", &self.xruns),
@@ -218,6 +220,7 @@ impl Stats {
             ("device_errors", &self.device_errors),
             ("frame_drops", &self.frame_drops),
             ("encode_errors", &self.encode_errors),
+            ("dtx_frames", &self.dtx_frames),
             ("packets", &self.packets),
             ("packet_drops", &self.packet_drops),
             ("datagrams", &self.datagrams),

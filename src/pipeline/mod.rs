@@ -10,6 +10,7 @@
 
 mod encode;
 
+pub use crate::codec::Tuning;
 pub use encode::EncoderTuning;
 
 use std::io;
@@ -31,6 +32,7 @@ use crate::net::{resolve, sender, sender::Packet, udp::MmsgSender, uring, Datagr
 use crate::ops::stats::Stats;
 use crate::ring::{ring, Notifier};
 use crate::rt;
+use crate::rtp::red::RedEncoder;
 use crate::rtp::Packetizer;
 
 /// Frames the capture → encoder ring holds (at 20 ms: 160 ms of audio before dropping).
@@ -174,9 +176,15 @@ impl Pipeline {
         let ssrc = config.ssrc.unwrap_or_else(|| rng.random());
         report.ssrc = ssrc;
         let seq0: u16 = rng.random();
+        // With RFC 2198 redundancy every packet is a RED packet; the codec's type is inside.
+        let packet_pt = if config.redundancy > 0 {
+            config.red_payload_type
+        } else {
+            config.payload_type
+        };
         let packetizer = Packetizer::new(
             ssrc,
-            config.payload_type,
+            packet_pt,
             seq0,
             rng.random(),
             config.rtp_clock_rate(),
@@ -212,7 +220,17 @@ impl Pipeline {
         stats
             .destinations_resolved
             .store(report.destinations.iter().flatten().count() as u64, Relaxed);
-        let tuning = Arc::new(EncoderTuning::default());
+        let tuning = Arc::new(EncoderTuning::new(Tuning {
+            bitrate: config.bitrate,
+            complexity: config.opus_complexity,
+            loss_percent: crate::codec::opus::initial_loss_percent(config),
+        }));
+        let stage = encode::EncodeStage {
+            encoder,
+            packetizer,
+            red: (config.redundancy > 0).then(|| RedEncoder::new(config.payload_type, usize::from(config.redundancy))),
+            dtx: config.opus_dtx,
+        };
         let exited = Arc::new(Notifier::new().map_err(|e| StartError::Io("eventfd", e))?);
         let rt_refused = Arc::new(AtomicBool::new(false));
         let limit_samples = opts.seconds.map(|s| s * u64::from(config.rate));
@@ -260,17 +278,7 @@ impl Pipeline {
                 spawn(
                     "rtpmic-encode",
                     rt::ENCODE_STACK,
-                    Box::new(move || {
-                        encode::run(
-                            frames_rx,
-                            packets_tx,
-                            encoder,
-                            packetizer,
-                            &stats,
-                            &tuning,
-                            opts.no_drop,
-                        )
-                    }),
+                    Box::new(move || encode::run(frames_rx, packets_tx, stage, &stats, &tuning, opts.no_drop)),
                 )
                 .map_err(|e| StartError::Io("spawn", e))?,
             );
@@ -351,9 +359,14 @@ impl Pipeline {
         &self.rtcp_in
     }
 
-    /// New Opus bitrate and complexity from the next frame on, without a gap.
-    pub fn tune_encoder(&self, bitrate: u32, complexity: u8) {
-        self.tuning.set(bitrate, complexity);
+    /// New Opus settings from the next frame on, without a gap.
+    pub fn tune_encoder(&self, t: Tuning) {
+        self.tuning.set(t);
+    }
+
+    /// The Opus settings in force.
+    pub fn encoder_tuning(&self) -> Tuning {
+        self.tuning.get()
     }
 
     /// A new DSCP on every stream and RTCP socket, from the next datagram on.

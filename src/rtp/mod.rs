@@ -2,6 +2,7 @@
 //! interval, and the SDP that describes the stream.
 
 pub mod packetizer;
+pub mod red;
 pub mod rtcp;
 pub mod sap;
 pub mod sdp;

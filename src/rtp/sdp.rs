@@ -16,8 +16,10 @@ use crate::config::{format_frame_ms, Codec, Config, Destination, Host};
 /// * `c=` is the destination's address: for a receiver that is its own unicast address or
 ///   the multicast group it joins (RFC 8866 §5.7). IPv4 multicast carries RTPMIC_MULTICAST_TTL.
 /// * Opus is always `opus/48000/2` with `stereo=0; sprop-stereo=0` for our mono signal,
-///   `useinbandfec=0` (no FEC yet), and the capture rate as `maxplaybackrate` /
+///   `useinbandfec` / `usedtx` as configured, and the capture rate as `maxplaybackrate` /
 ///   `sprop-maxcapturerate` (RFC 7587 §7).
+/// * With RFC 2198 redundancy the m-line lists the RED type first and the codec's second, and
+///   `a=fmtp:<red> <pt>/<pt>…` names the type of every block (§5).
 pub fn describe(config: &Config, dest: &Destination, origin: IpAddr, session_id: u64) -> String {
     let mut s = String::new();
     let family = |ip: &IpAddr| if ip.is_ipv4() { "IP4" } else { "IP6" };
@@ -38,14 +40,28 @@ pub fn describe(config: &Config, dest: &Destination, origin: IpAddr, session_id:
         }
     }
     let _ = writeln!(s, "t=0 0");
-    let _ = writeln!(s, "m=audio {} RTP/AVP {pt}", dest.port);
+    if config.redundancy > 0 {
+        // RFC 2198 §5: the RED type first (what is sent), then the codec it carries.
+        let red = config.red_payload_type;
+        let _ = writeln!(s, "m=audio {} RTP/AVP {red} {pt}", dest.port);
+        let channels = if config.codec == Codec::Opus { "/2" } else { "" };
+        let _ = writeln!(s, "a=rtpmap:{red} red/{}{channels}", config.rtp_clock_rate());
+        let blocks = vec![pt.to_string(); usize::from(config.redundancy) + 1].join("/");
+        let _ = writeln!(s, "a=fmtp:{red} {blocks}");
+    } else {
+        let _ = writeln!(s, "m=audio {} RTP/AVP {pt}", dest.port);
+    }
     match config.codec {
         Codec::Opus => {
             let _ = writeln!(s, "a=rtpmap:{pt} opus/48000/2");
             let _ = writeln!(
                 s,
-                "a=fmtp:{pt} stereo=0; sprop-stereo=0; useinbandfec=0; maxplaybackrate={}; sprop-maxcapturerate={}; maxaveragebitrate={}",
-                config.rate, config.rate, config.bitrate
+                "a=fmtp:{pt} stereo=0; sprop-stereo=0; useinbandfec={}; usedtx={}; maxplaybackrate={}; sprop-maxcapturerate={}; maxaveragebitrate={}",
+                u8::from(config.opus_fec),
+                u8::from(config.opus_dtx),
+                config.rate,
+                config.rate,
+                config.bitrate
             );
         }
         Codec::Pcmu => {
@@ -107,9 +123,22 @@ mod tests {
         let sdp = describe(&c, &c.dest[0], "127.0.0.1".parse().unwrap(), 42);
         let want = "v=0\no=- 42 42 IN IP4 127.0.0.1\ns=rtpmic default\nc=IN IP4 127.0.0.1\nt=0 0\n\
                     m=audio 5004 RTP/AVP 96\na=rtpmap:96 opus/48000/2\n\
-                    a=fmtp:96 stereo=0; sprop-stereo=0; useinbandfec=0; maxplaybackrate=48000; sprop-maxcapturerate=48000; maxaveragebitrate=32000\n\
+                    a=fmtp:96 stereo=0; sprop-stereo=0; useinbandfec=0; usedtx=0; maxplaybackrate=48000; sprop-maxcapturerate=48000; maxaveragebitrate=32000\n\
                     a=ptime:20\na=maxptime:20\na=sendonly\n";
         assert_eq!(sdp, want);
+    }
+
+    #[test]
+    fn fec_dtx_and_redundancy_are_advertised() {
+        let c = config(&[("RTPMIC_OPUS_FEC", "on"), ("RTPMIC_OPUS_DTX", "on")]);
+        let sdp = describe(&c, &c.dest[0], "127.0.0.1".parse().unwrap(), 1);
+        assert!(sdp.contains("; useinbandfec=1; usedtx=1; "), "{sdp}");
+        let c = config(&[("RTPMIC_FRAME_MS", "2.5"), ("RTPMIC_REDUNDANCY", "2")]);
+        let sdp = describe(&c, &c.dest[0], "127.0.0.1".parse().unwrap(), 1);
+        assert!(
+            sdp.contains("m=audio 5004 RTP/AVP 121 96\na=rtpmap:121 red/48000/2\na=fmtp:121 96/96/96\na=rtpmap:96 opus/48000/2\n"),
+            "{sdp}"
+        );
     }
 
     #[test]
