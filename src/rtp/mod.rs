@@ -5,5 +5,6 @@ pub mod packetizer;
 pub mod rtcp;
 pub mod sap;
 pub mod sdp;
+pub mod srtp;
 
 pub use packetizer::Packetizer;
