@@ -6,5 +6,6 @@ pub mod red;
 pub mod rtcp;
 pub mod sap;
 pub mod sdp;
+pub mod srtp;
 
 pub use packetizer::Packetizer;
