@@ -22,6 +22,8 @@ use std::path::Path;
 pub const MAX_PAYLOAD: usize = 1440;
 /// Largest RTP packet we produce (fixed header without CSRCs + payload).
 pub const MAX_PACKET: usize = 12 + MAX_PAYLOAD;
+/// Largest datagram: a packet plus the longest SRTP authentication tag (RFC 3711 §4.2).
+pub const MAX_DATAGRAM: usize = MAX_PACKET + 10;
 /// Highest `RTPMIC_MAX_DEST` accepted.
 pub const MAX_DEST_LIMIT: usize = 1024;
 /// Most input channels a device may be opened with.
@@ -218,6 +220,16 @@ pub const KEYS: &[KeySpec] = &[
         allowed: "a local address, address:port or [IPv6]:port to send from",
     },
     KeySpec {
+        name: "RTPMIC_SRTP",
+        default: "off",
+        allowed: "off AES_CM_128_HMAC_SHA1_80 AES_CM_128_HMAC_SHA1_32 (RFC 3711 SRTP and SRTCP)",
+    },
+    KeySpec {
+        name: "RTPMIC_SRTP_KEY",
+        default: "(random at each start, published only in RTPMIC_SDP_FILE)",
+        allowed: "base64 of 30 bytes (16-byte master key + 14-byte salt, RFC 4568 inline: key)",
+    },
+    KeySpec {
         name: "RTPMIC_SSRC",
         default: "(random)",
         allowed: "0..4294967295, decimal or 0x hex",
@@ -351,6 +363,25 @@ pub enum LossPercent {
     Fixed(u8),
 }
 
+/// SRTP (RFC 3711) as configured.
+#[derive(Clone, Debug)]
+pub struct SrtpConfig {
+    pub profile: crate::rtp::srtp::Profile,
+    /// The master key: from `RTPMIC_SRTP_KEY`, or made at random when the config was read.
+    pub key: crate::rtp::srtp::MasterKey,
+    /// The key was made at random (no `RTPMIC_SRTP_KEY`).
+    pub random_key: bool,
+}
+
+/// Two configurations with random keys are the same: each start makes its own.
+impl PartialEq for SrtpConfig {
+    fn eq(&self, other: &SrtpConfig) -> bool {
+        self.profile == other.profile
+            && self.random_key == other.random_key
+            && (self.random_key || self.key == other.key)
+    }
+}
+
 /// Log verbosity.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogLevel {
@@ -415,6 +446,7 @@ pub struct Config {
     pub payload_type: u8,
     pub dest: Vec<Destination>,
     pub ssrc: Option<u32>,
+    pub srtp: Option<SrtpConfig>,
     pub sdp_file: Option<std::path::PathBuf>,
     pub sap: bool,
     pub sap_interval_s: u32,
@@ -542,6 +574,21 @@ impl Config {
             ("RTPMIC_RED_PAYLOAD_TYPE", self.red_payload_type.to_string()),
             ("RTPMIC_PAYLOAD_TYPE", self.payload_type.to_string()),
             ("RTPMIC_DEST", dest.join(",")),
+            (
+                "RTPMIC_SRTP",
+                self.srtp
+                    .as_ref()
+                    .map_or("off".into(), |s| s.profile.sdp_name().to_string()),
+            ),
+            // Never the key itself (it would land in logs and terminals).
+            (
+                "RTPMIC_SRTP_KEY",
+                match &self.srtp {
+                    None => String::new(),
+                    Some(s) if s.random_key => "(random)".into(),
+                    Some(_) => "(set)".into(),
+                },
+            ),
             ("RTPMIC_SSRC", ssrc),
             (
                 "RTPMIC_SDP_FILE",
@@ -709,7 +756,11 @@ struct Parser {
 
 impl Parser {
     fn error(&mut self, key: &str, why: &str) {
-        let value = self.vars.get(key).cloned().unwrap_or_default();
+        let value = match key {
+            // A key never appears in an error line.
+            "RTPMIC_SRTP_KEY" => "(hidden)".to_string(),
+            _ => self.vars.get(key).cloned().unwrap_or_default(),
+        };
         self.errors.push(ConfigError::new(key, &value, why));
     }
 
@@ -825,6 +876,23 @@ impl Parser {
         }
         let sap = self.word("RTPMIC_SAP", &[("on", true), ("off", false)], false);
         let sap_interval_s = self.int("RTPMIC_SAP_INTERVAL_S", 5, 3600, 30, false) as u32;
+        let srtp = self.srtp();
+        if let Some(s) = &srtp {
+            if sap {
+                self.error(
+                    "RTPMIC_SAP",
+                    "would announce the SRTP key in clear to the whole LAN; allowed: off with RTPMIC_SRTP",
+                );
+            }
+            if ssrc.is_some() && !s.random_key {
+                // RFC 3711 §9.1: the same key, SSRC and packet index must never meet twice;
+                // with both fixed, every restart would reuse key stream.
+                self.error(
+                    "RTPMIC_SSRC",
+                    "a fixed SSRC with a fixed RTPMIC_SRTP_KEY reuses SRTP key stream after a restart (RFC 3711 §9.1); allowed: unset (random) with RTPMIC_SRTP_KEY",
+                );
+            }
+        }
         let rtcp = self.word("RTPMIC_RTCP", &[("on", true), ("off", false)], true);
         let rtcp_mux = self.word("RTPMIC_RTCP_MUX", &[("on", true), ("off", false)], false);
         let rr_loss_warn_percent = self.int("RTPMIC_RR_LOSS_WARN_PERCENT", 0, 100, 5, false) as u8;
@@ -903,6 +971,7 @@ impl Parser {
             red_payload_type,
             dest,
             ssrc,
+            srtp,
             sdp_file,
             sap,
             sap_interval_s,
@@ -991,6 +1060,59 @@ impl Parser {
             }
         }
         us
+    }
+
+    fn srtp(&mut self) -> Option<SrtpConfig> {
+        use crate::rtp::srtp::{MasterKey, Profile};
+        let name = self.vars.get("RTPMIC_SRTP").cloned().unwrap_or_default();
+        let profile = if name.is_empty() || name.eq_ignore_ascii_case("off") {
+            None
+        } else if let Some(p) = Profile::from_sdp_name(&name.to_ascii_uppercase()) {
+            Some(p)
+        } else {
+            self.error("RTPMIC_SRTP", &format!("allowed: {}", Parser::allowed("RTPMIC_SRTP")));
+            None
+        };
+        let key_text = self.vars.get("RTPMIC_SRTP_KEY").cloned();
+        let Some(profile) = profile else {
+            if key_text.is_some() {
+                self.error(
+                    "RTPMIC_SRTP_KEY",
+                    "set but RTPMIC_SRTP is off; allowed: unset, or turn RTPMIC_SRTP on",
+                );
+            }
+            return None;
+        };
+        match key_text {
+            Some(text) => match MasterKey::from_sdes_inline(&text) {
+                Ok(key) => Some(SrtpConfig {
+                    profile,
+                    key,
+                    random_key: false,
+                }),
+                Err(e) => {
+                    self.error(
+                        "RTPMIC_SRTP_KEY",
+                        &format!("{e}; allowed: {}", Parser::allowed("RTPMIC_SRTP_KEY")),
+                    );
+                    None
+                }
+            },
+            None => match MasterKey::random() {
+                Ok(key) => Some(SrtpConfig {
+                    profile,
+                    key,
+                    random_key: true,
+                }),
+                Err(e) => {
+                    self.error(
+                        "RTPMIC_SRTP_KEY",
+                        &format!("no random key: {e}; allowed: a key of your own"),
+                    );
+                    None
+                }
+            },
+        }
     }
 
     fn opus_loss(&mut self) -> LossPercent {

@@ -148,6 +148,12 @@ fn load(env_file: Option<PathBuf>) -> Result<Config, ExitCode> {
 }
 
 fn print_sdp(config: &Config, index: usize) -> ExitCode {
+    if config.srtp.as_ref().is_some_and(|s| s.random_key) {
+        eprintln!(
+            "RTPMIC_SRTP_KEY is unset: each start makes its own key, which only the running rtpmic knows; read the SDP from RTPMIC_SDP_FILE, or set RTPMIC_SRTP_KEY"
+        );
+        return ExitCode::from(EX_CONFIG);
+    }
     match sdp::for_destination(config, index) {
         Some(text) => {
             print!("{text}");

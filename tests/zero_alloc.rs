@@ -100,5 +100,20 @@ fn hot_threads_allocate_nothing() {
     let (periods, allocs) = run_pipeline(&board, &[("RTPMIC_CODEC", "pcmu"), ("RTPMIC_FRAME_MS", "10")], 6);
     assert!(periods >= 500, "only {periods} periods");
     assert_eq!(allocs, 0, "heap allocations on the hot path (pcmu)");
+    // Everything optional on the hot path at once: FEC, DTX, RFC 2198 redundancy, SRTP and
+    // SRTCP.
+    let (periods, allocs) = run_pipeline(
+        &board,
+        &[
+            ("RTPMIC_FRAME_MS", "10"),
+            ("RTPMIC_OPUS_FEC", "on"),
+            ("RTPMIC_OPUS_DTX", "on"),
+            ("RTPMIC_REDUNDANCY", "2"),
+            ("RTPMIC_SRTP", "AES_CM_128_HMAC_SHA1_80"),
+        ],
+        6,
+    );
+    assert!(periods >= 500, "only {periods} periods");
+    assert_eq!(allocs, 0, "heap allocations on the hot path (FEC, DTX, RED, SRTP)");
     assert!(ALL_ALLOCS.load(Relaxed) > 0, "the counting allocator is installed");
 }

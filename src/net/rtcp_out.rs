@@ -13,6 +13,7 @@ use super::dest::{DestTable, DestUpdate, Family};
 use super::rtcp_in::RtcpSockets;
 use crate::ops::stats::Stats;
 use crate::rtp::rtcp::{ntp_now, LayoutError, RtcpPackets, RtcpScheduler, SenderInfo};
+use crate::rtp::srtp::SrtpContext;
 
 /// RTCP state of one stream.
 pub struct RtcpOut {
@@ -30,7 +31,13 @@ pub struct RtcpOut {
     /// RTP timestamp and capture time (CLOCK_MONOTONIC) of the newest packet sent.
     last: Option<(u32, u64)>,
     sockets: RtcpSockets,
+    srtcp: Option<SrtpContext>,
+    /// The compound packet as protected for SRTCP (scratch, so nothing allocates).
+    protected: [u8; PROTECTED_LEN],
 }
+
+/// Room for our largest compound (SR + SDES + BYE) plus SRTCP's index and tag.
+const PROTECTED_LEN: usize = 512;
 
 /// Where RTCP for an RTP destination goes (RFC 3550 §11: the next higher, odd, port).
 pub fn rtcp_addr(rtp: SocketAddr, mux: bool) -> SocketAddr {
@@ -50,6 +57,8 @@ pub struct StreamInfo {
     /// Session bandwidth estimate in octets/s.
     pub session_bw: f64,
     pub mux: bool,
+    /// SRTCP (RFC 3711 §3.4): every compound packet is protected before it leaves.
+    pub srtcp: Option<SrtpContext>,
 }
 
 impl RtcpOut {
@@ -85,6 +94,8 @@ impl RtcpOut {
             sent_octets: 0,
             last: None,
             sockets,
+            srtcp: s.srtcp,
+            protected: [0; PROTECTED_LEN],
         };
         out.next_ns = now_ns + out.interval();
         Ok(out)
@@ -167,10 +178,24 @@ impl RtcpOut {
     /// One `sendto` per active destination from the socket of its family; failures are
     /// ignored (RTCP is periodic and RTP errors are counted already).
     fn send_to_all(&mut self, bye: bool) {
-        let bytes = if bye {
+        let plain = if bye {
             self.packets.last_bye()
         } else {
             self.packets.last_report()
+        };
+        let bytes = match self.srtcp.as_mut() {
+            None => plain,
+            Some(ctx) => {
+                let Some(scratch) = self.protected.get_mut(..plain.len()) else {
+                    return;
+                };
+                scratch.copy_from_slice(plain);
+                // One SRTCP index per compound, the same bytes to every destination.
+                match ctx.protect_rtcp(&mut self.protected, plain.len()) {
+                    Ok(n) => &self.protected[..n],
+                    Err(_) => return,
+                }
+            }
         };
         for d in 0..self.dests.len() {
             let sock = match self.dests.family(d) {
@@ -207,6 +232,7 @@ mod tests {
             ticks_per_frame: 960,
             session_bw: 4000.0,
             mux: false,
+            srtcp: None,
         };
         let c = crate::config::Config::from_pairs([("RTPMIC_DEST", "127.0.0.1:5004")]).unwrap();
         let sockets = RtcpSockets::open(&c).unwrap();

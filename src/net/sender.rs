@@ -13,14 +13,14 @@ use super::dest::{DestTable, DestUpdate};
 use super::rtcp_out::RtcpOut;
 use super::udp::MAX_BATCH;
 use super::DatagramSender;
-use crate::config::MAX_PACKET;
+use crate::config::MAX_DATAGRAM;
 use crate::ops::{hot_path, stats::Stats};
 use crate::ring::Consumer;
 use crate::rt::now_ns;
 
 /// One RTP packet on its way to the network.
 pub struct Packet {
-    pub data: [u8; MAX_PACKET],
+    pub data: [u8; MAX_DATAGRAM],
     /// 0 marks a slot that holds nothing to send.
     pub len: usize,
     /// When the frame it carries left the capture device (CLOCK_MONOTONIC).
@@ -33,7 +33,7 @@ pub struct Packet {
 impl Packet {
     pub fn empty() -> Packet {
         Packet {
-            data: [0; MAX_PACKET],
+            data: [0; MAX_DATAGRAM],
             len: 0,
             captured_ns: 0,
             rtp_timestamp: 0,
@@ -56,7 +56,7 @@ pub fn run(
     stats: &Stats,
 ) -> io::Result<()> {
     let fd: RawFd = input.readable_fd();
-    let mut bufs = [[0u8; MAX_PACKET]; MAX_BATCH];
+    let mut bufs = [[0u8; MAX_DATAGRAM]; MAX_BATCH];
     let mut meta = [(0usize, 0u64, 0u32, 0usize); MAX_BATCH];
     let mut warmed_up = false;
     loop {

@@ -339,7 +339,9 @@ impl Service {
         }
     }
 
-    fn apply_live(&mut self, new: Config, keys: &[&str]) {
+    fn apply_live(&mut self, mut new: Config, keys: &[&str]) {
+        // Equal by the plan; keep the key the running stream uses (a random one differs).
+        new.srtp = self.config.srtp.clone();
         if keys.contains(&"RTPMIC_BITRATE") || keys.contains(&"RTPMIC_OPUS_COMPLEXITY") {
             let t = self.pipeline.encoder_tuning();
             self.pipeline.tune_encoder(Tuning {

@@ -13,6 +13,7 @@ use crate::net::sender::Packet;
 use crate::ops::{hot_path, stats::Stats};
 use crate::ring::{Consumer, Producer, Pushed, Ready};
 use crate::rtp::red::RedEncoder;
+use crate::rtp::srtp::SrtpContext;
 use crate::rtp::Packetizer;
 
 /// Encoder settings the main thread may change while the stream runs (SIGHUP, RTCP loss
@@ -75,6 +76,8 @@ pub struct EncodeStage {
     pub red: Option<RedEncoder>,
     /// Opus DTX on: frames the encoder marks as silence (≤ 2 bytes) are not sent.
     pub dtx: bool,
+    /// SRTP (RFC 3711): each packet is protected in place once, whatever the destinations.
+    pub srtp: Option<SrtpContext>,
 }
 
 /// Opus DTX frames are at most this long (a TOC byte, maybe one more): RFC 7587 §3.3 says
@@ -148,20 +151,24 @@ pub fn run(
                 }
             }
         };
-        let packetizer = &mut stage.packetizer;
+        let (packetizer, srtp) = (&mut stage.packetizer, &mut stage.srtp);
         let fill = |slot: &mut Packet| {
             slot.captured_ns = captured_ns;
             slot.payload_len = body.len();
-            slot.len = match packetizer.write(index, discontinuity, body, &mut slot.data) {
-                Ok((len, stamp)) => {
+            let written = packetizer
+                .write(index, discontinuity, body, &mut slot.data)
+                .ok()
+                .and_then(|(len, stamp)| {
                     slot.rtp_timestamp = stamp.timestamp;
-                    len
-                }
-                Err(_) => {
-                    stats.encode_errors.fetch_add(1, Relaxed);
-                    0
-                }
-            };
+                    match srtp.as_mut() {
+                        None => Some(len),
+                        Some(s) => s.protect_rtp(&mut slot.data, len).ok(),
+                    }
+                });
+            slot.len = written.unwrap_or_else(|| {
+                stats.encode_errors.fetch_add(1, Relaxed);
+                0
+            });
         };
         stats.packets.fetch_add(1, Relaxed);
         if no_drop {

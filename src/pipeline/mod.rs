@@ -99,6 +99,26 @@ fn session_bandwidth(config: &Config) -> f64 {
     (payload + 40.0) * packets_per_s
 }
 
+/// An SRTP context for `ssrc` when SRTP is on. The RTP and RTCP sides each get their own:
+/// they live in different threads, and each uses only its half of the state.
+fn srtp_context(config: &Config, ssrc: u32) -> Option<crate::rtp::srtp::SrtpContext> {
+    config
+        .srtp
+        .as_ref()
+        .map(|s| crate::rtp::srtp::SrtpContext::new(s.profile, &s.key, ssrc))
+}
+
+/// Debug builds only: `RTPMICTEST_FIRST_SEQ` fixes the first RTP sequence number, so a test
+/// can cross the 2^16 wrap (SRTP rollover) in seconds. Release builds always pick at random
+/// (RFC 3550 §5.1).
+fn first_sequence_number() -> Option<u16> {
+    if cfg!(debug_assertions) {
+        std::env::var("RTPMICTEST_FIRST_SEQ").ok()?.parse().ok()
+    } else {
+        None
+    }
+}
+
 /// The backend `RTPMIC_SENDER` asks for: io_uring when probing finds it (auto) or when asked
 /// for by name (an error if missing), sendmmsg + epoll otherwise.
 fn open_backend(config: &Config, slots: usize) -> Result<(Box<dyn DatagramSender>, Option<String>), StartError> {
@@ -175,7 +195,7 @@ impl Pipeline {
         let mut rng = rand::rng();
         let ssrc = config.ssrc.unwrap_or_else(|| rng.random());
         report.ssrc = ssrc;
-        let seq0: u16 = rng.random();
+        let seq0: u16 = first_sequence_number().unwrap_or_else(|| rng.random());
         // With RFC 2198 redundancy every packet is a RED packet; the codec's type is inside.
         let packet_pt = if config.redundancy > 0 {
             config.red_payload_type
@@ -199,6 +219,7 @@ impl Pipeline {
                 ticks_per_frame: config.rtp_ticks_per_frame(),
                 session_bw: session_bandwidth(config),
                 mux: config.rtcp_mux,
+                srtcp: srtp_context(config, ssrc),
             };
             let sockets = RtcpSockets::open(config)?;
             live_sockets.extend(sockets.try_clone_all().map_err(|e| StartError::Io("rtcp socket", e))?);
@@ -230,6 +251,7 @@ impl Pipeline {
             packetizer,
             red: (config.redundancy > 0).then(|| RedEncoder::new(config.payload_type, usize::from(config.redundancy))),
             dtx: config.opus_dtx,
+            srtp: srtp_context(config, ssrc),
         };
         let exited = Arc::new(Notifier::new().map_err(|e| StartError::Io("eventfd", e))?);
         let rt_refused = Arc::new(AtomicBool::new(false));

@@ -6,6 +6,7 @@
 
 use std::fmt::Write;
 use std::net::IpAddr;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 
 use crate::config::{format_frame_ms, Codec, Config, Destination, Host};
 
@@ -40,16 +41,18 @@ pub fn describe(config: &Config, dest: &Destination, origin: IpAddr, session_id:
         }
     }
     let _ = writeln!(s, "t=0 0");
+    // RFC 3711 §1 / RFC 4568 §6: SRTP streams are RTP/SAVP, keyed by an a=crypto line.
+    let proto = if config.srtp.is_some() { "RTP/SAVP" } else { "RTP/AVP" };
     if config.redundancy > 0 {
         // RFC 2198 §5: the RED type first (what is sent), then the codec it carries.
         let red = config.red_payload_type;
-        let _ = writeln!(s, "m=audio {} RTP/AVP {red} {pt}", dest.port);
+        let _ = writeln!(s, "m=audio {} {proto} {red} {pt}", dest.port);
         let channels = if config.codec == Codec::Opus { "/2" } else { "" };
         let _ = writeln!(s, "a=rtpmap:{red} red/{}{channels}", config.rtp_clock_rate());
         let blocks = vec![pt.to_string(); usize::from(config.redundancy) + 1].join("/");
         let _ = writeln!(s, "a=fmtp:{red} {blocks}");
     } else {
-        let _ = writeln!(s, "m=audio {} RTP/AVP {pt}", dest.port);
+        let _ = writeln!(s, "m=audio {} {proto} {pt}", dest.port);
     }
     match config.codec {
         Codec::Opus => {
@@ -81,6 +84,13 @@ pub fn describe(config: &Config, dest: &Destination, origin: IpAddr, session_id:
         // RFC 5761 §5.1.1: RTCP shares the RTP port.
         let _ = writeln!(s, "a=rtcp-mux");
     }
+    if let Some(srtp) = &config.srtp {
+        let _ = writeln!(
+            s,
+            "{}",
+            crate::rtp::srtp::sdp_crypto_attribute(1, srtp.profile, &srtp.key)
+        );
+    }
     let _ = writeln!(s, "a=sendonly");
     s
 }
@@ -103,7 +113,18 @@ pub fn for_destination(config: &Config, index: usize) -> Option<String> {
 pub fn write_file(config: &Config, path: &std::path::Path) -> std::io::Result<()> {
     let text = for_destination(config, 0).ok_or_else(|| std::io::Error::other("no destination"))?;
     let tmp = path.with_extension("sdp.tmp");
-    std::fs::write(&tmp, text)?;
+    // With SRTP the file holds the key: readable by the owner only.
+    let mode = if config.srtp.is_some() { 0o600 } else { 0o644 };
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(&tmp)?;
+    std::io::Write::write_all(&mut f, text.as_bytes())?;
+    // The mode applies only when the file is created; a left-over temp file keeps its own.
+    f.set_permissions(std::fs::Permissions::from_mode(mode))?;
+    drop(f);
     std::fs::rename(&tmp, path)
 }
 

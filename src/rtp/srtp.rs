@@ -178,6 +178,13 @@ pub struct MasterKey {
     salt: [u8; MASTER_SALT_LEN],
 }
 
+/// For comparing configurations (SIGHUP), not for authenticating anything: not constant-time.
+impl PartialEq for MasterKey {
+    fn eq(&self, other: &MasterKey) -> bool {
+        self.key == other.key && self.salt == other.salt
+    }
+}
+
 impl MasterKey {
     pub fn new(key: [u8; MASTER_KEY_LEN], salt: [u8; MASTER_SALT_LEN]) -> MasterKey {
         MasterKey { key, salt }

@@ -402,7 +402,7 @@ pub fn spawn_ffmpeg(sdp: &Path, rate: u32, out: &Path) -> Child {
             "-loglevel",
             "error",
             "-protocol_whitelist",
-            "file,udp,rtp",
+            "file,udp,rtp,srtp",
             "-i",
         ])
         .arg(sdp)

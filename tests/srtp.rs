@@ -1,0 +1,178 @@
+//! SRTP (RFC 3711) end to end: ffmpeg decodes our encrypted stream from our SDP's a=crypto
+//! line, across a 2^16 sequence wrap (rollover counter); a wrong key decodes nothing; tshark
+//! sees no plaintext on the wire.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::*;
+
+/// A fixed test key (30 bytes, base64), as an installer would put in the env file.
+const KEY: &str = "9IcLa2ikhznyH0kITvN+NuwJoyTq27fd5L9rNKBA";
+const OTHER_KEY: &str = "X2GjQPdFC3yPOaLaxCX7lDqehQ23z4KxHA9IZYey";
+
+/// `rtpmic sdp` for `dest` with `keys`.
+fn sdp(board: &SimBoard, infile: &std::path::Path, dest: &str, keys: &[(&str, &str)]) -> String {
+    let mut c = board.rtpmic(infile);
+    c.arg("sdp").env("RTPMIC_DEST", dest);
+    for (k, v) in keys {
+        c.env(k, v);
+    }
+    let out = c.output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Streams `seconds` with `keys` to `dest` while ffmpeg decodes from `sdp_text`; returns
+/// the decoded samples (none when ffmpeg could not decode anything).
+fn decode_with_ffmpeg(
+    board: &SimBoard,
+    infile: &std::path::Path,
+    dest: &str,
+    keys: &[(&str, &str)],
+    sdp_text: &str,
+) -> Vec<i16> {
+    let sdp_path = board.dir.path().join(format!("{}.sdp", dest.replace([':', '.'], "_")));
+    std::fs::write(&sdp_path, sdp_text).unwrap();
+    let out = board.dir.path().join(format!("{}.raw", dest.replace([':', '.'], "_")));
+    let mut ffmpeg = spawn_ffmpeg(&sdp_path, 8000, &out);
+    let mut run = board.rtpmic(infile);
+    run.args(["run", "--seconds", "4"])
+        .env("RTPMIC_DEVICE", "simfile")
+        .env("RTPMIC_DEST", dest)
+        .stderr(Stdio::piped());
+    for (k, v) in keys {
+        run.env(k, v);
+    }
+    let result = run.output().unwrap();
+    let log = String::from_utf8_lossy(&result.stderr).to_string();
+    assert!(result.status.success(), "{log}");
+    assert!(
+        !log.contains(KEY) && !log.contains(OTHER_KEY),
+        "the key never reaches the log"
+    );
+    // ffmpeg ends by itself after 2 s of audio; with nothing it can decode it waits forever.
+    if wait_for(&mut ffmpeg, Duration::from_secs(3)).is_none() {
+        let _ = ffmpeg.kill();
+        let _ = ffmpeg.wait();
+    }
+    std::fs::read(&out)
+        .unwrap_or_default()
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect()
+}
+
+#[test]
+fn ffmpeg_decodes_srtp_across_the_sequence_wrap_and_not_with_a_wrong_key() {
+    let board = SimBoard::shared();
+    let source = two_tone(8000, 5.0);
+    let infile = board.infile("tone.raw", &source);
+    // The first packet is 65500: the sequence wraps (and the ROC goes to 1) after 0.72 s.
+    let keys = [
+        ("RTPMIC_CODEC", "pcma"),
+        ("RTPMIC_SRTP", "AES_CM_128_HMAC_SHA1_80"),
+        ("RTPMIC_SRTP_KEY", KEY),
+        ("RTPMICTEST_FIRST_SEQ", "65500"),
+    ];
+    let port = free_even_port();
+    let dest = format!("127.0.0.1:{port}");
+    let text = sdp(&board, &infile, &dest, &keys);
+    assert!(text.contains(&format!("m=audio {port} RTP/SAVP 8\n")), "{text}");
+    assert!(
+        text.contains(&format!("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{KEY}\n")),
+        "{text}"
+    );
+
+    let decoded = decode_with_ffmpeg(&board, &infile, &dest, &keys, &text);
+    assert!(decoded.len() >= 16_000, "ffmpeg decoded {} samples", decoded.len());
+    // After the first second: everything past the wrap.
+    let snr = aligned_snr(&source, &decoded, 8000, 200 + 80);
+    println!("SRTP PCMA through ffmpeg, after the rollover: SNR {snr:.1} dB");
+    assert!(snr >= 20.0, "SNR {snr:.1} dB");
+
+    let wrong = text.replace(KEY, OTHER_KEY);
+    let port = free_even_port();
+    let dest = format!("127.0.0.1:{port}");
+    let wrong = wrong.replace(&format!("m=audio {}", text_port(&text)), &format!("m=audio {port}"));
+    let decoded = decode_with_ffmpeg(&board, &infile, &dest, &keys, &wrong);
+    assert!(
+        decoded.is_empty(),
+        "a wrong key decodes nothing, got {} samples",
+        decoded.len()
+    );
+}
+
+fn text_port(sdp: &str) -> String {
+    sdp.lines()
+        .find_map(|l| l.strip_prefix("m=audio "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Digital silence in PCMU is 0xFF in every payload byte: on the wire with SRTP none of that
+/// shows, and every packet carries the 10-byte tag. With no key configured, a random one is
+/// made and published only in the SDP file, which only its owner may read.
+#[test]
+fn tshark_sees_no_plaintext() {
+    let board = SimBoard::shared();
+    let infile = board.infile("silence.raw", &vec![0i16; 8000 * 3]);
+    let port = free_even_port();
+    let sdp_file = board.dir.path().join("srtp.sdp");
+    let tshark = start_tshark(
+        &[],
+        &[
+            "-l",
+            "-n",
+            "-i",
+            "lo",
+            "-f",
+            &format!("udp dst port {port}"),
+            "-d",
+            &format!("udp.port=={port},rtp"),
+            "-T",
+            "fields",
+            "-e",
+            "udp.length",
+            "-e",
+            "rtp.payload",
+        ],
+    );
+    let status = board
+        .rtpmic(&infile)
+        .args(["run", "--seconds", "2"])
+        .env("RTPMIC_DEVICE", "simfile")
+        .env("RTPMIC_CODEC", "pcmu")
+        .env("RTPMIC_DEST", format!("127.0.0.1:{port}"))
+        .env("RTPMIC_SRTP", "AES_CM_128_HMAC_SHA1_80")
+        .env("RTPMIC_SDP_FILE", &sdp_file)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let sdp = std::fs::read_to_string(&sdp_file).unwrap();
+    assert!(sdp.contains("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:"), "{sdp}");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&sdp_file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the SDP file holds the key");
+    let capture = stop_tshark(tshark);
+    let rows: Vec<(u32, String)> = capture
+        .lines()
+        .filter_map(|l| {
+            let (len, payload) = l.split_once('\t')?;
+            Some((len.parse().ok()?, payload.to_string()))
+        })
+        .collect();
+    assert!(rows.len() >= 90, "captured {} packets", rows.len());
+    for (len, payload) in &rows {
+        // UDP 8 + RTP 12 + 160 bytes of PCMU + 10-byte tag.
+        assert_eq!(*len, 8 + 12 + 160 + 10, "{payload}");
+        assert!(
+            !payload.contains("ff:ff:ff:ff:ff:ff:ff:ff"),
+            "plaintext silence on the wire: {payload}"
+        );
+    }
+}
