@@ -137,7 +137,13 @@ impl super::DatagramSender for UringSender {
                 // SAFETY: i < k <= msgs.len(); the msghdr lives in `fs`, owned by self.
                 let msg = unsafe { &(*hdrs.add(i)).msg_hdr } as *const libc::msghdr;
                 let ud = (tag << 32) | i as u64;
-                let sqe = opcode::SendMsg::new(types::Fd(fd), msg).build().user_data(ud);
+                // MSG_DONTWAIT: with a full socket buffer io_uring would otherwise park the
+                // send until there is room (and this thread with it); fail it with EAGAIN
+                // instead, counted like the epoll backend's.
+                let sqe = opcode::SendMsg::new(types::Fd(fd), msg)
+                    .flags(libc::MSG_DONTWAIT as u32)
+                    .build()
+                    .user_data(ud);
                 if self.push(&sqe).is_err() {
                     let d = dest_of(&self.v4, &self.v6, ud).unwrap_or(usize::MAX);
                     stats.count_error(d, &stats.send_errors, 1);
