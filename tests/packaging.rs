@@ -1,5 +1,5 @@
 //! Packaging and appliance set-up: the systemd unit (verify, exposure score, its privileges
-//! at work).
+//! at work) and the board profiles.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -33,6 +33,18 @@ fn ok(mut c: impl std::borrow::BorrowMut<Command>) -> Output {
     let o = c.output().unwrap_or_else(|e| panic!("{c:?}: {e}"));
     assert!(o.status.success(), "{c:?} failed: {}", text(&o));
     o
+}
+
+/// An rtpmic command with no RTPMIC_* key of the caller.
+fn rtpmic() -> Command {
+    let mut c = Command::new(RTPMIC);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("RTPMIC_") {
+            c.env_remove(k);
+        }
+    }
+    c.stdin(Stdio::null());
+    c
 }
 
 /// The `[Service]`-style `Key=value` lines of a unit file (comments and sections skipped);
@@ -306,4 +318,80 @@ fn unit_capabilities_give_an_unprivileged_rtpmic_sched_rr_and_locked_memory() {
     assert!(locked_kib > 1024, "memory not locked (VmLck {locked_kib} kB)\n{log}");
     assert!(!log.contains("refused"), "rtpmic reports a refused privilege:\n{log}");
     assert!(out.status.success(), "rtpmic: {}\n{log}", out.status);
+}
+
+/// Every board/*/rtpmic.env is a complete, valid configuration; a device it names that is not
+/// a standard ALSA name is defined by the board's asound.conf, which alsa-lib parses, lists and
+/// resolves down to the hardware card the profile is written for.
+#[test]
+fn board_profiles_are_valid_and_their_alsa_devices_resolve() {
+    let mut profiles = Vec::new();
+    for e in fs::read_dir(repo().join("board")).unwrap().flatten() {
+        if e.path().join("rtpmic.env").is_file() {
+            profiles.push(e.path());
+        }
+    }
+    profiles.sort();
+    assert!(
+        profiles.len() >= 5,
+        "only {} board profiles: {profiles:?}",
+        profiles.len()
+    );
+    for dir in &profiles {
+        let name = dir.file_name().unwrap().to_string_lossy().to_string();
+        let env = dir.join("rtpmic.env");
+        let o = ok(rtpmic().arg("check-config").arg("--env-file").arg(&env));
+        let effective = String::from_utf8_lossy(&o.stdout).to_string();
+        let device = effective
+            .lines()
+            .find_map(|l| l.strip_prefix("RTPMIC_DEVICE="))
+            .unwrap_or_else(|| panic!("{name}: no RTPMIC_DEVICE in check-config output"))
+            .trim_matches('"')
+            .to_string();
+        if name != "sim" {
+            assert!(dir.join("README.md").is_file(), "{name}: README.md missing");
+        }
+        let conf = dir.join("asound.conf");
+        let standard = device == "default" || device.contains(':');
+        if standard {
+            continue;
+        }
+        assert!(
+            conf.is_file(),
+            "{name}: RTPMIC_DEVICE={device} needs the board's asound.conf"
+        );
+        let conf_text = fs::read_to_string(&conf).unwrap();
+        assert!(
+            conf_text.contains(&format!("pcm.{device} ")) || conf_text.contains(&format!("pcm.{device}\n")),
+            "{name}: asound.conf does not define pcm.{device}"
+        );
+        let alsa_path = format!("/usr/share/alsa/alsa.conf:{}", conf.display());
+        let o = ok(Command::new("arecord").arg("-L").env("ALSA_CONFIG_PATH", &alsa_path));
+        let listed = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            listed.lines().any(|l| l == device),
+            "{name}: alsa-lib does not list {device} from asound.conf:\n{}",
+            text(&o)
+        );
+        // A profile for real hardware: opening its device must get as far as the card (which
+        // this machine lacks), i.e. every plugin on the way is defined and well formed.
+        if let Some(card) = conf_text
+            .split("hw:CARD=")
+            .nth(1)
+            .and_then(|r| r.split([',', '"']).next())
+        {
+            let o = Command::new("arecord")
+                .args(["-D", &device, "-f", "S16_LE", "-r", "48000", "-d", "1", "/dev/null"])
+                .env("ALSA_CONFIG_PATH", &alsa_path)
+                .stdin(Stdio::null())
+                .output()
+                .unwrap();
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert!(
+                o.status.success() || err.contains(&format!("Cannot get card index for {card}")),
+                "{name}: opening {device} fails before reaching card {card}: {}",
+                text(&o)
+            );
+        }
+    }
 }
