@@ -1,5 +1,10 @@
 //! Packaging and appliance set-up: the systemd unit (verify, exposure score, its privileges
-//! at work) and the board profiles.
+//! at work), the board profiles, `make install` / `make uninstall` and `make deb`.
+//!
+//! The Makefile targets run in temporary directories of their own (DESTDIR, OUTDIR) with
+//! this test binary's rtpmic (BIN=…), so tests running in parallel never share a path and
+//! nothing is compiled here. The Raspberry Pi cross builds and their qemu runs are heavier
+//! and timing-free: `make test` runs them after this suite (make pi-smoke, armv7-smoke).
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -9,6 +14,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const RTPMIC: &str = env!("CARGO_BIN_EXE_rtpmic");
+const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -33,6 +39,20 @@ fn ok(mut c: impl std::borrow::BorrowMut<Command>) -> Output {
     let o = c.output().unwrap_or_else(|e| panic!("{c:?}: {e}"));
     assert!(o.status.success(), "{c:?} failed: {}", text(&o));
     o
+}
+
+/// `make -C <repo> ARGS…`, isolated from a calling make (its jobserver and flags).
+fn make(args: &[&str]) -> Command {
+    let mut c = Command::new("make");
+    c.arg("--no-print-directory")
+        .arg("-C")
+        .arg(repo())
+        .args(args)
+        .env_remove("MAKEFLAGS")
+        .env_remove("MFLAGS")
+        .env_remove("MAKELEVEL")
+        .stdin(Stdio::null());
+    c
 }
 
 /// An rtpmic command with no RTPMIC_* key of the caller.
@@ -394,4 +414,198 @@ fn board_profiles_are_valid_and_their_alsa_devices_resolve() {
             );
         }
     }
+}
+
+/// Regular files under `root`, relative, sorted.
+fn files_under(root: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p.strip_prefix(root).unwrap().display().to_string());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn make_install_and_uninstall_honour_destdir_and_prefix() {
+    let boards: Vec<String> = fs::read_dir(repo().join("board"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|n| n != "sim")
+        .collect();
+    assert!(boards.len() >= 4);
+    for (prefix, unitdir) in [
+        ("/usr", "lib/systemd/system"),
+        ("/usr/local", "usr/local/lib/systemd/system"),
+    ] {
+        let dest = tempfile::tempdir().unwrap();
+        let d = dest.path();
+        let args = [
+            format!("DESTDIR={}", d.display()),
+            format!("PREFIX={prefix}"),
+            format!("BIN={RTPMIC}"),
+        ];
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let p = prefix.trim_start_matches('/');
+        ok(make(&[&["install"], &args[..]].concat()));
+
+        let bin = d.join(p).join("bin/rtpmic");
+        assert_eq!(fs::read(&bin).unwrap(), fs::read(RTPMIC).unwrap(), "{prefix}: binary");
+        let mode = fs::metadata(&bin).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o755);
+        let unit = fs::read_to_string(d.join(unitdir).join("rtpmic.service")).unwrap();
+        assert!(
+            unit.contains(&format!("\nExecStart={prefix}/bin/rtpmic run\n")),
+            "{prefix}: ExecStart"
+        );
+        assert_eq!(
+            unit.replace(&format!("ExecStart={prefix}/"), "ExecStart=/usr/"),
+            fs::read_to_string(unit_path()).unwrap()
+        );
+        let env = d.join("etc/default/rtpmic");
+        assert_eq!(
+            fs::read_to_string(&env).unwrap(),
+            fs::read_to_string(repo().join("systemd/rtpmic.env")).unwrap()
+        );
+        for b in &boards {
+            for f in fs::read_dir(repo().join("board").join(b)).unwrap().flatten() {
+                let installed = d.join(p).join("share/rtpmic/board").join(b).join(f.file_name());
+                assert_eq!(
+                    fs::read(&installed).unwrap(),
+                    fs::read(f.path()).unwrap(),
+                    "{}",
+                    installed.display()
+                );
+            }
+        }
+        assert!(
+            !d.join(p).join("share/rtpmic/board/sim").exists(),
+            "board/sim is for development only"
+        );
+
+        // A configured env file survives a reinstall and an uninstall.
+        let configured = "RTPMIC_DEST=192.0.2.10:5004\n";
+        fs::write(&env, configured).unwrap();
+        ok(make(&[&["install"], &args[..]].concat()));
+        assert_eq!(
+            fs::read_to_string(&env).unwrap(),
+            configured,
+            "install overwrote the configuration"
+        );
+        ok(make(&[&["uninstall"], &args[..]].concat()));
+        assert_eq!(files_under(d), ["etc/default/rtpmic"], "{prefix}: uninstall left files");
+
+        // An untouched template goes with the rest.
+        fs::remove_file(&env).unwrap();
+        ok(make(&[&["install"], &args[..]].concat()));
+        assert!(files_under(d).len() > 5);
+        ok(make(&[&["uninstall"], &args[..]].concat()));
+        assert_eq!(files_under(d), Vec::<String>::new(), "{prefix}: uninstall left files");
+    }
+}
+
+#[test]
+fn make_install_without_a_binary_says_what_to_do() {
+    let dest = tempfile::tempdir().unwrap();
+    let o = make(&[
+        "install",
+        &format!("DESTDIR={}", dest.path().display()),
+        "BIN=/nonexistent/rtpmic",
+    ])
+    .output()
+    .unwrap();
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("make build"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(files_under(dest.path()), Vec::<String>::new());
+}
+
+#[test]
+fn make_deb_builds_a_package_with_the_binary_the_unit_and_the_env_file_as_conffile() {
+    let out = tempfile::tempdir().unwrap();
+    ok(make(&[
+        "deb",
+        &format!("OUTDIR={}", out.path().display()),
+        &format!("BIN={RTPMIC}"),
+    ]));
+    let arch = String::from_utf8(ok(Command::new("dpkg").arg("--print-architecture")).stdout).unwrap();
+    let deb = out.path().join(format!("rtpmic_{VERSION}_{}.deb", arch.trim()));
+    assert!(
+        deb.is_file(),
+        "{} missing: {:?}",
+        deb.display(),
+        files_under(out.path())
+    );
+
+    let contents = String::from_utf8(ok(Command::new("dpkg-deb").arg("-c").arg(&deb)).stdout).unwrap();
+    let shipped = |f: &str| {
+        contents
+            .lines()
+            .any(|l| l.ends_with(&format!(" ./{f}")) && l.contains("root/root"))
+    };
+    for f in [
+        "usr/bin/rtpmic",
+        "lib/systemd/system/rtpmic.service",
+        "etc/default/rtpmic",
+        "usr/share/rtpmic/board/pi-i2s-mems/asound.conf",
+    ] {
+        assert!(shipped(f), "{f} not in the package (owned by root):\n{contents}");
+    }
+    let conffiles =
+        String::from_utf8(ok(Command::new("dpkg-deb").args(["-I"]).arg(&deb).arg("conffiles")).stdout).unwrap();
+    assert_eq!(conffiles.trim(), "/etc/default/rtpmic");
+    let field = |f: &str| {
+        String::from_utf8(ok(Command::new("dpkg-deb").arg("-f").arg(&deb).arg(f)).stdout)
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    assert_eq!(field("Package"), "rtpmic");
+    assert_eq!(field("Version"), VERSION);
+    assert_eq!(field("Architecture"), arch.trim());
+    let depends = field("Depends");
+    for d in ["libasound2", "libopus0", "libc6"] {
+        assert!(
+            depends.split(", ").any(|x| x.starts_with(d)),
+            "Depends lacks {d}: {depends}"
+        );
+    }
+
+    // The files themselves, and maintainer scripts that are valid sh.
+    let x = tempfile::tempdir().unwrap();
+    ok(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(x.path()));
+    ok(Command::new("dpkg-deb")
+        .arg("-e")
+        .arg(&deb)
+        .arg(x.path().join("DEBIAN")));
+    assert_eq!(
+        fs::read_to_string(x.path().join("lib/systemd/system/rtpmic.service")).unwrap(),
+        fs::read_to_string(unit_path()).unwrap()
+    );
+    let out = ok(Command::new(x.path().join("usr/bin/rtpmic")).arg("--version"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(VERSION));
+    for s in ["postinst", "prerm", "postrm"] {
+        let p = x.path().join("DEBIAN").join(s);
+        let mode = fs::metadata(&p).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o755, "{s} mode");
+        ok(Command::new("sh").arg("-n").arg(&p));
+    }
+    let postinst = fs::read_to_string(x.path().join("DEBIAN/postinst")).unwrap();
+    assert!(postinst.contains("getent passwd rtpmic") && postinst.contains("--ingroup audio"));
+    assert!(
+        postinst.contains("[ -d /run/systemd/system ]"),
+        "daemon-reload only under systemd"
+    );
 }
