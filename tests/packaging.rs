@@ -465,7 +465,9 @@ fn make_install_and_uninstall_honour_destdir_and_prefix() {
         assert_eq!(mode & 0o777, 0o755);
         let unit = fs::read_to_string(d.join(unitdir).join("rtpmic.service")).unwrap();
         assert!(
-            unit.contains(&format!("\nExecStart={prefix}/bin/rtpmic run --env-file /etc/default/rtpmic\n")),
+            unit.contains(&format!(
+                "\nExecStart={prefix}/bin/rtpmic run --env-file /etc/default/rtpmic\n"
+            )),
             "{prefix}: ExecStart"
         );
         assert_eq!(
