@@ -356,3 +356,52 @@ fn dtx_sends_nothing_in_silence_and_marks_talkspurts() {
         );
     }
 }
+
+/// `RTPMIC_OPUS_LOSS_PERCENT=auto`: a GStreamer receiver (rtpbin) behind 10 % loss reports it
+/// by RTCP, and rtpmic's Opus encoder plans its FEC for that loss instead of the 5 % floor.
+#[test]
+fn fec_follows_the_loss_receivers_report() {
+    let board = SimBoard::shared();
+    let infile = board.infile("speech.raw", &speechlike(14.0));
+    let ns = LossyNs::create(10, &[5012]);
+    let caps = "application/x-rtp,media=audio,clock-rate=48000,encoding-name=OPUS,payload=96";
+    let pipeline = format!(
+        "rtpbin name=rb udpsrc port=5012 caps={caps} ! rb.recv_rtp_sink_0 udpsrc port=5013 ! rb.recv_rtcp_sink_0 \
+         rb.send_rtcp_src_0 ! udpsink host=127.0.0.1 port=6001 sync=false async=false rb. ! rtpopusdepay ! fakesink"
+    );
+    let mut gst = ns
+        .command("gst-launch-1.0")
+        .arg("-q")
+        .args(pipeline.split_whitespace())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let rtpmic = rtpmic_in(
+        &ns,
+        &board,
+        &infile,
+        12,
+        &[
+            ("RTPMIC_DEST", "127.0.0.1:5012"),
+            ("RTPMIC_RTCP", "on"),
+            ("RTPMIC_BIND", "127.0.0.1:6000"),
+            ("RTPMIC_OPUS_FEC", "on"),
+            ("RTPMIC_LOG_LEVEL", "debug"),
+        ],
+    );
+    let log = finish_rtpmic(rtpmic);
+    let _ = gst.kill();
+    let _ = gst.wait();
+    let planned: Vec<u32> = log
+        .lines()
+        .filter_map(|l| l.split("Opus FEC now planned for ").nth(1))
+        .filter_map(|rest| rest.split('%').next()?.parse().ok())
+        .collect();
+    println!("FEC planned for {planned:?} % as reports came in");
+    let last = *planned.last().expect("receiver reports changed the FEC loss target");
+    assert!(
+        (7..=13).contains(&last),
+        "10 % loss reported, FEC planned for {last} %\n{log}"
+    );
+}
