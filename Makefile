@@ -2,7 +2,8 @@
 #   make run     install what is missing, build, stream (board/sim when there is no sound card)
 #   make test    install what is missing, lint, run every test
 #   make bench   measure CPU, memory and latency; results in docs/PERFORMANCE.md
-#   make soak    10^7 periods: no allocation, flat memory, consistent counters
+#   make soak    10^7 periods: no allocation, flat memory, consistent counters; then a
+#                10-minute paced run with a fault every 30 s
 #   make install / uninstall   PREFIX=/usr DESTDIR=  (docs/INSTALL.md)
 #   make deb [ARCH=arm64|armhf]  a Debian package in target/ (OUTDIR=…)
 #   make cross-aarch64 / cross-armv7   release builds for Raspberry Pi OS 64 / 32 bit
@@ -134,9 +135,12 @@ bench: build
 	benches/run.sh
 
 # 10^7 periods through the unpaced file PCM: zero hot-path allocations, flat RSS, consistent
-# counters (benches/soak.rs; SOAK_PERIODS=N to change the count).
+# counters (benches/soak.rs; SOAK_PERIODS=N to change the count). Then 10 paced minutes with a
+# fault every 30 s: device pulled, link down, RTCP garbage (benches/fault_soak.rs;
+# FAULT_SOAK_S, FAULT_SOAK_EVERY_S).
 soak: deps
 	$(CARGO) bench --bench soak
+	$(CARGO) bench --bench fault_soak
 
 sim-start: deps
 	board/sim/sim.sh start
