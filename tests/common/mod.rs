@@ -44,32 +44,60 @@ fn spawn_jackd() -> (Child, String) {
     (spawn_jackd_named(&server), server)
 }
 
+/// Starts jackd as `server` and returns once it runs. JACK allows about eight servers per
+/// machine; when another suite holds them, jackd exits at once ("Too many servers already
+/// active") and is tried again, for up to 30 s.
 fn spawn_jackd_named(server: &str) -> Child {
-    let mut cmd = Command::new("jackd");
-    cmd.args([
-        "-n", server, "-d", "dummy", "-r", "48000", "-p", "240", "-C", "1", "-P", "1",
-    ])
-    .env("JACK_NO_AUDIO_RESERVATION", "1")
-    .stdout(Stdio::null())
-    .stderr(Stdio::null());
-    // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-            Ok(())
-        });
-    }
-    let child = cmd
-        .spawn()
-        .expect("jackd (Debian package jackd2) must be installed: run `make test`");
-    let ok = Command::new("jack_wait")
-        .args(["-s", server, "-w", "-t", "10"])
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut cmd = Command::new("jackd");
+        cmd.args([
+            "-n", server, "-d", "dummy", "-r", "48000", "-p", "240", "-C", "1", "-P", "1",
+        ])
+        .env("JACK_NO_AUDIO_RESERVATION", "1")
         .stdout(Stdio::null())
+        .stderr(Stdio::null());
+        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
+        }
+        let mut child = cmd
+            .spawn()
+            .expect("jackd (Debian package jackd2) must be installed: run `make test`");
+        loop {
+            if jack_running(server) {
+                return child;
+            }
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            if Instant::now() >= deadline {
+                // SAFETY: signalling our own child.
+                unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+                let _ = child.wait();
+                panic!("jackd {server} did not come up");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(
+            Instant::now() < deadline,
+            "jackd {server} could not start for 30 s (too many JACK servers on this machine?)"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// Whether the JACK server `server` answers (`jack_wait -c` prints "running" or "not
+/// running" and exits 0 either way).
+fn jack_running(server: &str) -> bool {
+    Command::new("jack_wait")
+        .args(["-s", server, "-c"])
         .stderr(Stdio::null())
-        .status()
-        .expect("jack_wait");
-    assert!(ok.success(), "jackd {server} did not come up");
-    child
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "running")
 }
 
 impl SimBoard {
