@@ -235,6 +235,11 @@ pub const KEYS: &[KeySpec] = &[
         allowed: "0..4294967295, decimal or 0x hex",
     },
     KeySpec {
+        name: "RTPMIC_PACING",
+        default: "off",
+        allowed: "on off (send each packet a fixed, self-tuned time after its capture: even intervals, a few hundred µs more latency)",
+    },
+    KeySpec {
         name: "RTPMIC_RT_PRIORITY",
         default: "50",
         allowed: "0..99 (SCHED_RR priority of the three real-time threads; 0 = normal scheduling, memory not locked)",
@@ -466,6 +471,7 @@ pub struct Config {
     pub so_priority: u8,
     pub bind: Option<std::net::SocketAddr>,
     pub rt_priority: u8,
+    pub pacing: bool,
     pub stats_interval_s: u32,
     pub log_level: LogLevel,
     pub log_target: LogTarget,
@@ -616,6 +622,7 @@ impl Config {
             ("RTPMIC_DSCP", self.dscp.to_string()),
             ("RTPMIC_SO_PRIORITY", self.so_priority.to_string()),
             ("RTPMIC_BIND", self.bind.map(|b| b.to_string()).unwrap_or_default()),
+            ("RTPMIC_PACING", on_off(self.pacing)),
             ("RTPMIC_RT_PRIORITY", self.rt_priority.to_string()),
             ("RTPMIC_STATS_INTERVAL_S", self.stats_interval_s.to_string()),
             ("RTPMIC_LOG_LEVEL", self.log_level.name().into()),
@@ -931,6 +938,7 @@ impl Parser {
         let so_priority = self.int("RTPMIC_SO_PRIORITY", 0, 6, 6, false) as u8;
         let bind = self.bind();
         let rt_priority = self.int("RTPMIC_RT_PRIORITY", 0, 99, 50, false) as u8;
+        let pacing = self.word("RTPMIC_PACING", &[("on", true), ("off", false)], false);
         let stats_interval_s = self.int("RTPMIC_STATS_INTERVAL_S", 0, 86_400, 60, false) as u32;
         let log_level = self.word(
             "RTPMIC_LOG_LEVEL",
@@ -990,6 +998,7 @@ impl Parser {
             so_priority,
             bind,
             rt_priority,
+            pacing,
             stats_interval_s,
             log_level,
             log_target,

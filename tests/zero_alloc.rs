@@ -101,7 +101,7 @@ fn hot_threads_allocate_nothing() {
     assert!(periods >= 500, "only {periods} periods");
     assert_eq!(allocs, 0, "heap allocations on the hot path (pcmu)");
     // Everything optional on the hot path at once: FEC, DTX, RFC 2198 redundancy, SRTP and
-    // SRTCP.
+    // SRTCP, paced sending.
     let (periods, allocs) = run_pipeline(
         &board,
         &[
@@ -110,10 +110,14 @@ fn hot_threads_allocate_nothing() {
             ("RTPMIC_OPUS_DTX", "on"),
             ("RTPMIC_REDUNDANCY", "2"),
             ("RTPMIC_SRTP", "AES_CM_128_HMAC_SHA1_80"),
+            ("RTPMIC_PACING", "on"),
         ],
         6,
     );
     assert!(periods >= 500, "only {periods} periods");
-    assert_eq!(allocs, 0, "heap allocations on the hot path (FEC, DTX, RED, SRTP)");
+    assert_eq!(
+        allocs, 0,
+        "heap allocations on the hot path (FEC, DTX, RED, SRTP, pacing)"
+    );
     assert!(ALL_ALLOCS.load(Relaxed) > 0, "the counting allocator is installed");
 }

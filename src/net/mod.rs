@@ -1,6 +1,7 @@
 //! Network side: resolving destinations, the UDP sender backend(s) and the sender thread.
 
 pub mod dest;
+pub mod pacer;
 pub mod resolve;
 pub mod rtcp_in;
 pub mod rtcp_out;

@@ -10,6 +10,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use super::dest::{DestTable, DestUpdate};
+use super::pacer::Pacer;
 use super::rtcp_out::RtcpOut;
 use super::udp::MAX_BATCH;
 use super::DatagramSender;
@@ -53,8 +54,11 @@ pub fn run(
     mut dests: DestTable,
     mut updates: Consumer<DestUpdate>,
     mut rtcp: Option<RtcpOut>,
+    mut pacer: Option<Pacer>,
     stats: &Stats,
 ) -> io::Result<()> {
+    // Paced: one packet at a time, each at its release time.
+    let batch = if pacer.is_some() { 1 } else { MAX_BATCH };
     let fd: RawFd = input.readable_fd();
     let mut bufs = [[0u8; MAX_DATAGRAM]; MAX_BATCH];
     let mut meta = [(0usize, 0u64, 0u32, 0usize); MAX_BATCH];
@@ -67,7 +71,7 @@ pub fn run(
             }
         }
         let mut n = 0;
-        while n < MAX_BATCH {
+        while n < batch {
             let Some(m) = input.pop(|p| {
                 bufs[n][..p.len].copy_from_slice(&p.data[..p.len]);
                 (p.len, p.captured_ns, p.rtp_timestamp, p.payload_len)
@@ -78,6 +82,9 @@ pub fn run(
                 meta[n] = m;
                 n += 1;
             }
+        }
+        if let (true, Some(p)) = (n > 0, pacer.as_mut()) {
+            sleep_until(p.release_at(meta[0].2, meta[0].1, now_ns()));
         }
         if n > 0 {
             let packets: [&[u8]; MAX_BATCH] = std::array::from_fn(|i| &bufs[i][..meta[i].0]);
@@ -124,4 +131,16 @@ pub fn run(
     }
     hot_path::leave();
     Ok(())
+}
+
+/// Sleeps until CLOCK_MONOTONIC reads `at_ns` (at once when that has passed).
+fn sleep_until(at_ns: u64) {
+    let ts = libc::timespec {
+        tv_sec: (at_ns / 1_000_000_000) as libc::time_t,
+        tv_nsec: (at_ns % 1_000_000_000) as libc::c_long,
+    };
+    // SAFETY: valid timespec; a null remainder is allowed with TIMER_ABSTIME.
+    while unsafe { libc::clock_nanosleep(libc::CLOCK_MONOTONIC, libc::TIMER_ABSTIME, &ts, std::ptr::null_mut()) }
+        == libc::EINTR
+    {}
 }

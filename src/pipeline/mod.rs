@@ -25,6 +25,7 @@ use crate::capture::{self, CaptureControl, Frame};
 use crate::codec::{EncodeError, Encoder};
 use crate::config::{Config, SenderKind};
 use crate::net::dest::{DestTable, DestUpdate};
+use crate::net::pacer::Pacer;
 use crate::net::rtcp_in::{Learned, Policy, RtcpInStats, RtcpSockets};
 use crate::net::rtcp_out::{RtcpOut, StreamInfo};
 use crate::net::socket::{SocketError, SocketOptions};
@@ -231,6 +232,9 @@ impl Pipeline {
         } else {
             None
         };
+        let pacer = config
+            .pacing
+            .then(|| Pacer::new(u64::from(config.frame_us) * 1000, config.rtp_clock_rate()));
         let (frames_tx, frames_rx) = ring(FRAME_RING, Frame::empty).map_err(|e| StartError::Io("eventfd", e))?;
         let (packets_tx, packets_rx) = ring(PACKET_RING, Packet::empty).map_err(|e| StartError::Io("eventfd", e))?;
         if config.rt_priority > 0 {
@@ -312,7 +316,7 @@ impl Pipeline {
                     "rtpmic-send",
                     rt::IO_STACK,
                     Box::new(move || {
-                        if let Err(e) = sender::run(packets_rx, tx, table, updates_rx, rtcp, &stats) {
+                        if let Err(e) = sender::run(packets_rx, tx, table, updates_rx, rtcp, pacer, &stats) {
                             stats.set_device_error(&format!("sender: {e}"));
                         }
                     }),
