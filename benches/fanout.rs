@@ -8,6 +8,12 @@
 //! 2.5 µs here) is in every figure; the backends differ only in what they add on top. Packets
 //! are 172 bytes (PCMU 20 ms) and sent one per batch, as a live stream does. CPU is the
 //! sending thread's user + system time (getrusage RUSAGE_THREAD).
+//!
+//! `FANOUT_PATH=nic` measures a NIC-like path instead: the bench moves itself into a network
+//! namespace it creates, sends to 10.233.0.2 over a veth whose root qdisc is a zero-length
+//! pfifo (every datagram dropped as it is queued; this kernel has no tc classifiers) with a
+//! permanent neighbour entry, so each datagram costs the whole transmit path up to the
+//! queueing layer (as with a real NIC, minus the driver) and no receive path. The namespace is removed at the end.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::Ordering::Relaxed;
@@ -47,18 +53,52 @@ fn measure(mut send_one: impl FnMut(&[u8]) -> u64, n_dest: usize) -> (f64, f64, 
     (cpu / total, total / wall, accepted)
 }
 
+/// Enters a fresh namespace with a veth whose egress drops everything; returns its name.
+fn enter_nic_namespace() -> String {
+    let ns = format!("rtpmic-fanout-{}", std::process::id());
+    let run = |cmd: &str| {
+        let st = std::process::Command::new("sh").arg("-c").arg(cmd).status().unwrap();
+        assert!(st.success(), "{cmd}");
+    };
+    run(&format!("ip netns add {ns}"));
+    run(&format!("ip -n {ns} link add fo0 type veth peer name fo1"));
+    run(&format!("ip -n {ns} addr add 10.233.0.1/24 dev fo0"));
+    run(&format!("ip -n {ns} link set fo0 up"));
+    run(&format!("ip -n {ns} link set fo1 up"));
+    run(&format!(
+        "ip -n {ns} neigh add 10.233.0.2 lladdr 02:00:00:00:00:02 dev fo0 nud permanent"
+    ));
+    // A zero-length FIFO: every datagram is dropped as it is queued for the device.
+    run(&format!("ip netns exec {ns} tc qdisc add dev fo0 root pfifo limit 0"));
+    let fd = std::fs::File::open(format!("/run/netns/{ns}")).unwrap();
+    nix::sched::setns(fd, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+    ns
+}
+
 fn main() {
+    let nic = std::env::var("FANOUT_PATH").is_ok_and(|v| v == "nic");
+    let ns = nic.then(enter_nic_namespace);
     let opts = SocketOptions::default();
     println!("| destinations | backend | CPU µs per datagram | datagrams/s | accepted by the kernel | CPU vs naive |");
     println!("|---|---|---|---|---|---|");
     for n in [1usize, 8, 64, 512] {
-        let sinks: Vec<UdpSocket> = (0..n)
-            .map(|_| UdpSocket::bind("127.0.0.1:0").expect("bind sink"))
-            .collect();
-        let addrs: Vec<SocketAddr> = sinks.iter().map(|s| s.local_addr().unwrap()).collect();
+        let sinks: Vec<UdpSocket> = if nic {
+            Vec::new()
+        } else {
+            (0..n)
+                .map(|_| UdpSocket::bind("127.0.0.1:0").expect("bind sink"))
+                .collect()
+        };
+        let addrs: Vec<SocketAddr> = if nic {
+            (0..n)
+                .map(|i| SocketAddr::from(([10, 233, 0, 2], 5000 + i as u16)))
+                .collect()
+        } else {
+            sinks.iter().map(|s| s.local_addr().unwrap()).collect()
+        };
         let slots: Vec<Option<SocketAddr>> = addrs.iter().copied().map(Some).collect();
 
-        let naive_sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let naive_sock = UdpSocket::bind(if nic { "10.233.0.1:0" } else { "127.0.0.1:0" }).unwrap();
         naive_sock.set_nonblocking(true).unwrap();
         let naive = measure(
             |p| addrs.iter().filter(|a| naive_sock.send_to(p, a).is_ok()).count() as u64,
@@ -91,5 +131,8 @@ fn main() {
             );
         }
         drop(sinks);
+    }
+    if let Some(ns) = ns {
+        let _ = std::process::Command::new("ip").args(["netns", "del", &ns]).status();
     }
 }
