@@ -56,20 +56,33 @@ pub fn alaw_to_linear(a: u8) -> i16 {
     (if a & 0x80 != 0 { magnitude } else { -magnitude }) as i16
 }
 
-/// Position of the highest set bit of `v` (0..=7), for `v < 256`.
+/// Position of the highest set bit of `v` (0 for 0 and 1), at most 7: one instruction
+/// (`lzcnt`/`clz`) instead of a shifting loop, which a profile showed at ~7 ns a sample.
 fn segment(v: i32) -> i32 {
-    let mut seg = 0;
-    let mut v = v;
-    while v > 1 && seg < 7 {
-        v >>= 1;
-        seg += 1;
-    }
-    seg
+    ((31 - (v | 1).leading_zeros()) as i32).min(7)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The loop this replaced, as the reference.
+    fn segment_by_shifting(mut v: i32) -> i32 {
+        let mut seg = 0;
+        while v > 1 && seg < 7 {
+            v >>= 1;
+            seg += 1;
+        }
+        seg
+    }
+
+    #[test]
+    fn segment_matches_the_shifting_loop_for_every_input_it_gets() {
+        // µ-law passes (|s| + bias) >> 7 ≤ 256, A-law |s| >> 8 ≤ 127.
+        for v in 0..=300 {
+            assert_eq!(segment(v), segment_by_shifting(v), "v = {v}");
+        }
+    }
 
     #[test]
     fn known_values() {
