@@ -681,7 +681,7 @@ impl Config {
     pub fn from_env_file(path: &Path) -> Result<Config, ConfigErrors> {
         let iter = dotenvy::from_path_iter(path).map_err(|e| {
             ConfigErrors(vec![ConfigError {
-                line: format!("--env-file {}: cannot read: {e}", path.display()),
+                line: one_line(&format!("--env-file {}: {}", path.display(), env_file_error(&e))),
             }])
         })?;
         let mut pairs = Vec::new();
@@ -690,7 +690,7 @@ impl Config {
                 Ok(pair) => pairs.push(pair),
                 Err(e) => {
                     return Err(ConfigErrors(vec![ConfigError {
-                        line: format!("--env-file {}: {e}", path.display()),
+                        line: one_line(&format!("--env-file {}: {}", path.display(), env_file_error(&e))),
                     }]))
                 }
             }
@@ -733,8 +733,47 @@ pub struct ConfigError {
 impl ConfigError {
     fn new(key: &str, value: &str, why: &str) -> ConfigError {
         ConfigError {
-            line: format!("{key}={value:?}: {why}"),
+            line: one_line(&format!("{key}={value:?}: {why}")),
         }
+    }
+}
+
+/// Control characters (a CR or NUL in a key name, a newline in a value) escaped, so that every
+/// problem stays one line of the log.
+fn one_line(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_debug().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// What was wrong with an env file, never quoting its text: dotenvy's own message repeats
+/// the rest of the file after an unterminated quote, which may hold RTPMIC_SRTP_KEY. Only
+/// the key name the bad part starts with (key names are not secret) is kept.
+fn env_file_error(e: &dotenvy::Error) -> String {
+    match e {
+        dotenvy::Error::LineParse(text, _) => {
+            let key: String = text
+                .trim_start()
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            let at = if key.is_empty() {
+                String::new()
+            } else {
+                format!(" at {key}")
+            };
+            format!(
+                "cannot parse{at}: an unterminated quote, or a line that is not KEY=value (values with spaces need quotes)"
+            )
+        }
+        dotenvy::Error::Io(io) => format!("cannot read: {io}"),
+        _ => "cannot parse".to_string(),
     }
 }
 
@@ -1284,6 +1323,31 @@ fn parse_host(h: &str) -> Result<Host, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_env_file_error_never_quotes_the_file_and_stays_one_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rtpmic.env");
+        // Found by cargo-fuzz: dotenvy's message repeats the rest of the file after an
+        // unterminated quote, key and all.
+        std::fs::write(
+            &path,
+            "RTPMIC_DEST=10.0.0.2:5004\nRTPMIC_CNAME=\"door A\nRTPMIC_SRTP=AES_CM_128_HMAC_SHA1_80\nRTPMIC_SRTP_KEY=WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz\n",
+        )
+        .unwrap();
+        let text = Config::from_env_file(&path).unwrap_err().to_string();
+        assert!(!text.contains("WVNfX19z"), "{text}");
+        assert!(text.contains("cannot parse at RTPMIC_CNAME"), "{text}");
+        assert_eq!(text.lines().count(), 1, "{text}");
+    }
+
+    #[test]
+    fn control_characters_in_keys_or_values_are_escaped() {
+        let errors = Config::from_pairs([("RTPMIC_DEST", "10.0.0.2:5004"), ("RTPMIC_A\rB\0", "1\n2")]).unwrap_err();
+        let text = errors.to_string();
+        assert_eq!(text.lines().count(), 1, "{text:?}");
+        assert!(text.contains("RTPMIC_A\\rB\\0"), "{text}");
+    }
 
     fn cfg(pairs: &[(&str, &str)]) -> Result<Config, ConfigErrors> {
         let mut v: Vec<(String, String)> = vec![("RTPMIC_DEST".into(), "127.0.0.1:5004".into())];
