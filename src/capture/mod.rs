@@ -219,7 +219,9 @@ fn read_loop<S: IoFormat + Sample + Default>(
             },
             Ok(n) => {
                 let now = now_ns();
-                if !pos.gap && pos.last_read_ns != 0 && now - pos.last_read_ns > silent_overrun_ns {
+                // With --no-drop the capture waits for the encoder on purpose (an unpaced
+                // file read as fast as it goes): a late read there is not an overrun.
+                if !ctl.no_drop && !pos.gap && pos.last_read_ns != 0 && now - pos.last_read_ns > silent_overrun_ns {
                     // Longer since the last read than the buffer can hold: the device
                     // overran without saying so (the jack and pulse plugins do not report
                     // EPIPE). Same treatment as a reported overrun.
