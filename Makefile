@@ -246,3 +246,27 @@ armv7-smoke: cross-armv7
 
 clean:
 	$(CARGO) clean
+
+# Fuzzing (docs/FUZZING.md): every cargo-fuzz target in fuzz/ for FUZZ_SECONDS each (default
+# 60), starting from the committed seeds (fuzz/seeds/<target>); what the fuzzer adds goes to
+# fuzz/corpus/<target>, crashes to fuzz/artifacts/<target> (neither committed). Stable Rust:
+# RUSTC_BOOTSTRAP=1 lets it take cargo-fuzz's -Z flags (AddressSanitizer included). Installs
+# cargo-fuzz when missing. Not part of make test. FUZZ_TARGETS=... to pick, FUZZ_FLAGS=-s none
+# where the sanitizer runtime is missing, FUZZ_KNOWN=name,... to skip reported findings.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= config_pairs config_env_file rtcp_in red_parse red_roundtrip probe_stats
+FUZZ_FLAGS ?=
+FUZZ_KNOWN ?=
+.PHONY: fuzz
+fuzz: build-deps
+	@$(CARGO) fuzz --version >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked
+	RUSTC_BOOTSTRAP=1 $(CARGO) fuzz build $(FUZZ_FLAGS)
+	@failed=; for t in $(FUZZ_TARGETS); do \
+		mkdir -p fuzz/corpus/$$t; \
+		echo "fuzz: $$t for $(FUZZ_SECONDS) s"; \
+		RUSTC_BOOTSTRAP=1 RTPMIC_FUZZ_KNOWN="$(FUZZ_KNOWN)" $(CARGO) fuzz run $(FUZZ_FLAGS) $$t \
+			fuzz/corpus/$$t fuzz/seeds/$$t -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 \
+			-print_final_stats=1 || failed="$$failed $$t"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzz: crashes in:$$failed (fuzz/artifacts/<target>/)" >&2; exit 1; fi; \
+	echo "fuzz: no crash in $(FUZZ_TARGETS)"
