@@ -652,9 +652,16 @@ impl Config {
                     vars.insert(k, v);
                 }
             } else {
+                // A misspelt RTPMIC_SRTP_KEY must not print the key it carries.
+                let upper = k.to_ascii_uppercase();
+                let shown = if upper.contains("SRTP") || upper.contains("KEY") {
+                    "(hidden)"
+                } else {
+                    v.as_str()
+                };
                 errors.push(ConfigError::new(
                     &k,
-                    &v,
+                    shown,
                     &format!("unknown key; known keys: {}", known_keys()),
                 ));
             }
@@ -1339,6 +1346,15 @@ mod tests {
         assert!(!text.contains("WVNfX19z"), "{text}");
         assert!(text.contains("cannot parse at RTPMIC_CNAME"), "{text}");
         assert_eq!(text.lines().count(), 1, "{text}");
+    }
+
+    #[test]
+    fn a_misspelt_srtp_key_is_not_printed() {
+        let text = Config::from_pairs([("RTPMIC_DEST", "10.0.0.2:5004"), ("RTPMIC_SRTP_KEYS", "c2VjcmV0")])
+            .unwrap_err()
+            .to_string();
+        assert!(text.contains("RTPMIC_SRTP_KEYS=\"(hidden)\": unknown key"), "{text}");
+        assert!(!text.contains("c2VjcmV0"), "{text}");
     }
 
     #[test]
