@@ -1,16 +1,28 @@
 /*
  * bare_opus: the floor rtpmic's Opus path is compared with in docs/PERFORMANCE.md.
  *
- *   bare_opus FILE [--send HOST PORT]
+ *   bare_opus FILE [--send HOST PORT] [--frame-ms MS]
+ *   bare_opus --alsa PCM --seconds S [--send HOST PORT] [--frame-ms MS]
  *
- * Reads FILE (raw S16_LE mono 48 kHz) 960 samples (20 ms) at a time and encodes each frame
- * with libopus using rtpmic's settings: OPUS_APPLICATION_VOIP, 32000 bit/s, complexity 10,
- * constrained VBR, mono. With --send, each packet also gets a 12-byte RTP header and goes
- * out with one sendto() on a UDP socket. Prints "packets=N bytes=M silk=S hybrid=H celt=C"
- * to stdout at the end (bytes: Opus payload; S/H/C: packets per mode, from the TOC byte,
- * RFC 6716 §3.1). A trailing partial frame is ignored. Build:
- *   cc -O2 benches/bare_opus.c $(pkg-config --cflags --libs opus) -o bare_opus
+ * Reads FILE (raw S16_LE mono 48 kHz) one frame (default 20 ms = 960 samples) at a time and
+ * encodes each frame with libopus using rtpmic's settings: OPUS_APPLICATION_VOIP, 32000
+ * bit/s, complexity 10, constrained VBR, mono. With --send, each packet also gets a 12-byte
+ * RTP header and goes out with one sendto() on a UDP socket. A plain loop: no threads, no
+ * queues; the floor for what rtpmic does per frame.
+ *
+ * --alsa: the paced floor. Reads S seconds from the ALSA capture PCM instead (blocking
+ * snd_pcm_readi, S16_LE mono 48 kHz, one period per frame, a buffer of at least 4 periods
+ * and 100 ms, as rtpmic asks for), same encode and send. It also prints the latency this
+ * loop adds, measured as rtpmic measures its own: from the snd_pcm_readi() that completed
+ * a frame returning to sendto() returning (CLOCK_MONOTONIC; exact 50th/99th/99.9th
+ * percentiles and maximum, µs): " lat_p50_us=… lat_p99_us=… lat_p999_us=… lat_max_us=…".
+ *
+ * Prints "packets=N bytes=M silk=S hybrid=H celt=C" to stdout at the end (bytes: Opus
+ * payload; S/H/C: packets per mode, from the TOC byte, RFC 6716 §3.1). A trailing partial
+ * frame is ignored. Build:
+ *   cc -O2 benches/bare_opus.c $(pkg-config --cflags --libs opus alsa) -o bare_opus
  */
+#include <alsa/asoundlib.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <opus.h>
@@ -19,10 +31,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define RATE 48000
-#define FRAME 960
+#define MAX_FRAME 960
 #define RTP_HEADER 12
 #define MAX_PAYLOAD 1500
 
@@ -32,24 +45,129 @@ static void die(const char *what, const char *detail)
     exit(1);
 }
 
+static int64_t now_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Nearest-rank q-quantile of n sorted nanosecond values, in µs. */
+static double quantile_us(const int64_t *v, unsigned long n, double q)
+{
+    unsigned long rank = (unsigned long)(q * (double)n + 0.999999);
+    return n ? (double)v[(rank ? rank : 1) - 1] / 1000.0 : 0.0;
+}
+
+static void usage(const char *argv0)
+{
+    fprintf(stderr,
+            "usage: %s FILE [--send HOST PORT] [--frame-ms MS]\n"
+            "       %s --alsa PCM --seconds S [--send HOST PORT] [--frame-ms MS]\n",
+            argv0, argv0);
+    exit(2);
+}
+
+static void alsa_check(int err, const char *what)
+{
+    if (err < 0)
+        die(what, snd_strerror(err));
+}
+
+/* Opens PCM for capture as rtpmic does: S16_LE mono 48 kHz, period = frame, buffer of
+ * at least 4 periods and 100 ms; blocking reads. */
+static snd_pcm_t *open_alsa(const char *name, snd_pcm_uframes_t frame)
+{
+    snd_pcm_t *pcm;
+    snd_pcm_hw_params_t *hw;
+    snd_pcm_sw_params_t *sw;
+    snd_pcm_uframes_t period = frame, buffer;
+    unsigned rate = RATE;
+    alsa_check(snd_pcm_open(&pcm, name, SND_PCM_STREAM_CAPTURE, 0), name);
+    snd_pcm_hw_params_alloca(&hw);
+    alsa_check(snd_pcm_hw_params_any(pcm, hw), "hw_params_any");
+    alsa_check(snd_pcm_hw_params_set_access(pcm, hw, SND_PCM_ACCESS_RW_INTERLEAVED), "access");
+    alsa_check(snd_pcm_hw_params_set_format(pcm, hw, SND_PCM_FORMAT_S16_LE), "format");
+    alsa_check(snd_pcm_hw_params_set_channels(pcm, hw, 1), "channels");
+    alsa_check(snd_pcm_hw_params_set_rate_near(pcm, hw, &rate, NULL), "rate");
+    if (rate != RATE)
+        die("rate not available", name);
+    alsa_check(snd_pcm_hw_params_set_period_size_near(pcm, hw, &period, NULL), "period");
+    buffer = period * ((RATE / 10 + period - 1) / period < 4 ? 4 : (RATE / 10 + period - 1) / period);
+    alsa_check(snd_pcm_hw_params_set_buffer_size_near(pcm, hw, &buffer), "buffer");
+    alsa_check(snd_pcm_hw_params(pcm, hw), "hw_params");
+    snd_pcm_sw_params_alloca(&sw);
+    alsa_check(snd_pcm_sw_params_current(pcm, sw), "sw_params_current");
+    alsa_check(snd_pcm_sw_params_set_avail_min(pcm, sw, period), "avail_min");
+    alsa_check(snd_pcm_sw_params(pcm, sw), "sw_params");
+    alsa_check(snd_pcm_prepare(pcm), "prepare");
+    alsa_check(snd_pcm_start(pcm), "start");
+    return pcm;
+}
+
+/* Fills pcm[0..n) from the device; recovers from overruns. 1 on success. */
+static int read_alsa(snd_pcm_t *dev, int16_t *pcm, snd_pcm_uframes_t n)
+{
+    while (n > 0) {
+        snd_pcm_sframes_t got = snd_pcm_readi(dev, pcm, n);
+        if (got < 0) {
+            alsa_check(snd_pcm_recover(dev, (int)got, 1), "readi");
+            continue;
+        }
+        pcm += got;
+        n -= (snd_pcm_uframes_t)got;
+    }
+    return 1;
+}
+
 int main(int argc, char **argv)
 {
-    if (argc != 2 && !(argc == 5 && strcmp(argv[2], "--send") == 0)) {
-        fprintf(stderr, "usage: %s FILE [--send HOST PORT]\n", argv[0]);
-        return 2;
+    const char *source = NULL, *host = NULL, *port = NULL;
+    int alsa = 0;
+    double frame_ms = 20, seconds = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--send") == 0 && i + 2 < argc) {
+            host = argv[++i];
+            port = argv[++i];
+        } else if (strcmp(argv[i], "--frame-ms") == 0 && i + 1 < argc)
+            frame_ms = atof(argv[++i]);
+        else if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc)
+            seconds = atof(argv[++i]);
+        else if (strcmp(argv[i], "--alsa") == 0 && i + 1 < argc) {
+            alsa = 1;
+            source = argv[++i];
+        } else if (argv[i][0] != '-' && !source)
+            source = argv[i];
+        else
+            usage(argv[0]);
     }
-    FILE *in = fopen(argv[1], "rb");
-    if (!in)
-        die("cannot open", argv[1]);
+    const int frame = (int)(frame_ms * RATE / 1000 + 0.5);
+    if (!source || (alsa && seconds <= 0) ||
+        !(frame == 120 || frame == 240 || frame == 480 || frame == 960))
+        usage(argv[0]);
+
+    FILE *in = NULL;
+    snd_pcm_t *dev = NULL;
+    unsigned long max_frames = alsa ? (unsigned long)(seconds * RATE / frame + 0.5) : ~0ul;
+    if (alsa)
+        dev = open_alsa(source, (snd_pcm_uframes_t)frame);
+    else if (!(in = fopen(source, "rb")))
+        die("cannot open", source);
 
     int sock = -1;
     struct sockaddr_in to;
-    if (argc == 5) {
+    if (host) {
         memset(&to, 0, sizeof to);
         to.sin_family = AF_INET;
-        to.sin_port = htons((uint16_t)atoi(argv[4]));
-        if (inet_pton(AF_INET, argv[3], &to.sin_addr) != 1)
-            die("not an IPv4 address", argv[3]);
+        to.sin_port = htons((uint16_t)atoi(port));
+        if (inet_pton(AF_INET, host, &to.sin_addr) != 1)
+            die("not an IPv4 address", host);
         sock = socket(AF_INET, SOCK_DGRAM, 0);
         if (sock < 0)
             die("socket", NULL);
@@ -65,14 +183,21 @@ int main(int argc, char **argv)
         opus_encoder_ctl(enc, OPUS_SET_VBR_CONSTRAINT(1)) != OPUS_OK)
         die("opus_encoder_ctl", NULL);
 
-    int16_t pcm[FRAME];
+    int16_t pcm[MAX_FRAME];
+    int64_t *lat = NULL, read_ns = 0;
+    if (dev && !(lat = calloc(max_frames, sizeof *lat)))
+        die("out of memory", NULL);
     unsigned char pkt[RTP_HEADER + MAX_PAYLOAD];
     uint16_t seq = 0;
     uint32_t ts = 0;
     const uint32_t ssrc = 0x62617265; /* "bare" */
     unsigned long packets = 0, bytes = 0, silk = 0, hybrid = 0, celt = 0;
-    while (fread(pcm, sizeof pcm[0], FRAME, in) == FRAME) {
-        opus_int32 n = opus_encode(enc, pcm, FRAME, pkt + RTP_HEADER, MAX_PAYLOAD);
+    while (packets < max_frames &&
+           (dev ? read_alsa(dev, pcm, (snd_pcm_uframes_t)frame)
+                : fread(pcm, sizeof pcm[0], (size_t)frame, in) == (size_t)frame)) {
+        if (lat)
+            read_ns = now_ns();
+        opus_int32 n = opus_encode(enc, pcm, frame, pkt + RTP_HEADER, MAX_PAYLOAD);
         if (n < 0)
             die("opus_encode", opus_strerror(n));
         if (sock >= 0) {
@@ -93,8 +218,10 @@ int main(int argc, char **argv)
             (void)sendto(sock, pkt, (size_t)(RTP_HEADER + n), 0, (struct sockaddr *)&to,
                          sizeof to);
             seq++;
-            ts += FRAME;
+            ts += (uint32_t)frame;
         }
+        if (lat)
+            lat[packets] = now_ns() - read_ns;
         packets++;
         bytes += (unsigned long)n;
         /* TOC config: 0-11 SILK-only, 12-15 hybrid, 16-31 CELT-only. */
@@ -106,13 +233,23 @@ int main(int argc, char **argv)
         else
             celt++;
     }
-    if (ferror(in))
-        die("read error", argv[1]);
+    if (in && ferror(in))
+        die("read error", source);
     opus_encoder_destroy(enc);
-    fclose(in);
+    if (in)
+        fclose(in);
+    if (dev)
+        snd_pcm_close(dev);
     if (sock >= 0)
         close(sock);
-    printf("packets=%lu bytes=%lu silk=%lu hybrid=%lu celt=%lu\n", packets, bytes, silk, hybrid,
-           celt);
+    printf("packets=%lu bytes=%lu silk=%lu hybrid=%lu celt=%lu", packets, bytes, silk, hybrid, celt);
+    if (lat) {
+        qsort(lat, packets, sizeof *lat, cmp_i64);
+        printf(" lat_p50_us=%.0f lat_p99_us=%.0f lat_p999_us=%.0f lat_max_us=%.0f",
+               quantile_us(lat, packets, 0.5), quantile_us(lat, packets, 0.99),
+               quantile_us(lat, packets, 0.999), packets ? (double)lat[packets - 1] / 1000.0 : 0.0);
+        free(lat);
+    }
+    printf("\n");
     return 0;
 }
