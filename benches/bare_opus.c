@@ -1,25 +1,29 @@
 /*
- * bare_opus: the floor rtpmic's Opus path is compared with in docs/PERFORMANCE.md.
+ * bare_opus: the floor rtpmic is compared with in docs/PERFORMANCE.md. A plain loop: no
+ * threads, no queues; read a frame, encode it, (optionally) add a 12-byte RTP header and
+ * sendto() it, repeat.
  *
- *   bare_opus FILE [--send HOST PORT] [--frame-ms MS]
- *   bare_opus --alsa PCM --seconds S [--send HOST PORT] [--frame-ms MS]
+ *   bare_opus FILE [--codec opus|pcmu|l16] [--frame-ms MS] [--send HOST PORT]
+ *   bare_opus --alsa PCM --seconds S [--codec …] [--frame-ms MS] [--send HOST PORT]
  *
- * Reads FILE (raw S16_LE mono 48 kHz) one frame (default 20 ms = 960 samples) at a time and
- * encodes each frame with libopus using rtpmic's settings: OPUS_APPLICATION_VOIP, 32000
- * bit/s, complexity 10, constrained VBR, mono. With --send, each packet also gets a 12-byte
- * RTP header and goes out with one sendto() on a UDP socket. A plain loop: no threads, no
- * queues; the floor for what rtpmic does per frame.
+ * FILE is raw S16_LE mono, 48 kHz (opus, l16) or 8 kHz (pcmu), read one frame at a time
+ * with fread (default 20 ms; 960 samples for Opus). Codecs, with rtpmic's settings:
+ *   opus  libopus, OPUS_APPLICATION_VOIP, 32000 bit/s, complexity 10, constrained VBR, mono
+ *         (PT 96);
+ *   pcmu  G.711 µ-law (PT 0);
+ *   l16   16-bit big-endian samples (RFC 3551 L16; PT 97).
  *
- * --alsa: the paced floor. Reads S seconds from the ALSA capture PCM instead (blocking
- * snd_pcm_readi, S16_LE mono 48 kHz, one period per frame, a buffer of at least 4 periods
- * and 100 ms, as rtpmic asks for), same encode and send. It also prints the latency this
- * loop adds, measured as rtpmic measures its own: from the snd_pcm_readi() that completed
- * a frame returning to sendto() returning (CLOCK_MONOTONIC; exact 50th/99th/99.9th
- * percentiles and maximum, µs): " lat_p50_us=… lat_p99_us=… lat_p999_us=… lat_max_us=…".
+ * --alsa: reads S seconds from the ALSA capture PCM instead (blocking snd_pcm_readi,
+ * S16_LE mono at the codec's rate, one period per frame, a buffer of at least 4 periods and
+ * 100 ms, as rtpmic asks for). On a paced device this is the paced floor; it then also
+ * reports the latency it adds, measured as rtpmic measures its own: from the snd_pcm_readi()
+ * that completed a frame returning to sendto() returning (CLOCK_MONOTONIC; exact 50th, 99th,
+ * 99.9th percentiles and maximum, µs).
  *
- * Prints "packets=N bytes=M silk=S hybrid=H celt=C" to stdout at the end (bytes: Opus
- * payload; S/H/C: packets per mode, from the TOC byte, RFC 6716 §3.1). A trailing partial
- * frame is ignored. Build:
+ * Prints to stdout at the end: "packets=N bytes=M silk=S hybrid=H celt=C" (bytes: payload;
+ * S/H/C: Opus packets per mode, from the TOC byte, RFC 6716 §3.1), plus with --alsa
+ * " lat_p50_us=… lat_p99_us=… lat_p999_us=… lat_max_us=…". A trailing partial frame is
+ * ignored. Build:
  *   cc -O2 benches/bare_opus.c $(pkg-config --cflags --libs opus alsa) -o bare_opus
  */
 #include <alsa/asoundlib.h>
@@ -34,10 +38,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#define RATE 48000
 #define MAX_FRAME 960
 #define RTP_HEADER 12
 #define MAX_PAYLOAD 1500
+
+enum codec { OPUS, PCMU, L16 };
 
 static void die(const char *what, const char *detail)
 {
@@ -65,11 +70,27 @@ static double quantile_us(const int64_t *v, unsigned long n, double q)
     return n ? (double)v[(rank ? rank : 1) - 1] / 1000.0 : 0.0;
 }
 
+/* G.711 µ-law, the classic segment/bias algorithm, the segment found with one clz. */
+static uint8_t linear_to_ulaw(int16_t sample)
+{
+    int s = sample, sign = 0;
+    if (s < 0) {
+        s = -s;
+        sign = 0x80;
+    }
+    if (s > 32635)
+        s = 32635;
+    s += 0x84;
+    int exponent = 31 - __builtin_clz((unsigned)(s >> 7) | 1);
+    int mantissa = (s >> (exponent + 3)) & 0x0f;
+    return (uint8_t)~(sign | (exponent << 4) | mantissa);
+}
+
 static void usage(const char *argv0)
 {
     fprintf(stderr,
-            "usage: %s FILE [--send HOST PORT] [--frame-ms MS]\n"
-            "       %s --alsa PCM --seconds S [--send HOST PORT] [--frame-ms MS]\n",
+            "usage: %s FILE [--codec opus|pcmu|l16] [--frame-ms MS] [--send HOST PORT]\n"
+            "       %s --alsa PCM --seconds S [--codec opus|pcmu|l16] [--frame-ms MS] [--send HOST PORT]\n",
             argv0, argv0);
     exit(2);
 }
@@ -80,15 +101,15 @@ static void alsa_check(int err, const char *what)
         die(what, snd_strerror(err));
 }
 
-/* Opens PCM for capture as rtpmic does: S16_LE mono 48 kHz, period = frame, buffer of
- * at least 4 periods and 100 ms; blocking reads. */
-static snd_pcm_t *open_alsa(const char *name, snd_pcm_uframes_t frame)
+/* Opens PCM for capture as rtpmic does: S16_LE mono at RATE, period = frame, buffer of at
+ * least 4 periods and 100 ms; blocking reads. */
+static snd_pcm_t *open_alsa(const char *name, unsigned rate_wanted, snd_pcm_uframes_t frame)
 {
     snd_pcm_t *pcm;
     snd_pcm_hw_params_t *hw;
     snd_pcm_sw_params_t *sw;
-    snd_pcm_uframes_t period = frame, buffer;
-    unsigned rate = RATE;
+    snd_pcm_uframes_t period = frame, buffer, periods;
+    unsigned rate = rate_wanted;
     alsa_check(snd_pcm_open(&pcm, name, SND_PCM_STREAM_CAPTURE, 0), name);
     snd_pcm_hw_params_alloca(&hw);
     alsa_check(snd_pcm_hw_params_any(pcm, hw), "hw_params_any");
@@ -96,10 +117,11 @@ static snd_pcm_t *open_alsa(const char *name, snd_pcm_uframes_t frame)
     alsa_check(snd_pcm_hw_params_set_format(pcm, hw, SND_PCM_FORMAT_S16_LE), "format");
     alsa_check(snd_pcm_hw_params_set_channels(pcm, hw, 1), "channels");
     alsa_check(snd_pcm_hw_params_set_rate_near(pcm, hw, &rate, NULL), "rate");
-    if (rate != RATE)
+    if (rate != rate_wanted)
         die("rate not available", name);
     alsa_check(snd_pcm_hw_params_set_period_size_near(pcm, hw, &period, NULL), "period");
-    buffer = period * ((RATE / 10 + period - 1) / period < 4 ? 4 : (RATE / 10 + period - 1) / period);
+    periods = (rate / 10 + period - 1) / period;
+    buffer = period * (periods < 4 ? 4 : periods);
     alsa_check(snd_pcm_hw_params_set_buffer_size_near(pcm, hw, &buffer), "buffer");
     alsa_check(snd_pcm_hw_params(pcm, hw), "hw_params");
     snd_pcm_sw_params_alloca(&sw);
@@ -111,7 +133,7 @@ static snd_pcm_t *open_alsa(const char *name, snd_pcm_uframes_t frame)
     return pcm;
 }
 
-/* Fills pcm[0..n) from the device; recovers from overruns. 1 on success. */
+/* Fills pcm[0..n) from the device; recovers from overruns. */
 static int read_alsa(snd_pcm_t *dev, int16_t *pcm, snd_pcm_uframes_t n)
 {
     while (n > 0) {
@@ -130,6 +152,7 @@ int main(int argc, char **argv)
 {
     const char *source = NULL, *host = NULL, *port = NULL;
     int alsa = 0;
+    enum codec codec = OPUS;
     double frame_ms = 20, seconds = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--send") == 0 && i + 2 < argc) {
@@ -139,7 +162,17 @@ int main(int argc, char **argv)
             frame_ms = atof(argv[++i]);
         else if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc)
             seconds = atof(argv[++i]);
-        else if (strcmp(argv[i], "--alsa") == 0 && i + 1 < argc) {
+        else if (strcmp(argv[i], "--codec") == 0 && i + 1 < argc) {
+            i++;
+            if (strcmp(argv[i], "opus") == 0)
+                codec = OPUS;
+            else if (strcmp(argv[i], "pcmu") == 0)
+                codec = PCMU;
+            else if (strcmp(argv[i], "l16") == 0)
+                codec = L16;
+            else
+                usage(argv[0]);
+        } else if (strcmp(argv[i], "--alsa") == 0 && i + 1 < argc) {
             alsa = 1;
             source = argv[++i];
         } else if (argv[i][0] != '-' && !source)
@@ -147,16 +180,18 @@ int main(int argc, char **argv)
         else
             usage(argv[0]);
     }
-    const int frame = (int)(frame_ms * RATE / 1000 + 0.5);
-    if (!source || (alsa && seconds <= 0) ||
-        !(frame == 120 || frame == 240 || frame == 480 || frame == 960))
+    const unsigned rate = codec == PCMU ? 8000 : 48000;
+    const int frame = (int)(frame_ms * rate / 1000 + 0.5);
+    if (!source || (alsa && seconds <= 0) || frame < 1 || frame > MAX_FRAME ||
+        (codec == OPUS && !(frame == 120 || frame == 240 || frame == 480 || frame == 960)) ||
+        (codec == L16 && frame * 2 > MAX_PAYLOAD))
         usage(argv[0]);
 
     FILE *in = NULL;
     snd_pcm_t *dev = NULL;
-    unsigned long max_frames = alsa ? (unsigned long)(seconds * RATE / frame + 0.5) : ~0ul;
+    unsigned long max_frames = alsa ? (unsigned long)(seconds * rate / frame + 0.5) : ~0ul;
     if (alsa)
-        dev = open_alsa(source, (snd_pcm_uframes_t)frame);
+        dev = open_alsa(source, rate, (snd_pcm_uframes_t)frame);
     else if (!(in = fopen(source, "rb")))
         die("cannot open", source);
 
@@ -173,21 +208,26 @@ int main(int argc, char **argv)
             die("socket", NULL);
     }
 
-    int err;
-    OpusEncoder *enc = opus_encoder_create(RATE, 1, OPUS_APPLICATION_VOIP, &err);
-    if (err != OPUS_OK)
-        die("opus_encoder_create", opus_strerror(err));
-    if (opus_encoder_ctl(enc, OPUS_SET_BITRATE(32000)) != OPUS_OK ||
-        opus_encoder_ctl(enc, OPUS_SET_COMPLEXITY(10)) != OPUS_OK ||
-        opus_encoder_ctl(enc, OPUS_SET_VBR(1)) != OPUS_OK ||
-        opus_encoder_ctl(enc, OPUS_SET_VBR_CONSTRAINT(1)) != OPUS_OK)
-        die("opus_encoder_ctl", NULL);
+    OpusEncoder *enc = NULL;
+    if (codec == OPUS) {
+        int err;
+        enc = opus_encoder_create((opus_int32)rate, 1, OPUS_APPLICATION_VOIP, &err);
+        if (err != OPUS_OK)
+            die("opus_encoder_create", opus_strerror(err));
+        if (opus_encoder_ctl(enc, OPUS_SET_BITRATE(32000)) != OPUS_OK ||
+            opus_encoder_ctl(enc, OPUS_SET_COMPLEXITY(10)) != OPUS_OK ||
+            opus_encoder_ctl(enc, OPUS_SET_VBR(1)) != OPUS_OK ||
+            opus_encoder_ctl(enc, OPUS_SET_VBR_CONSTRAINT(1)) != OPUS_OK)
+            die("opus_encoder_ctl", NULL);
+    }
+    const unsigned char pt = codec == OPUS ? 96 : codec == PCMU ? 0 : 97;
 
     int16_t pcm[MAX_FRAME];
     int64_t *lat = NULL, read_ns = 0;
     if (dev && !(lat = calloc(max_frames, sizeof *lat)))
         die("out of memory", NULL);
     unsigned char pkt[RTP_HEADER + MAX_PAYLOAD];
+    unsigned char *payload = pkt + RTP_HEADER;
     uint16_t seq = 0;
     uint32_t ts = 0;
     const uint32_t ssrc = 0x62617265; /* "bare" */
@@ -197,12 +237,33 @@ int main(int argc, char **argv)
                 : fread(pcm, sizeof pcm[0], (size_t)frame, in) == (size_t)frame)) {
         if (lat)
             read_ns = now_ns();
-        opus_int32 n = opus_encode(enc, pcm, frame, pkt + RTP_HEADER, MAX_PAYLOAD);
-        if (n < 0)
-            die("opus_encode", opus_strerror(n));
+        int n;
+        if (codec == OPUS) {
+            n = opus_encode(enc, pcm, frame, payload, MAX_PAYLOAD);
+            if (n < 0)
+                die("opus_encode", opus_strerror(n));
+            /* TOC config: 0-11 SILK-only, 12-15 hybrid, 16-31 CELT-only. */
+            unsigned config = payload[0] >> 3;
+            if (config < 12)
+                silk++;
+            else if (config < 16)
+                hybrid++;
+            else
+                celt++;
+        } else if (codec == PCMU) {
+            for (int i = 0; i < frame; i++)
+                payload[i] = linear_to_ulaw(pcm[i]);
+            n = frame;
+        } else {
+            for (int i = 0; i < frame; i++) {
+                payload[2 * i] = (unsigned char)((uint16_t)pcm[i] >> 8);
+                payload[2 * i + 1] = (unsigned char)pcm[i];
+            }
+            n = 2 * frame;
+        }
         if (sock >= 0) {
             pkt[0] = 0x80; /* V=2 */
-            pkt[1] = 96;   /* PT 96, no marker */
+            pkt[1] = pt;   /* no marker */
             pkt[2] = (unsigned char)(seq >> 8);
             pkt[3] = (unsigned char)seq;
             pkt[4] = (unsigned char)(ts >> 24);
@@ -218,24 +279,17 @@ int main(int argc, char **argv)
             (void)sendto(sock, pkt, (size_t)(RTP_HEADER + n), 0, (struct sockaddr *)&to,
                          sizeof to);
             seq++;
-            ts += (uint32_t)frame;
+            ts += codec == OPUS ? (uint32_t)frame * (48000 / rate) : (uint32_t)frame;
         }
         if (lat)
             lat[packets] = now_ns() - read_ns;
         packets++;
         bytes += (unsigned long)n;
-        /* TOC config: 0-11 SILK-only, 12-15 hybrid, 16-31 CELT-only. */
-        unsigned config = pkt[RTP_HEADER] >> 3;
-        if (config < 12)
-            silk++;
-        else if (config < 16)
-            hybrid++;
-        else
-            celt++;
     }
     if (in && ferror(in))
         die("read error", source);
-    opus_encoder_destroy(enc);
+    if (enc)
+        opus_encoder_destroy(enc);
     if (in)
         fclose(in);
     if (dev)

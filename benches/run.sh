@@ -202,6 +202,14 @@ cmd_for() {
             "${RT_ENV[@]}" "$RTPMIC" run --seconds "$secs") ;;
     bare,opus,) CMD=("$TMP/bare_opus" "$TMP/speech48k.raw") ;;
     send,opus,) CMD=("$TMP/bare_opus" "$TMP/speech48k.raw" --send 127.0.0.1 "$port") ;;
+    send,pcmu,) CMD=("$TMP/bare_opus" "$TMP/speech8k.raw" --codec pcmu --send 127.0.0.1 "$port") ;;
+    send,l16,) CMD=("$TMP/bare_opus" "$TMP/speech48k.raw" --codec l16 --frame-ms 10 --send 127.0.0.1 "$port") ;;
+    sendalsa,pcmu,)
+        CMD=(env SIM_INFILE="$TMP/speech8k.raw" "$TMP/bare_opus" --alsa simfast --seconds "$AUDIO_S" --codec pcmu
+            --send 127.0.0.1 "$port") ;;
+    sendalsa,l16,)
+        CMD=(env SIM_INFILE="$TMP/speech48k.raw" "$TMP/bare_opus" --alsa simfast --seconds "$AUDIO_S" --codec l16
+            --frame-ms 10 --send 127.0.0.1 "$port") ;;
     bare,opus,paced)
         CMD=(env SIM_INFILE="$TMP/speech48k.raw" chrt -r 50 "$TMP/bare_opus" --alsa simfile --seconds "$secs"
             --frame-ms "$frame" --send 127.0.0.1 "$port") ;;
@@ -300,7 +308,8 @@ thread_split() {
 # --- 1. unpaced ---------------------------------------------------------------------------
 declare -A R   # R[codec,tool,rep,field]: cpu user sys wall rss vcs pkts bytes
 UNPACED=("opus rtpmic" "opus gst" "opus ffmpeg" "opus bare" "opus send"
-    "pcmu rtpmic" "pcmu gst" "pcmu ffmpeg" "l16 rtpmic" "l16 gst" "l16 ffmpeg")
+    "pcmu rtpmic" "pcmu gst" "pcmu ffmpeg" "pcmu send" "pcmu sendalsa"
+    "l16 rtpmic" "l16 gst" "l16 ffmpeg" "l16 send" "l16 sendalsa")
 rep=1
 while [ "$rep" -le "$REPS" ]; do
     log "unpaced repetition $rep/$REPS"
@@ -352,11 +361,14 @@ done
 # our own, so that a board someone else is using is never touched. Its period is 5 ms (240
 # frames, as board/sim) for 20 ms frames and 2.5 ms (120) for 2.5 ms frames: a device period
 # longer than the frame would deliver frames in bursts and make interval jitter meaningless.
+# Its threads run at SCHED_FIFO 70 (its clients' jack threads inside each process at 65):
+# above rtpmic's SCHED_RR 50 and anything else real-time on a shared machine, so the
+# simulated device keeps time the way hardware (an interrupt) does.
 JACKD_LOG=""
 start_jackd() {
     export JACK_DEFAULT_SERVER=rtpmic-bench-$$-$1
     JACKD_LOG=$TMP/jackd-$1.log
-    JACK_NO_AUDIO_RESERVATION=1 jackd -n "$JACK_DEFAULT_SERVER" -d dummy -r 48000 -p "$1" -C 1 -P 1 \
+    JACK_NO_AUDIO_RESERVATION=1 jackd -n "$JACK_DEFAULT_SERVER" -R -P 70 -d dummy -r 48000 -p "$1" -C 1 -P 1 \
         >"$JACKD_LOG" 2>&1 &
     JACKD_PID=$!
     jack_wait -s "$JACK_DEFAULT_SERVER" -w -t 10 >/dev/null 2>&1 || { cat "$JACKD_LOG" >&2; die "jackd did not come up"; }
@@ -405,6 +417,24 @@ stop_hogs() {
     for p in "${HOG_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
     HOG_PIDS=()
 }
+# "tid cpu_ns" of every real-time (SCHED_FIFO/SCHED_RR) thread on the machine outside process
+# PID and our jackd: on a shared machine, other people's real-time processes (tests and soaks
+# run rtpmic at SCHED_RR 50) compete with the one being measured, whatever the CPU hogs do.
+rt_snapshot() {
+    local self=$1 t st f ns
+    for t in /proc/[0-9]*/task/[0-9]*; do
+        case $t in /proc/"$self"/* | /proc/"${JACKD_PID:-x}"/*) continue ;; esac
+        read -r st 2>/dev/null <"$t/stat" || continue
+        read -r -a f <<<"${st##*) }"
+        case ${f[38]:-0} in 1 | 2) ;; *) continue ;; esac
+        read -r ns _ 2>/dev/null <"$t/schedstat" || continue
+        echo "${t##*/} $ns"
+    done
+}
+# ms of CPU per second that other real-time threads used between two rt_snapshots.
+rt_rate() {
+    awk -v secs="$3" 'NR == FNR { a[$1] = $2; next } { d += $2 - ($1 in a ? a[$1] : 0) } END { printf "%.1f\n", d / 1e6 / secs }' "$1" "$2"
+}
 # paced_run TOOL FRAME LOAD SECONDS
 paced_run() {
     local tool=$1 frame=$2 load=$3 secs=$4 n comm pid t1 t2 late0 k
@@ -420,6 +450,7 @@ paced_run() {
     # the resident memory halfway through (mlockall keeps it all resident).
     sleep "$(calc '%.2f' "$secs / 4")"
     pid=$(find_descendant "$bg" "$comm") || die "$n: $comm not running a quarter in"
+    rt_snapshot "$pid" >"$TMP/$n.rt1"
     t1=$(date +%s.%N)
     thread_cpu "$pid" >"$TMP/$n.cpu1"
     sleep "$(calc '%.2f' "$secs / 4")"
@@ -427,9 +458,11 @@ paced_run() {
     sleep "$(calc '%.2f' "$secs / 4")"
     thread_cpu "$pid" >"$TMP/$n.cpu2"
     t2=$(date +%s.%N)
+    rt_snapshot "$pid" >"$TMP/$n.rt2"
     wait "$bg" || exit 1
     stop_rx
     P[$tool,$frame,$load,late]=$(($(jack_late) - late0))
+    P[$tool,$frame,$load,rt]=$(rt_rate "$TMP/$n.rt1" "$TMP/$n.rt2" "$(calc '%.3f' "$t2 - $t1")")
     P[$tool,$frame,$load,rate]=$(proc_rate "$TMP/$n.cpu1" "$TMP/$n.cpu2" "$(calc '%.3f' "$t2 - $t1")")
     P[$tool,$frame,$load,cpu]=$(cpu_of "$n")
     P[$tool,$frame,$load,wall]=$(tfield "$n" 3)
@@ -488,7 +521,7 @@ ratio() {
 us_per_pkt() { calc '%.2f' "$1 * 1000000 / $2"; }
 
 declare -A NAME=([rtpmic]="rtpmic" [gst]="GStreamer" [ffmpeg]="ffmpeg" [bare]="bare_opus, encode only"
-    [send]="bare_opus, encode + RTP + sendto")
+    [send]="bare_opus, encode + RTP + sendto" [sendalsa]="bare_opus --alsa simfast, encode + RTP + sendto")
 
 f2() { calc '%.2f' "$1"; }
 f3() { calc '%.3f' "$1"; }
@@ -500,7 +533,7 @@ for tool in rtpmic gst ffmpeg send bare; do
 done
 small_rows() {
     local codec=$1 tool cpu pk
-    for tool in rtpmic gst ffmpeg; do
+    for tool in rtpmic gst ffmpeg send sendalsa; do
         cpu=$(med "$codec" "$tool" cpu)
         pk=$(med "$codec" "$tool" pkts)
         echo "| ${NAME[$tool]} | $(f3 "$cpu") | $(f3 "$(med "$codec" "$tool" user)") | $(f3 "$(med "$codec" "$tool" sys)") | $(us_per_pkt "$cpu" "$pk") | $(f3 "$(med "$codec" "$tool" wall)") | $(mib "$(med "$codec" "$tool" rss)") | $(med "$codec" "$tool" vcs) | ${pk} | $(ratio "$codec" "$tool") |"
@@ -593,7 +626,7 @@ for frame in 20 2.5; do
             [ "$tool" = ffmpeg ] && label="ffmpeg -re (file)"
             [ "$tool" = rtpmic ] && label="rtpmic (SCHED_RR 50)"
             lname=$([ "$load" = idle ] && echo "no hogs" || echo "${HOGS} hogs")
-            jit_rows+="| ${frame} ms | ${lname} | ${label} | ${secs} s | ${P[$k,packets]} | ${P[$k,sd_us]} | ${P[$k,dev_p50_us]} | ${P[$k,dev_p99_us]} | ${P[$k,dev_p999_us]} | ${P[$k,dev_max_us]} | ${P[$k,late]} |
+            jit_rows+="| ${frame} ms | ${lname} | ${label} | ${secs} s | ${P[$k,packets]} | ${P[$k,sd_us]} | ${P[$k,dev_p50_us]} | ${P[$k,dev_p99_us]} | ${P[$k,dev_p999_us]} | ${P[$k,dev_max_us]} | ${P[$k,late]} | ${P[$k,rt]} |
 "
             cpu_rows+="| ${frame} ms | ${lname} | ${label} | ${P[$k,rate]} | $(calc '%.2f' "${P[$k,rate]} / 10") % | $(f2 "${P[$k,cpu]}") s / $(f2 "${P[$k,wall]}") s | $(mib "${P[$k,rss]}") |
 "
@@ -728,7 +761,10 @@ repetition (median of the ${REPS} ratios). rtpmic runs with \`RTPMIC_RT_PRIORITY
 
 **Paced.** A jackd dummy server paces the ALSA PCM \`simfile\` (the same raw file, delivered
 in real time). jackd's period is 5 ms for 20 ms frames and 2.5 ms for 2.5 ms frames (so a
-period never holds more than one frame). Without and then with ${HOGS} CPU hogs (\`yes >
+period never holds more than one frame); it runs at SCHED_FIFO 70 and the jack threads it
+starts in every client at 65, above the senders' threads, so the simulated device keeps
+time as a hardware interrupt would (its dummy driver still wakes late now and then on this
+virtual machine: the "jackd late" column). Without and then with ${HOGS} CPU hogs (\`yes >
 /dev/null\`, one per core, normal priority) running through the whole block.
 
 * rtpmic: \`RTPMIC_DEVICE=simfile RTPMIC_FRAME_MS=20|2.5 rtpmic run --seconds ${PACED_S}\`,
@@ -778,7 +814,10 @@ L16 (48 kHz mono, ${EXPECT_10} packets of 960 bytes):
 |---|---|---|---|---|---|---|---|---|---|
 $(small_rows l16)
 
-Whole process, start-up included. Individual runs, CPU s: PCMU $(individual pcmu rtpmic gst ffmpeg); L16 $(individual l16 rtpmic gst ffmpeg).
+Whole process, start-up included. The two bare_opus rows are floors: one loop reading the
+raw file with \`fread\`, and one reading the same file through the same ALSA \`simfast\` PCM
+as rtpmic (the ALSA \`file\` plugin costs a \`read\` and a \`write\` to /dev/null per period).
+Individual runs, CPU s: PCMU $(individual pcmu rtpmic gst ffmpeg send sendalsa); L16 $(individual l16 rtpmic gst ffmpeg send sendalsa).
 
 ## 3. Paced: added latency, interval jitter, CPU
 
@@ -792,10 +831,13 @@ on this machine, ~0.04 ms for 2.5 ms), which no sender can skip.
 
 Packet interval jitter at the receiver (µs; "dev" = |interval - frame time|; "jackd late" =
 wake-ups of jackd's dummy driver that came late during the run, \`JackTimedDriver::Process
-XRun\` in its log: the simulated device's own jitter, which every device-paced sender inherits):
+XRun\` in its log: the simulated device's own jitter, which every device-paced sender inherits;
+"other RT ms/s" = CPU that real-time threads of other processes on this shared machine used
+during the middle half of the run, e.g. other people's tests running rtpmic at SCHED_RR 50:
+unlike the CPU hogs they outrank the jack threads and compete with rtpmic's own):
 
-| Frame | Load | Sender | run | packets | std dev of intervals | dev p50 | dev p99 | dev p99.9 | dev max | jackd late |
-|---|---|---|---|---|---|---|---|---|---|---|
+| Frame | Load | Sender | run | packets | std dev of intervals | dev p50 | dev p99 | dev p99.9 | dev max | jackd late | other RT ms/s |
+|---|---|---|---|---|---|---|---|---|---|---|---|
 ${jit_rows}
 CPU (steady state: ms of CPU per second, and % of one core; whole run from \`wait4\`, start-up
 included):
