@@ -21,7 +21,8 @@
  * compared with T: mean, standard deviation, and the 50th/99th/99.9th percentile and the
  * maximum of |interval - T|.
  *
- * On SIGTERM or SIGINT it drains what is queued and prints one line of key=value pairs:
+ * On SIGTERM or SIGINT it reads until the port has been quiet for 300 ms and prints one
+ * line of key=value pairs:
  *   packets bytes (RTP payload) drops (receive-queue overflows, SO_RXQ_OVFL) ssrcs pt
  *   seq_gaps lost (sequence-number gaps, RFC 3550 style) payload_min payload_max
  *   opus_dur_min_us opus_dur_max_us silk hybrid celt nb mb wb swb fb (with --opus: the
@@ -432,7 +433,11 @@ int main(int argc, char **argv)
         if (!stop)
             nanosleep(&nap, NULL);
     }
-    drain(fd, 1);
+    /* Packets a sender handed to the kernel just before it exited may still wait in a CPU's
+     * backlog for softirq processing (ksoftirqd can be kept off the CPU by real-time
+     * threads): read until nothing has come for 300 ms (at most 5 s). */
+    for (int quiet = 0, waited = 0; quiet < 3 && waited < 50; waited++)
+        quiet = poll(p, 1, 100) > 0 && drain(fd, 1) > 0 ? 0 : quiet + 1;
     unsigned long d = proc_drops(fd);
     if (d > drops)
         drops = d;

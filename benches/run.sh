@@ -171,7 +171,7 @@ check_rx() {
     local got gaps drops
     got=$(kv "$TMP/$1.rx" packets) gaps=$(kv "$TMP/$1.rx" seq_gaps) drops=$(kv "$TMP/$1.rx" drops)
     if [ "$got" -lt "$2" ] || [ "$got" -gt "$3" ] || [ "$gaps" != 0 ] || [ "$drops" != 0 ]; then
-        die "$1: receiver got $got packets (expected $2..$3), $gaps sequence gaps, $drops dropped"
+        die "$1: receiver got $got packets (expected $2..$3), $gaps sequence gaps, $drops dropped $(grep -h 'INFO stopped:' "$TMP/$1.err" 2>/dev/null | sed 's/.*stopped:/(rtpmic:/; s/$/)/')"
     fi
 }
 
@@ -330,12 +330,12 @@ while [ "$rep" -le "$REPS" ]; do
             grep -q "^packets=$expect " "$TMP/$n.out" || die "$n: $(cat "$TMP/$n.out")"
             R[$codec,$tool,$rep,pkts]=$expect
         else
+            if [ "$tool" = rtpmic ]; then
+                [ "$(stat_of "$n" packets)" = "$expect" ] || die "$n: rtpmic counted $(stat_of "$n" packets) packets, expected $expect"
+            fi
             check_rx "$n" "$expect" $((expect + slack))
             R[$codec,$tool,$rep,pkts]=$(kv "$TMP/$n.rx" packets)
             R[$codec,$tool,$rep,bytes]=$(kv "$TMP/$n.rx" bytes)
-        fi
-        if [ "$tool" = rtpmic ]; then
-            [ "$(stat_of "$n" packets)" = "$expect" ] || die "$n: rtpmic counted $(stat_of "$n" packets) packets, expected $expect"
         fi
         R[$codec,$tool,$rep,cpu]=$(cpu_of "$n")
         for f in user:1 sys:2 wall:3 rss:4 vcs:5; do R[$codec,$tool,$rep,${f%:*}]=$(tfield "$n" "${f#*:}"); done
