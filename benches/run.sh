@@ -307,6 +307,7 @@ thread_split() {
 
 # --- 1. unpaced ---------------------------------------------------------------------------
 declare -A R   # R[codec,tool,rep,field]: cpu user sys wall rss vcs pkts bytes
+SHORT=""      # unpaced rtpmic runs that ended early on a (false) overrun
 UNPACED=("opus rtpmic" "opus gst" "opus ffmpeg" "opus bare" "opus send"
     "pcmu rtpmic" "pcmu gst" "pcmu ffmpeg" "pcmu send" "pcmu sendalsa"
     "l16 rtpmic" "l16 gst" "l16 ffmpeg" "l16 send" "l16 sendalsa")
@@ -330,10 +331,24 @@ while [ "$rep" -le "$REPS" ]; do
             grep -q "^packets=$expect " "$TMP/$n.out" || die "$n: $(cat "$TMP/$n.out")"
             R[$codec,$tool,$rep,pkts]=$expect
         else
+            lo=$expect
             if [ "$tool" = rtpmic ]; then
-                [ "$(stat_of "$n" packets)" = "$expect" ] || die "$n: rtpmic counted $(stat_of "$n" packets) packets, expected $expect"
+                # rtpmic treats a gap between two reads longer than its ALSA buffer as an
+                # overrun the device did not report, and adds the samples to the timestamp
+                # (and to --seconds), so a capture thread kept off the CPU that long (other
+                # people's real-time processes on this machine) ends the run a few frames
+                # early. Allowed (and reported) up to 1 %; rtpmic's count and the receiver's
+                # must still agree.
+                lo=$(stat_of "$n" packets)
+                if [ "$lo" != "$expect" ]; then
+                    [ "$(stat_of "$n" xruns)" -gt 0 ] && [ "$lo" -ge $((expect * 99 / 100)) ] ||
+                        die "$n: rtpmic counted $lo packets, expected $expect: $(grep 'INFO stopped:' "$TMP/$n.err")"
+                    SHORT+="${SHORT:+; }$codec repetition $rep: $lo packets, $(stat_of "$n" xruns) overrun(s), $(stat_of "$n" samples_lost) samples counted as lost"
+                    log "$n: rtpmic reported $(stat_of "$n" xruns) overrun(s) and sent $lo packets"
+                fi
+                slack=0
             fi
-            check_rx "$n" "$expect" $((expect + slack))
+            check_rx "$n" "$lo" $((expect + slack))
             R[$codec,$tool,$rep,pkts]=$(kv "$TMP/$n.rx" packets)
             R[$codec,$tool,$rep,bytes]=$(kv "$TMP/$n.rx" bytes)
         fi
@@ -797,7 +812,14 @@ Median of ${REPS}; CPU = user + sys.
 | | CPU s | user s | sys s | wall s | CPU ms per s of audio | peak RSS MiB | voluntary context switches | packets | CPU vs rtpmic |
 |---|---|---|---|---|---|---|---|---|---|
 ${opus_rows}
-* rtpmic / bare encode + sendto: **${opus_over_send}** ($(pct "$opus_over_send")); rtpmic / bare encode only: **${opus_over_bare}** ($(pct "$opus_over_bare")).
+${SHORT:+* **Overruns:** rtpmic's silent-overrun check fired in some unpaced runs ($SHORT): the
+  \`simfast\` file never overruns, but rtpmic takes a gap between two reads longer than its
+  ALSA buffer (~120 ms) for one, counts the samples as lost and so stops that much audio
+  early. With \`--no-drop\` the capture thread waits in \`push_waiting\` whenever the encoder
+  falls behind, and other people's SCHED_RR processes on this machine can hold a CPU for a
+  100 ms round-robin slice, so the wait can exceed that gap (a false overrun: see "Where the
+  time goes"). CPU figures are for whole runs (at most 1 % fewer packets).
+}* rtpmic / bare encode + sendto: **${opus_over_send}** ($(pct "$opus_over_send")); rtpmic / bare encode only: **${opus_over_bare}** ($(pct "$opus_over_bare")).
 * Individual runs, CPU s: $(individual opus rtpmic gst ffmpeg send bare).
 
 ## 2. PCMU 20 ms and L16 10 ms, ${AUDIO_S} s unpaced
