@@ -13,9 +13,10 @@ SHELL := /bin/bash
 CARGO ?= cargo
 # Debian packages: build (ALSA, libopus), the simulated board (jackd + ALSA jack plugin),
 # the real peers the tests decode and inspect with (ffmpeg, GStreamer, tshark), network namespaces
-# (iproute2, nftables), and GNU time for the benchmark.
+# (iproute2, nftables), GNU time and GStreamer's ALSA source (alsasrc) for the benchmark.
 APT_PACKAGES := build-essential pkg-config libasound2-dev libopus-dev jackd2 libasound2-plugins alsa-utils \
-	ffmpeg tshark iproute2 nftables time gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+	ffmpeg tshark iproute2 nftables time gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
+	gstreamer1.0-alsa
 # What a release build alone needs (make release / make deb).
 BUILD_PACKAGES := build-essential pkg-config libasound2-dev libopus-dev
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

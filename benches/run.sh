@@ -738,7 +738,7 @@ and \`bare_opus\` read it raw; GStreamer and ffmpeg read the same samples as WAV
 
 **Receiver.** Every stream goes to 127.0.0.1, to \`benches/jitter_rx.c\`: it binds the RTP
 port and the next one (RTCP, so no ICMP errors come back), reads in batches every 20 ms
-with a 64 MiB receive buffer (so it costs a few wake-ups a second, and drops nothing: every
+with a 512 MiB receive buffer (so it costs a few wake-ups a second, and drops nothing: every
 run checks it received the expected packets, in sequence, none dropped), and parses every
 packet: payload type, payload sizes, and for Opus the TOC byte (frame duration, mode,
 audio bandwidth). On loopback the kernel stamps a packet (\`SO_TIMESTAMPNS\`) while the
