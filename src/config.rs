@@ -240,9 +240,14 @@ pub const KEYS: &[KeySpec] = &[
         allowed: "on off (send each packet a fixed, self-tuned time after its capture: even intervals, a few hundred µs more latency)",
     },
     KeySpec {
+        name: "RTPMIC_THREADS",
+        default: "auto",
+        allowed: "auto 1 2 3 (real-time threads: 3 = capture | encode | send, 2 = capture | encode+send, 1 = all in one; auto = 1 for G.711/L16, 2 for Opus, 3 above 8 destinations)",
+    },
+    KeySpec {
         name: "RTPMIC_RT_PRIORITY",
         default: "50",
-        allowed: "0..99 (SCHED_RR priority of the three real-time threads; 0 = normal scheduling, memory not locked)",
+        allowed: "0..99 (SCHED_RR priority of the real-time threads; 0 = normal scheduling, memory not locked)",
     },
     KeySpec {
         name: "RTPMIC_STATS_INTERVAL_S",
@@ -339,6 +344,22 @@ impl fmt::Display for Destination {
         }
     }
 }
+
+/// How many real-time threads the stream runs in (`RTPMIC_THREADS`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Threads {
+    /// Chosen from the codec and the number of destinations ([`Config::stream_threads`]).
+    Auto,
+    /// Capture, encode and send in one thread.
+    One,
+    /// Capture | encode + send.
+    Two,
+    /// Capture | encode | send.
+    Three,
+}
+
+/// More destinations than this get a sender thread of their own under `RTPMIC_THREADS=auto`.
+pub const FEW_DESTINATIONS: usize = 8;
 
 /// Which sender backend puts datagrams on the wire.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -472,6 +493,7 @@ pub struct Config {
     pub bind: Option<std::net::SocketAddr>,
     pub rt_priority: u8,
     pub pacing: bool,
+    pub threads: Threads,
     pub stats_interval_s: u32,
     pub log_level: LogLevel,
     pub log_target: LogTarget,
@@ -481,6 +503,28 @@ impl Config {
     /// Samples per frame at the device rate (mono).
     pub fn frame_samples(&self) -> usize {
         (u64::from(self.rate) * u64::from(self.frame_us) / 1_000_000) as usize
+    }
+
+    /// How many real-time threads the stream runs in (1, 2 or 3), `RTPMIC_THREADS=auto`
+    /// resolved. Each handoff between threads costs a wake-up per frame (an eventfd write,
+    /// a context switch: several µs, tens on a VM), so auto uses as few as the work allows:
+    /// * G.711 and L16 encode a frame in well under a microsecond, less than one handoff:
+    ///   capture, encode and send in one thread, as a plain loop would.
+    /// * Opus takes a sizeable part of a millisecond per frame (several on a slow board); the
+    ///   capture thread stays separate so the device is read on time while a slow frame is
+    ///   encoded (the frame ring holds [`crate::pipeline::FRAME_RING`] frames), and the
+    ///   encoder sends its own packets.
+    /// * More than [`FEW_DESTINATIONS`] destinations: the fan-out gets a thread of its own,
+    ///   which sends one packet while the next is encoded.
+    pub fn stream_threads(&self) -> u8 {
+        match self.threads {
+            Threads::One => 1,
+            Threads::Two => 2,
+            Threads::Three => 3,
+            Threads::Auto if self.dest.len() > FEW_DESTINATIONS => 3,
+            Threads::Auto if self.codec == Codec::Opus => 2,
+            Threads::Auto => 1,
+        }
     }
 
     /// The RTP clock rate of the stream: 48 kHz for Opus always (RFC 7587 §4.1), else the
@@ -623,6 +667,16 @@ impl Config {
             ("RTPMIC_SO_PRIORITY", self.so_priority.to_string()),
             ("RTPMIC_BIND", self.bind.map(|b| b.to_string()).unwrap_or_default()),
             ("RTPMIC_PACING", on_off(self.pacing)),
+            (
+                "RTPMIC_THREADS",
+                match self.threads {
+                    Threads::Auto => "auto",
+                    Threads::One => "1",
+                    Threads::Two => "2",
+                    Threads::Three => "3",
+                }
+                .into(),
+            ),
             ("RTPMIC_RT_PRIORITY", self.rt_priority.to_string()),
             ("RTPMIC_STATS_INTERVAL_S", self.stats_interval_s.to_string()),
             ("RTPMIC_LOG_LEVEL", self.log_level.name().into()),
@@ -985,6 +1039,16 @@ impl Parser {
         let bind = self.bind();
         let rt_priority = self.int("RTPMIC_RT_PRIORITY", 0, 99, 50, false) as u8;
         let pacing = self.word("RTPMIC_PACING", &[("on", true), ("off", false)], false);
+        let threads = self.word(
+            "RTPMIC_THREADS",
+            &[
+                ("auto", Threads::Auto),
+                ("1", Threads::One),
+                ("2", Threads::Two),
+                ("3", Threads::Three),
+            ],
+            Threads::Auto,
+        );
         let stats_interval_s = self.int("RTPMIC_STATS_INTERVAL_S", 0, 86_400, 60, false) as u32;
         let log_level = self.word(
             "RTPMIC_LOG_LEVEL",
@@ -1045,6 +1109,7 @@ impl Parser {
             bind,
             rt_priority,
             pacing,
+            threads,
             stats_interval_s,
             log_level,
             log_target,
@@ -1369,6 +1434,21 @@ mod tests {
         let mut v: Vec<(String, String)> = vec![("RTPMIC_DEST".into(), "127.0.0.1:5004".into())];
         v.extend(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         Config::from_pairs(v)
+    }
+
+    #[test]
+    fn auto_threads_follow_codec_and_fan_out() {
+        let threads = |pairs: &[(&str, &str)]| cfg(pairs).unwrap().stream_threads();
+        assert_eq!(threads(&[]), 2, "Opus: capture | encode+send");
+        assert_eq!(threads(&[("RTPMIC_CODEC", "pcmu")]), 1);
+        assert_eq!(threads(&[("RTPMIC_CODEC", "l16")]), 1);
+        let nine: Vec<String> = (0..9).map(|i| format!("127.0.0.1:{}", 5004 + 2 * i)).collect();
+        let nine = nine.join(",");
+        assert_eq!(threads(&[("RTPMIC_DEST", &nine), ("RTPMIC_CODEC", "pcmu")]), 3);
+        assert_eq!(threads(&[("RTPMIC_DEST", &nine), ("RTPMIC_THREADS", "1")]), 1);
+        assert_eq!(threads(&[("RTPMIC_THREADS", "3")]), 3);
+        let err = cfg(&[("RTPMIC_THREADS", "4")]).unwrap_err().to_string();
+        assert!(err.contains("RTPMIC_THREADS") && err.contains("auto 1 2 3"), "{err}");
     }
 
     #[test]

@@ -27,17 +27,26 @@ fn run_pcmu(board: &SimBoard, infile: &std::path::Path, dest: &str, keys: &[(&st
 }
 
 #[test]
-fn io_uring_and_epoll_send_identical_streams() {
+fn every_backend_and_thread_layout_sends_identical_streams() {
     let board = SimBoard::shared();
     let infile = board.infile("in.raw", &two_tone(48_000, 3.0));
     let mut streams = Vec::new();
-    for backend in ["io_uring", "epoll"] {
+    let layouts = [
+        ("io_uring", "3", "capture | encode | send"),
+        ("epoll", "3", "capture | encode | send"),
+        ("io_uring", "2", "capture | encode+send"),
+        ("epoll", "2", "capture | encode+send"),
+        ("io_uring", "1", "capture+encode+send in one thread"),
+        ("epoll", "1", "capture+encode+send in one thread"),
+    ];
+    for (backend, threads, layout) in layouts {
         let rx = Receiver::bind();
         let child = board
             .rtpmic(&infile)
             .args(["run", "--seconds", "1"])
             .env("RTPMIC_DEVICE", "simfile")
             .env("RTPMIC_SENDER", backend)
+            .env("RTPMIC_THREADS", threads)
             .env("RTPMIC_SSRC", "0x1234")
             .env("RTPMIC_DEST", rx.dest())
             .stderr(Stdio::piped())
@@ -46,16 +55,21 @@ fn io_uring_and_epoll_send_identical_streams() {
         let pkts = rx.collect(1000, Duration::from_secs(10), Duration::from_millis(500));
         let out = child.wait_with_output().unwrap();
         let log = String::from_utf8_lossy(&out.stderr);
-        assert!(log.contains(&format!("sender: {backend}")), "{log}");
+        assert!(log.contains(&format!("sender: {backend}; {layout}")), "{log}");
         assert_clean_stream(&pkts, 96, 960);
         streams.push(pkts);
     }
-    let (a, b) = (&streams[0], &streams[1]);
+    let a = &streams[0];
     assert_eq!(a.len(), 50);
-    assert_eq!(a.len(), b.len());
-    for (i, (x, y)) in a.iter().zip(b).enumerate() {
-        assert_eq!(x.payload, y.payload, "payload {i} differs between backends");
-        assert_eq!((x.ssrc, x.pt, x.marker), (y.ssrc, y.pt, y.marker));
+    for (b, (backend, threads, _)) in streams.iter().zip(layouts).skip(1) {
+        assert_eq!(a.len(), b.len(), "{backend}, {threads} threads");
+        for (i, (x, y)) in a.iter().zip(b).enumerate() {
+            assert_eq!(
+                x.payload, y.payload,
+                "payload {i} differs with {backend}, {threads} threads"
+            );
+            assert_eq!((x.ssrc, x.pt, x.marker), (y.ssrc, y.pt, y.marker));
+        }
     }
 }
 
@@ -78,6 +92,8 @@ fn fan_out_to_32_receivers_delivers_every_packet() {
     }
     let summary = log.lines().find(|l| l.contains("destinations:")).unwrap_or_default();
     assert_eq!(summary.matches("datagrams=500 errors=0").count(), 32, "{summary}");
+    // More than 8 destinations: a sender thread of its own, on io_uring under auto.
+    assert!(log.contains("sender: io_uring; capture | encode | send"), "{log}");
 }
 
 #[test]

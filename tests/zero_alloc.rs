@@ -87,21 +87,29 @@ fn run_pipeline(board: &SimBoard, keys: &[(&str, &str)], seconds: u64) -> (u64, 
 #[test]
 fn hot_threads_allocate_nothing() {
     let board = SimBoard::shared();
-    // Opus at 5 ms frames: 3 s = 600 periods through every stage.
-    let (periods, allocs) = run_pipeline(&board, &[("RTPMIC_CODEC", "opus"), ("RTPMIC_FRAME_MS", "5")], 3);
+    // Opus at 5 ms frames: 3 s = 600 periods through every stage, in three threads, then in
+    // two (the encoder sends: auto for Opus).
+    let opus = [("RTPMIC_CODEC", "opus"), ("RTPMIC_FRAME_MS", "5")];
+    let (periods, allocs) = run_pipeline(&board, &[opus[0], opus[1], ("RTPMIC_THREADS", "3")], 3);
     assert!(periods >= 500, "only {periods} periods");
     assert_eq!(
         hot_path::entered_count(),
         3,
         "all three threads must have marked their hot loop"
     );
-    assert_eq!(allocs, 0, "heap allocations on the hot path (opus)");
-    // PCMU at 10 ms: the cheapest codec, so the pipeline itself is all that runs.
+    assert_eq!(allocs, 0, "heap allocations on the hot path (opus, 3 threads)");
+    let (periods, allocs) = run_pipeline(&board, &opus, 3);
+    assert!(periods >= 500, "only {periods} periods");
+    assert_eq!(hot_path::entered_count(), 5, "both threads marked their hot loop");
+    assert_eq!(allocs, 0, "heap allocations on the hot path (opus, 2 threads)");
+    // PCMU at 10 ms: the cheapest codec, so the pipeline itself is all that runs; auto runs it
+    // all in the capture thread.
     let (periods, allocs) = run_pipeline(&board, &[("RTPMIC_CODEC", "pcmu"), ("RTPMIC_FRAME_MS", "10")], 6);
     assert!(periods >= 500, "only {periods} periods");
-    assert_eq!(allocs, 0, "heap allocations on the hot path (pcmu)");
+    assert_eq!(hot_path::entered_count(), 6, "the one thread marked its hot loop");
+    assert_eq!(allocs, 0, "heap allocations on the hot path (pcmu, 1 thread)");
     // Everything optional on the hot path at once: FEC, DTX, RFC 2198 redundancy, SRTP and
-    // SRTCP, paced sending.
+    // SRTCP, paced sending (by the sender thread's batch loop).
     let (periods, allocs) = run_pipeline(
         &board,
         &[
@@ -111,6 +119,7 @@ fn hot_threads_allocate_nothing() {
             ("RTPMIC_REDUNDANCY", "2"),
             ("RTPMIC_SRTP", "AES_CM_128_HMAC_SHA1_80"),
             ("RTPMIC_PACING", "on"),
+            ("RTPMIC_THREADS", "3"),
         ],
         6,
     );

@@ -85,9 +85,11 @@ done
 grep -q "$port_hex" /proc/net/udp || fail "probe did not bind 127.0.0.1:$PORT within 10 s"
 
 # Normal scheduling: SCHED_RR threads of an emulated rtpmic could starve the probe.
+# RTPMIC_THREADS=3: with a sender thread, auto probes io_uring (one destination alone would
+# be sent with sendmmsg by the encoder without probing), so the fallback shows.
 status=0
 emu ALSA_CONFIG_PATH="/usr/share/alsa/alsa.conf:$HERE/asound.conf" SIM_INFILE="$TMP/tone.raw" \
-    RTPMIC_DEVICE=simfast RTPMIC_DEST="127.0.0.1:$PORT" RTPMIC_RT_PRIORITY=0 \
+    RTPMIC_DEVICE=simfast RTPMIC_DEST="127.0.0.1:$PORT" RTPMIC_RT_PRIORITY=0 RTPMIC_THREADS=3 \
     timeout -s KILL 120 "$QEMU" "$BIN" run --seconds "$SECONDS_OF_AUDIO" --no-drop \
     >"$TMP/run.log" 2>&1 || status=$?
 kill -TERM "$PROBE_PID"

@@ -70,6 +70,43 @@ pub struct CaptureControl<'a> {
     pub no_drop: bool,
 }
 
+/// Where the capture thread's frames go: the ring the `rtpmic-encode` thread reads, or
+/// (`RTPMIC_THREADS=1`) an encoder and sender run right here.
+pub trait FrameSink {
+    /// Takes one full frame. False when its consumer is gone, which ends the capture.
+    fn deliver(&mut self, frame: &Frame, ctl: &CaptureControl<'_>) -> bool;
+    /// Called while no frame comes (between periods, or while the device is absent) for the
+    /// sink's timed work; no allocation.
+    fn idle(&mut self, _stats: &Stats) {}
+    /// The capture has ended: nothing more will be delivered.
+    fn close(&mut self, stats: &Stats);
+}
+
+impl FrameSink for Producer<Frame> {
+    /// Copies the frame into the ring; when it is full, drops it (counted) or, with
+    /// `--no-drop`, waits.
+    fn deliver(&mut self, frame: &Frame, ctl: &CaptureControl<'_>) -> bool {
+        let copy = |slot: &mut Frame| {
+            slot.samples[..frame.len].copy_from_slice(&frame.samples[..frame.len]);
+            slot.len = frame.len;
+            slot.sample_index = frame.sample_index;
+            slot.captured_ns = frame.captured_ns;
+            slot.discontinuity = frame.discontinuity;
+        };
+        if ctl.no_drop {
+            return self.push_waiting(copy);
+        }
+        if self.push(copy) != Pushed::Stored {
+            ctl.stats.frame_drops.fetch_add(1, Relaxed);
+        }
+        true
+    }
+
+    fn close(&mut self, _stats: &Stats) {
+        Producer::close(self);
+    }
+}
+
 /// A device silent this long (no data, no error) is closed and reopened.
 const STALL_REOPEN_NS: u64 = 500_000_000;
 
@@ -93,8 +130,8 @@ struct Position {
 }
 
 /// Body of the `rtpmic-capture` thread: runs until `stop`, the sample limit, or the encoder
-/// going away; then closes the ring so the encoder drains and ends.
-pub fn run(config: &Config, mut out: Producer<Frame>, ctl: CaptureControl<'_>) {
+/// going away; then closes `out` (the encoder drains its ring and ends).
+pub fn run(config: &Config, mut out: impl FrameSink, ctl: CaptureControl<'_>) {
     let mut pos = Position {
         next_index: 0,
         last_read_ns: 0,
@@ -113,8 +150,8 @@ pub fn run(config: &Config, mut out: Producer<Frame>, ctl: CaptureControl<'_>) {
                 ctl.stats.set_device_state(DeviceState::Open);
                 backoff = Duration::from_millis(100);
                 match dev.format {
-                    DeviceFormat::S16 => read_loop::<i16>(config, &dev, &mut out, &ctl, &mut pos),
-                    DeviceFormat::S32 => read_loop::<i32>(config, &dev, &mut out, &ctl, &mut pos),
+                    DeviceFormat::S16 => read_loop::<i16, _>(config, &dev, &mut out, &ctl, &mut pos),
+                    DeviceFormat::S32 => read_loop::<i32, _>(config, &dev, &mut out, &ctl, &mut pos),
                 }
             }
             Err(e) => {
@@ -138,19 +175,26 @@ pub fn run(config: &Config, mut out: Producer<Frame>, ctl: CaptureControl<'_>) {
                 // Only waiting for an absent device counts as a sign of life: a device that
                 // opens and then gives nothing is a stall the watchdog must see.
                 let heartbeat = absent.then_some(&ctl.stats.absent_heartbeat);
-                sleep_unless_stopped(backoff, ctl.stop, heartbeat);
+                sleep_unless_stopped(backoff, &ctl, heartbeat, &mut out);
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }
         }
     }
-    out.close();
+    out.close(ctl.stats);
 }
 
-/// Sleeps `d` in 20 ms steps, ending early on `stop`; bumps `heartbeat` at every step.
-fn sleep_unless_stopped(d: Duration, stop: &AtomicBool, heartbeat: Option<&AtomicU64>) {
+/// Sleeps `d` in 20 ms steps, ending early on `stop`; bumps `heartbeat` and lets `out` do its
+/// timed work at every step.
+fn sleep_unless_stopped(
+    d: Duration,
+    ctl: &CaptureControl<'_>,
+    heartbeat: Option<&AtomicU64>,
+    out: &mut impl FrameSink,
+) {
     let step = Duration::from_millis(20);
     let mut left = d;
-    while !left.is_zero() && !stop.load(Relaxed) {
+    while !left.is_zero() && !ctl.stop.load(Relaxed) {
+        out.idle(ctl.stats);
         std::thread::sleep(step.min(left));
         left = left.saturating_sub(step);
         if let Some(h) = heartbeat {
@@ -161,10 +205,10 @@ fn sleep_unless_stopped(d: Duration, stop: &AtomicBool, heartbeat: Option<&Atomi
 
 /// Reads until stopped or the device fails. Generic over the device's sample type so the
 /// `IO` handle (whose creation allocates in alsa-lib) is made once, before the loop.
-fn read_loop<S: IoFormat + Sample + Default>(
+fn read_loop<S: IoFormat + Sample + Default, O: FrameSink>(
     config: &Config,
     dev: &Device,
-    out: &mut Producer<Frame>,
+    out: &mut O,
     ctl: &CaptureControl<'_>,
     pos: &mut Position,
 ) -> LoopEnd {
@@ -193,7 +237,7 @@ fn read_loop<S: IoFormat + Sample + Default>(
         }
         let want = (frame_len - filled).min(chunk);
         match read_some(&io, &mut raw[..want * channels]) {
-            Ok(0) => match dev.pcm.wait(Some(timeout_ms)) {
+            Ok(0) => match wait_for_period(&dev.pcm, timeout_ms, out, ctl.stats) {
                 Ok(true) => {}
                 Ok(false) => {
                     ctl.stats.stalls.fetch_add(1, Relaxed);
@@ -256,7 +300,8 @@ fn read_loop<S: IoFormat + Sample + Default>(
                     frame.discontinuity = discontinuity;
                     discontinuity = false;
                     filled = 0;
-                    if !deliver(&frame, out, ctl) {
+                    ctl.stats.frames.fetch_add(1, Relaxed);
+                    if !out.deliver(&frame, ctl) {
                         return LoopEnd::Stopped;
                     }
                     if !warmed_up {
@@ -278,23 +323,11 @@ fn read_loop<S: IoFormat + Sample + Default>(
     }
 }
 
-/// Hands a full frame to the encoder ring. False when the encoder is gone.
-fn deliver(frame: &Frame, out: &mut Producer<Frame>, ctl: &CaptureControl<'_>) -> bool {
-    let copy = |slot: &mut Frame| {
-        slot.samples[..frame.len].copy_from_slice(&frame.samples[..frame.len]);
-        slot.len = frame.len;
-        slot.sample_index = frame.sample_index;
-        slot.captured_ns = frame.captured_ns;
-        slot.discontinuity = frame.discontinuity;
-    };
-    ctl.stats.frames.fetch_add(1, Relaxed);
-    if ctl.no_drop {
-        return out.push_waiting(copy);
-    }
-    if out.push(copy) != Pushed::Stored {
-        ctl.stats.frame_drops.fetch_add(1, Relaxed);
-    }
-    true
+/// Lets `out` do its timed work, then parks until the device has a period (true) or
+/// `timeout_ms` passes (false).
+fn wait_for_period(pcm: &PCM, timeout_ms: u32, out: &mut impl FrameSink, stats: &Stats) -> alsa::Result<bool> {
+    out.idle(stats);
+    pcm.wait(Some(timeout_ms))
 }
 
 /// `readi` with EAGAIN (nothing there yet, non-blocking mode) folded into `Ok(0)`.

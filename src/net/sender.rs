@@ -1,8 +1,11 @@
-//! The `rtpmic-send` thread: packets from the encoder ring → every destination.
+//! The sending half of the pipeline: packets → every destination, RTCP sender reports,
+//! paced release, destination changes from the resolver.
 //!
-//! Waits on the ring's eventfd through the backend (epoll, or a read on the io_uring), so
-//! later sockets (RTCP in) join the same loop. Takes up to [`MAX_BATCH`] ready packets at once and hands them to the backend in one
-//! call; records each packet's software-added latency once the kernel has accepted it.
+//! [`SendStage`] is that half as a value: the `rtpmic-send` thread ([`run`]) drives it from
+//! the encoder's ring, or the thread that encodes drives it directly when the pipeline runs
+//! with fewer threads (`RTPMIC_THREADS`, see `crate::pipeline`). Either way the backend
+//! gets up to [`MAX_BATCH`] packets in one call and each packet's software-added latency is
+//! recorded once the kernel has accepted it.
 
 use std::io;
 use std::os::fd::RawFd;
@@ -41,76 +44,133 @@ impl Packet {
             payload_len: 0,
         }
     }
+
+    fn meta(&self) -> Meta {
+        Meta {
+            len: self.len,
+            captured_ns: self.captured_ns,
+            rtp_timestamp: self.rtp_timestamp,
+            payload_len: self.payload_len,
+        }
+    }
+}
+
+/// What the bookkeeping after a send needs of a packet.
+#[derive(Clone, Copy, Default)]
+struct Meta {
+    len: usize,
+    captured_ns: u64,
+    rtp_timestamp: u32,
+    payload_len: usize,
 }
 
 /// Longest park between checks when no RTCP report is due sooner.
-const MAX_PARK: Duration = Duration::from_millis(500);
+pub const MAX_PARK: Duration = Duration::from_millis(500);
 
-/// Body of the sender thread; returns when the encoder closed the ring and everything is sent
-/// (then RTCP BYE goes out). Address changes from the resolver are applied between batches.
-pub fn run(
-    mut input: Consumer<Packet>,
-    mut tx: Box<dyn DatagramSender>,
-    mut dests: DestTable,
-    mut updates: Consumer<DestUpdate>,
-    mut rtcp: Option<RtcpOut>,
-    mut pacer: Option<Pacer>,
-    stats: &Stats,
-) -> io::Result<()> {
-    // Paced: one packet at a time, each at its release time.
-    let batch = if pacer.is_some() { 1 } else { MAX_BATCH };
-    let fd: RawFd = input.readable_fd();
-    let mut bufs = [[0u8; MAX_DATAGRAM]; MAX_BATCH];
-    let mut meta = [(0usize, 0u64, 0u32, 0usize); MAX_BATCH];
-    let mut warmed_up = false;
-    loop {
-        while let Some(u) = updates.pop(|u| *u) {
-            dests.apply(u);
-            if let Some(r) = rtcp.as_mut() {
+/// Everything that puts packets on the wire, owned by one thread.
+pub struct SendStage {
+    pub tx: Box<dyn DatagramSender>,
+    pub dests: DestTable,
+    /// New addresses from the resolver thread, applied before each send.
+    pub updates: Consumer<DestUpdate>,
+    pub rtcp: Option<RtcpOut>,
+    /// `RTPMIC_PACING=on`: each packet waits for its release time.
+    pub pacer: Option<Pacer>,
+}
+
+impl SendStage {
+    /// Sends one packet to every destination (after its release time when paced), then
+    /// does the per-packet bookkeeping. Packets with `len == 0` are skipped.
+    pub fn send_one(&mut self, p: &Packet, stats: &Stats) {
+        if p.len > 0 {
+            self.send_batch(&[&p.data[..p.len]], &[p.meta()], stats);
+        }
+    }
+
+    /// Sends `packets` (at most [`MAX_BATCH`], none empty) in one backend call.
+    fn send_batch(&mut self, packets: &[&[u8]], meta: &[Meta], stats: &Stats) {
+        self.apply_updates();
+        if let (Some(p), Some(first)) = (self.pacer.as_mut(), meta.first()) {
+            sleep_until(p.release_at(first.rtp_timestamp, first.captured_ns, now_ns()));
+        }
+        self.tx.send(packets, &mut self.dests, stats);
+        stats.packets_out.fetch_add(packets.len() as u64, Relaxed);
+        let now = now_ns();
+        for m in meta {
+            stats.latency.record(now.saturating_sub(m.captured_ns));
+            if let Some(r) = self.rtcp.as_mut() {
+                r.on_rtp(m.rtp_timestamp, m.captured_ns, m.payload_len);
+            }
+        }
+        self.poll(now, stats);
+    }
+
+    /// Applies address changes from the resolver (a ring pop: no lock, no allocation).
+    pub fn apply_updates(&mut self) {
+        while let Some(u) = self.updates.pop(|u| *u) {
+            self.dests.apply(u);
+            if let Some(r) = self.rtcp.as_mut() {
                 r.apply(u);
             }
         }
+    }
+
+    /// Timed work while no packet flows: destination changes, an RTCP report when one is due.
+    pub fn poll(&mut self, now: u64, stats: &Stats) {
+        self.apply_updates();
+        if let Some(r) = self.rtcp.as_mut() {
+            r.poll(now, stats);
+        }
+    }
+
+    /// How long the owning thread may park before [`SendStage::poll`] has work.
+    pub fn park(&self, now: u64) -> Duration {
+        self.rtcp.as_ref().map_or(MAX_PARK, |r| r.timeout(now).min(MAX_PARK))
+    }
+
+    /// The stream is over: RTCP BYE (RFC 3550 §6.6).
+    pub fn finish(&mut self, stats: &Stats) {
+        if let Some(r) = self.rtcp.as_mut() {
+            r.bye(now_ns(), stats);
+        }
+    }
+}
+
+/// Body of the `rtpmic-send` thread; returns when the encoder closed the ring and everything
+/// is sent (then RTCP BYE goes out). Waits on the ring's eventfd through the backend (epoll,
+/// or a read on the io_uring).
+pub fn run(mut input: Consumer<Packet>, mut stage: SendStage, stats: &Stats) -> io::Result<()> {
+    // Paced: one packet at a time, each at its release time.
+    let batch = if stage.pacer.is_some() { 1 } else { MAX_BATCH };
+    let fd: RawFd = input.readable_fd();
+    let mut bufs = [[0u8; MAX_DATAGRAM]; MAX_BATCH];
+    let mut meta = [Meta::default(); MAX_BATCH];
+    let mut warmed_up = false;
+    loop {
         let mut n = 0;
         while n < batch {
             let Some(m) = input.pop(|p| {
                 bufs[n][..p.len].copy_from_slice(&p.data[..p.len]);
-                (p.len, p.captured_ns, p.rtp_timestamp, p.payload_len)
+                p.meta()
             }) else {
                 break;
             };
-            if m.0 > 0 {
+            if m.len > 0 {
                 meta[n] = m;
                 n += 1;
             }
         }
-        if let (true, Some(p)) = (n > 0, pacer.as_mut()) {
-            sleep_until(p.release_at(meta[0].2, meta[0].1, now_ns()));
-        }
         if n > 0 {
-            let packets: [&[u8]; MAX_BATCH] = std::array::from_fn(|i| &bufs[i][..meta[i].0]);
-            tx.send(&packets[..n], &mut dests, stats);
-            stats.packets_out.fetch_add(n as u64, Relaxed);
-        }
-        // One clock read per iteration serves the latency record and the RTCP schedule.
-        let now = now_ns();
-        if n > 0 {
-            for &(_, captured, ts, payload) in &meta[..n] {
-                stats.latency.record(now.saturating_sub(captured));
-                if let Some(r) = rtcp.as_mut() {
-                    r.on_rtp(ts, captured, payload);
-                }
-            }
+            let packets: [&[u8]; MAX_BATCH] = std::array::from_fn(|i| &bufs[i][..meta[i].len]);
+            stage.send_batch(&packets[..n], &meta[..n], stats);
             if !warmed_up {
                 warmed_up = true;
                 hot_path::enter();
             }
-        }
-        if let Some(r) = rtcp.as_mut() {
-            r.poll(now, stats);
-        }
-        if n > 0 {
             continue;
         }
+        let now = now_ns();
+        stage.poll(now, stats);
         if input.is_closed() {
             break;
         }
@@ -119,16 +179,13 @@ pub fn run(
             input.disarm();
             continue;
         }
-        let park = rtcp.as_ref().map_or(MAX_PARK, |r| r.timeout(now).min(MAX_PARK));
-        if let Err(e) = tx.wait(fd, park) {
+        if let Err(e) = stage.tx.wait(fd, stage.park(now)) {
             hot_path::leave();
             return Err(e);
         }
         input.disarm();
     }
-    if let Some(r) = rtcp.as_mut() {
-        r.bye(now_ns(), stats);
-    }
+    stage.finish(stats);
     hot_path::leave();
     Ok(())
 }

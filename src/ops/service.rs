@@ -577,12 +577,14 @@ fn log_start_report(config: &Config, report: &StartReport) {
             "mlockall refused ({e}); pages may be swapped out"
         );
     }
+    let threads = match report.threads {
+        1 => "capture+encode+send in one thread",
+        2 => "capture | encode+send",
+        _ => "capture | encode | send",
+    };
     match &report.sender_fallback {
-        None => info!(event = "sender", "sender: {}", report.sender),
-        Some(why) => info!(
-            event = "sender",
-            "sender: {} (io_uring unavailable: {why})", report.sender
-        ),
+        None => info!(event = "sender", "sender: {}; {threads}", report.sender),
+        Some(why) => info!(event = "sender", "sender: {} ({why}); {threads}", report.sender),
     }
     if let Some(path) = &config.sdp_file {
         match sdp::write_file(config, path) {

@@ -1,17 +1,20 @@
-//! The `rtpmic-encode` thread: frames → codec → RTP header → packets.
+//! The encoding half: frames → codec → RTP header → packets, in the `rtpmic-encode` thread
+//! or, with `RTPMIC_THREADS=1`, in the capture thread.
 
 use std::sync::atomic::{
     AtomicU32, AtomicU64,
     Ordering::{Acquire, Relaxed, Release},
 };
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::capture::Frame;
 use crate::codec::{Encoder, Tuning};
 use crate::config::MAX_PAYLOAD;
-use crate::net::sender::Packet;
+use crate::net::sender::{Packet, SendStage, MAX_PARK};
 use crate::ops::{hot_path, stats::Stats};
 use crate::ring::{Consumer, Producer, Pushed, Ready};
+use crate::rt::now_ns;
 use crate::rtp::red::RedEncoder;
 use crate::rtp::srtp::SrtpContext;
 use crate::rtp::Packetizer;
@@ -84,79 +87,90 @@ pub struct EncodeStage {
 /// not to send them.
 const DTX_FRAME_MAX: usize = 2;
 
-/// Body of the encoder thread; returns when the capture closed its ring and all is encoded.
-/// Dropping `output` on return closes the sender's ring in turn.
-pub fn run(
-    mut input: Consumer<Frame>,
-    mut output: Producer<Packet>,
-    mut stage: EncodeStage,
-    stats: &Stats,
-    tuning: &EncoderTuning,
-    no_drop: bool,
-) {
-    let mut payload = [0u8; MAX_PAYLOAD];
-    let mut red_payload = [0u8; MAX_PAYLOAD];
-    let mut tuning_seen = 0;
-    // A frame that failed to encode, or silence not sent, leaves a gap the next packet marks
-    // (RFC 3551 §4.1: the first packet of a talkspurt carries the marker).
-    let mut gap_pending = false;
-    let mut warmed_up = false;
-    loop {
-        if let Some(t) = tuning.changed(&mut tuning_seen) {
+/// Where the encoder's packets go.
+pub enum PacketOut {
+    /// Into the ring the `rtpmic-send` thread reads; `no_drop` waits for room instead of
+    /// dropping (unpaced file input only).
+    Ring { ring: Producer<Packet>, no_drop: bool },
+    /// Straight to the network from the encoding thread (`RTPMIC_THREADS` 1 or 2).
+    Direct { send: Box<SendStage>, packet: Box<Packet> },
+}
+
+/// The encoding half as the thread that runs it holds it: codec, packetizer, the settings
+/// to follow, where packets go, and every buffer, allocated before the first frame.
+pub struct Encoding {
+    stage: EncodeStage,
+    tuning: Arc<EncoderTuning>,
+    out: PacketOut,
+    tuning_seen: u64,
+    /// A frame that failed to encode, or silence not sent, leaves a gap the next packet marks
+    /// (RFC 3551 §4.1: the first packet of a talkspurt carries the marker).
+    gap_pending: bool,
+    payload: [u8; MAX_PAYLOAD],
+    red_payload: [u8; MAX_PAYLOAD],
+}
+
+impl Encoding {
+    pub fn new(stage: EncodeStage, tuning: Arc<EncoderTuning>, out: PacketOut) -> Box<Encoding> {
+        Box::new(Encoding {
+            stage,
+            tuning,
+            out,
+            tuning_seen: 0,
+            gap_pending: false,
+            payload: [0; MAX_PAYLOAD],
+            red_payload: [0; MAX_PAYLOAD],
+        })
+    }
+
+    /// Encodes one frame and hands its packet on (ring or network). False when the packet
+    /// ring's reader is gone, which ends the stream.
+    pub fn process(&mut self, frame: &Frame, stats: &Stats) -> bool {
+        if let Some(t) = self.tuning.changed(&mut self.tuning_seen) {
             // libopus CTLs: no allocation. A refused value keeps the previous one.
-            if stage.encoder.tune(t).is_err() {
+            if self.stage.encoder.tune(t).is_err() {
                 stats.encode_errors.fetch_add(1, Relaxed);
             }
         }
-        let encoder = &mut stage.encoder;
-        let Some((encoded, index, gap, captured_ns)) = input.pop(|f| {
-            (
-                encoder.encode(&f.samples[..f.len], &mut payload),
-                f.sample_index,
-                f.discontinuity,
-                f.captured_ns,
-            )
-        }) else {
-            match input.wait(Some(Duration::from_millis(500))) {
-                Ready::Closed => break,
-                Ready::Data | Ready::Timeout => continue,
-            }
-        };
-        let Ok(n) = encoded else {
+        let Ok(n) = self
+            .stage
+            .encoder
+            .encode(&frame.samples[..frame.len], &mut self.payload)
+        else {
             stats.encode_errors.fetch_add(1, Relaxed);
-            gap_pending = true;
-            continue;
+            self.gap_pending = true;
+            return true;
         };
-        if stage.dtx && n <= DTX_FRAME_MAX {
+        if self.stage.dtx && n <= DTX_FRAME_MAX {
             stats.dtx_frames.fetch_add(1, Relaxed);
-            gap_pending = true;
-            continue;
+            self.gap_pending = true;
+            return true;
         }
-        let discontinuity = gap || gap_pending;
-        gap_pending = false;
-        let body = match stage.red.as_mut() {
-            None => &payload[..n],
+        let discontinuity = frame.discontinuity || self.gap_pending;
+        self.gap_pending = false;
+        let body = match self.stage.red.as_mut() {
+            None => &self.payload[..n],
             Some(red) => {
                 if discontinuity {
                     red.reset();
                 }
-                let ts = stage.packetizer.timestamp_of(index);
-                match red.write(&payload[..n], ts, &mut red_payload) {
-                    Ok(m) => &red_payload[..m],
+                let ts = self.stage.packetizer.timestamp_of(frame.sample_index);
+                match red.write(&self.payload[..n], ts, &mut self.red_payload) {
+                    Ok(m) => &self.red_payload[..m],
                     Err(_) => {
                         stats.encode_errors.fetch_add(1, Relaxed);
-                        gap_pending = true;
-                        continue;
+                        self.gap_pending = true;
+                        return true;
                     }
                 }
             }
         };
-        let (packetizer, srtp) = (&mut stage.packetizer, &mut stage.srtp);
-        let fill = |slot: &mut Packet| {
-            slot.captured_ns = captured_ns;
+        let (packetizer, srtp) = (&mut self.stage.packetizer, &mut self.stage.srtp);
+        let mut fill = |slot: &mut Packet| {
+            slot.captured_ns = frame.captured_ns;
             slot.payload_len = body.len();
             let written = packetizer
-                .write(index, discontinuity, body, &mut slot.data)
+                .write(frame.sample_index, discontinuity, body, &mut slot.data)
                 .ok()
                 .and_then(|(len, stamp)| {
                     slot.rtp_timestamp = stamp.timestamp;
@@ -171,12 +185,58 @@ pub fn run(
             });
         };
         stats.packets.fetch_add(1, Relaxed);
-        if no_drop {
-            if !output.push_waiting(fill) {
-                break;
+        match &mut self.out {
+            PacketOut::Ring { ring, no_drop: true } => return ring.push_waiting(fill),
+            PacketOut::Ring { ring, no_drop: false } => {
+                if ring.push(fill) != Pushed::Stored {
+                    stats.packet_drops.fetch_add(1, Relaxed);
+                }
             }
-        } else if output.push(fill) != Pushed::Stored {
-            stats.packet_drops.fetch_add(1, Relaxed);
+            PacketOut::Direct { send, packet } => {
+                fill(packet);
+                send.send_one(packet, stats);
+            }
+        }
+        true
+    }
+
+    /// Timed work while no frame comes (RTCP reports, address changes), and how long the
+    /// thread may wait for the next frame before calling this again.
+    pub fn idle(&mut self, stats: &Stats) -> Duration {
+        match &mut self.out {
+            PacketOut::Ring { .. } => MAX_PARK,
+            PacketOut::Direct { send, .. } => {
+                let now = now_ns();
+                send.poll(now, stats);
+                send.park(now)
+            }
+        }
+    }
+
+    /// The stream is over: close the packet ring (the sender drains it and says BYE), or
+    /// say BYE here.
+    pub fn finish(&mut self, stats: &Stats) {
+        match &mut self.out {
+            PacketOut::Ring { ring, .. } => ring.close(),
+            PacketOut::Direct { send, .. } => send.finish(stats),
+        }
+    }
+}
+
+/// Body of the `rtpmic-encode` thread; returns when the capture closed its ring and all is
+/// encoded (and sent, or handed to the sender, whose ring is then closed).
+pub fn run(mut input: Consumer<Frame>, mut encoding: Box<Encoding>, stats: &Stats) {
+    let mut warmed_up = false;
+    loop {
+        let Some(more) = input.pop(|f| encoding.process(f, stats)) else {
+            let park = encoding.idle(stats);
+            match input.wait(Some(park)) {
+                Ready::Closed => break,
+                Ready::Data | Ready::Timeout => continue,
+            }
+        };
+        if !more {
+            break;
         }
         if !warmed_up {
             warmed_up = true;
@@ -184,4 +244,5 @@ pub fn run(
         }
     }
     hot_path::leave();
+    encoding.finish(stats);
 }
