@@ -12,6 +12,7 @@ use std::os::fd::AsRawFd;
 use super::dest::{DestTable, DestUpdate, Family};
 use super::rtcp_in::RtcpSockets;
 use crate::ops::stats::Stats;
+use crate::rtp::capture_clock::CaptureClock;
 use crate::rtp::rtcp::{ntp_now, LayoutError, RtcpPackets, RtcpScheduler, SenderInfo};
 use crate::rtp::srtp::SrtpContext;
 
@@ -22,14 +23,13 @@ pub struct RtcpOut {
     dests: DestTable,
     mux: bool,
     next_ns: u64,
-    clock_rate: u32,
     ticks_per_frame: u32,
     members: usize,
     rng: u64,
     sent_packets: u32,
     sent_octets: u32,
-    /// RTP timestamp and capture time (CLOCK_MONOTONIC) of the newest packet sent.
-    last: Option<(u32, u64)>,
+    /// Maps the newest packet's RTP timestamp to when its audio was captured.
+    clock: CaptureClock,
     sockets: RtcpSockets,
     srtcp: Option<SrtpContext>,
     /// The compound packet as protected for SRTCP (scratch, so nothing allocates).
@@ -86,13 +86,12 @@ impl RtcpOut {
             dests: DestTable::new(&slots),
             mux: s.mux,
             next_ns: 0,
-            clock_rate: s.clock_rate,
             ticks_per_frame: s.ticks_per_frame,
             members,
             rng: u64::from(s.ssrc) | 1,
             sent_packets: 0,
             sent_octets: 0,
-            last: None,
+            clock: CaptureClock::new(s.clock_rate),
             sockets,
             srtcp: s.srtcp,
             protected: [0; PROTECTED_LEN],
@@ -126,7 +125,7 @@ impl RtcpOut {
     pub fn on_rtp(&mut self, rtp_timestamp: u32, captured_ns: u64, payload_len: usize) {
         self.sent_packets = self.sent_packets.wrapping_add(1);
         self.sent_octets = self.sent_octets.wrapping_add(payload_len as u32);
-        self.last = Some((rtp_timestamp, captured_ns));
+        self.clock.observe(rtp_timestamp, captured_ns);
     }
 
     /// How long the sender may park before the next report is due.
@@ -135,15 +134,13 @@ impl RtcpOut {
     }
 
     /// The SR fields for `now`: the RTP timestamp is extrapolated from the newest packet on
-    /// the media clock (its first sample plus one frame was captured at `captured_ns`),
-    /// so the NTP/RTP pair maps real time to the audio clock (RFC 3550 §6.4.1).
+    /// the media clock ([`CaptureClock`]: its first sample plus one frame was captured at
+    /// its estimated capture time), so the NTP/RTP pair maps real time to the audio clock
+    /// (RFC 3550 §6.4.1).
     pub fn info(&self, now_ns: u64, ntp: u64) -> Option<SenderInfo> {
-        let (ts, captured) = self.last?;
-        let since = now_ns.saturating_sub(captured);
-        let ticks = u64::from(self.ticks_per_frame) + since * u64::from(self.clock_rate) / 1_000_000_000;
         Some(SenderInfo {
             ntp,
-            rtp_timestamp: ts.wrapping_add(ticks as u32),
+            rtp_timestamp: self.clock.rtp_at(now_ns, self.ticks_per_frame)?,
             packets: self.sent_packets,
             octets: self.sent_octets,
         })

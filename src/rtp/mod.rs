@@ -1,6 +1,7 @@
 //! RTP, sans I/O: the packetizer that stamps headers, RTCP sender reports and their
 //! interval, and the SDP that describes the stream.
 
+pub mod capture_clock;
 pub mod packetizer;
 pub mod red;
 pub mod rtcp;
