@@ -3,30 +3,34 @@
 //! not wobble with the encode time (which varies with the signal). Pure: times are
 //! arguments.
 //!
-//! * The capture times themselves wobble by the device's and the scheduler's jitter (and
-//!   frames completed by the same read share one), so the release follows a smoothed capture
-//!   clock: each frame is expected as much later than the previous as its RTP timestamp says
-//!   (so DTX silence and overrun gaps need nothing special), and the estimate moves 1/16 of
-//!   the way to each actual capture time (a first-order loop: it follows the sound card's
-//!   clock drift, it ignores its jitter). A capture time more than [`REANCHOR_NS`] off (a
-//!   reopen, a clock jump) restarts the estimate there.
-//! * The offset is the longest time from capture to "ready to send" seen lately (capture
-//!   thread hand-over + encoding), plus [`MARGIN_NS`]; the peak decays by 1/512 per packet,
-//!   so a one-off slow frame does not cost latency for ever. A packet ready after its
-//!   release time goes at once.
+//! * The capture time is [`CaptureClock`]'s: the lower envelope of the read times on the
+//!   media clock. Reads can be late (scheduling, several periods in one read) but never
+//!   early, so a late read moves neither the clock nor the following releases; DTX silence
+//!   and overrun gaps show in the RTP timestamp and need nothing special.
+//! * The offset covers how long after that capture time packets are usually ready (read
+//!   lateness + hand-over + encoding): a high quantile of it, tracked without storing
+//!   samples: a packet readier later than the quantile raises it by at most
+//!   [`Pacer::new`]'s step (1/64 of a frame), any other lowers it by 1/[`DOWN_RATIO`] of
+//!   that, so it settles where about one packet in [`DOWN_RATIO`] is later (≈ p99.8) and a
+//!   one-off slow frame costs almost no lasting latency. [`MARGIN_NS`] is added on top, and
+//!   the offset never exceeds half a frame. A packet ready after its release time goes at
+//!   once.
 
-/// A capture time this far from the estimate re-anchors it.
-pub const REANCHOR_NS: i64 = 5_000_000;
-/// Added to the observed readiness peak.
+use crate::rtp::capture_clock::CaptureClock;
+
+/// Added to the tracked quantile.
 pub const MARGIN_NS: u64 = 50_000;
+/// Downward steps per upward step of the quantile tracker.
+pub const DOWN_RATIO: u64 = 512;
 
 /// Release-time calculator for one stream.
 pub struct Pacer {
     period_ns: u64,
-    clock_rate: u64,
-    /// Estimated capture time and RTP timestamp of the previous packet.
-    estimate: Option<(u64, u32)>,
-    peak_ns: u64,
+    clock: CaptureClock,
+    /// Largest upward step of the quantile per packet.
+    step_ns: u64,
+    /// The tracked quantile of "ready − capture"; `None` before the first packet.
+    quantile_ns: Option<u64>,
 }
 
 impl Pacer {
@@ -34,39 +38,30 @@ impl Pacer {
     pub fn new(period_ns: u64, clock_rate: u32) -> Pacer {
         Pacer {
             period_ns,
-            clock_rate: u64::from(clock_rate.max(1)),
-            estimate: None,
-            peak_ns: 0,
+            clock: CaptureClock::new(clock_rate),
+            step_ns: (period_ns / 64).max(DOWN_RATIO),
+            quantile_ns: None,
         }
     }
 
-    /// When to send the packet with RTP timestamp `rtp_ts`, whose frame was captured at
+    /// When to send the packet with RTP timestamp `rtp_ts`, whose frame was read at
     /// `captured_ns` and that became ready at `ready_ns` (both CLOCK_MONOTONIC).
     pub fn release_at(&mut self, rtp_ts: u32, captured_ns: u64, ready_ns: u64) -> u64 {
-        let estimate = match self.estimate {
-            Some((prev, prev_ts)) => {
-                let ticks = u64::from(rtp_ts.wrapping_sub(prev_ts));
-                let expected = prev + ticks * 1_000_000_000 / self.clock_rate;
-                let err = captured_ns as i64 - expected as i64;
-                if err.abs() > REANCHOR_NS {
-                    captured_ns
-                } else {
-                    (expected as i64 + err / 16) as u64
-                }
-            }
-            None => captured_ns,
-        };
-        self.estimate = Some((estimate, rtp_ts));
+        let estimate = self.clock.observe(rtp_ts, captured_ns);
         let lateness = ready_ns.saturating_sub(estimate);
-        self.peak_ns = lateness.max(self.peak_ns - self.peak_ns / 512);
-        // Never more than half a frame: beyond that pacing costs more than it smooths.
-        let offset = (self.peak_ns + MARGIN_NS).min(self.period_ns / 2);
-        estimate + offset
+        let q = match self.quantile_ns {
+            None => lateness,
+            Some(q) if lateness > q => q + (lateness - q).min(self.step_ns),
+            Some(q) => q.saturating_sub(self.step_ns / DOWN_RATIO),
+        };
+        self.quantile_ns = Some(q);
+        estimate + self.offset_ns()
     }
 
-    /// The current hold after the smoothed capture time (for the log).
+    /// The current hold after the estimated capture time.
     pub fn offset_ns(&self) -> u64 {
-        (self.peak_ns + MARGIN_NS).min(self.period_ns / 2)
+        // Never more than half a frame: beyond that pacing costs more than it smooths.
+        (self.quantile_ns.unwrap_or(0) + MARGIN_NS).min(self.period_ns / 2)
     }
 }
 
@@ -80,39 +75,56 @@ mod tests {
     fn release_times_are_evenly_spaced_despite_capture_and_encode_jitter() {
         let mut p = Pacer::new(20 * MS, 48_000);
         let mut releases = Vec::new();
-        for k in 0..200u64 {
-            // Capture wobbles by ±100 µs, encoding takes 200..400 µs.
-            let captured = 1_000 * MS + k * 20 * MS + (k % 3) * 100_000 - 100_000;
+        for k in 0..2000u64 {
+            // Reads come 0..200 µs late, encoding takes 200..400 µs.
+            let captured = 1_000 * MS + k * 20 * MS + (k % 3) * 100_000;
             let ready = captured + 200_000 + (k % 5) * 50_000;
             let at = p.release_at((k * 960) as u32, captured, ready);
-            assert!(at + 1 >= ready.min(at), "never before ready unless late");
-            releases.push(at);
+            releases.push(at.max(ready));
         }
-        let steady = &releases[100..];
+        let steady = &releases[1000..];
         for w in steady.windows(2) {
             let d = w[1] as i64 - w[0] as i64 - (20 * MS) as i64;
+            // The quantile moves by fractions of a microsecond per packet.
             assert!(d.abs() < 20_000, "interval off by {d} ns");
         }
-        // The hold covers the slowest encode (400 µs after a capture up to 100 µs late).
-        assert!(p.offset_ns() >= 400_000 && p.offset_ns() < 700_000, "{}", p.offset_ns());
+        // The hold covers the slowest (a 400 µs encode after a read 200 µs late).
+        assert!((600_000..700_000).contains(&p.offset_ns()), "{}", p.offset_ns());
     }
 
     #[test]
-    fn a_gap_reanchors_and_the_offset_is_capped() {
+    fn a_late_read_costs_its_own_packet_not_the_next_ones() {
+        let mut p = Pacer::new(20 * MS, 48_000);
+        let t0 = 1_000 * MS;
+        let mut release = |k: u64, late: u64| {
+            let captured = t0 + k * 20 * MS + late;
+            p.release_at((k * 960) as u32, captured, captured + 300_000)
+        };
+        for k in 0..100 {
+            release(k, 0);
+        }
+        let before = release(100, 0) - (t0 + 100 * 20 * MS);
+        // A read 8 ms late: that packet is late; the hold grows by one step at most.
+        release(101, 8 * MS);
+        let after = release(102, 0) - (t0 + 102 * 20 * MS);
+        assert!(after <= before + 20 * MS / 64, "{before} -> {after}");
+    }
+
+    #[test]
+    fn dtx_gaps_need_nothing_and_the_offset_is_capped() {
         let mut p = Pacer::new(2_500_000, 48_000);
         let t = 10 * MS;
         assert_eq!(p.release_at(0, t, t + 100_000), t + 150_000);
-        // 200 ms of DTX silence: the timestamp says so, the estimate follows.
+        // 200 ms of DTX silence: the timestamp says so, the clock follows.
         let later = t + 200 * MS;
-        assert_eq!(p.release_at(9600, later, later + 100_000), later + 150_000);
-        // A reopen whose timestamp did not move as far as the clock: start again there.
-        let much_later = later + 900 * MS;
-        assert_eq!(
-            p.release_at(9720, much_later, much_later + 100_000),
-            much_later + 150_000
-        );
-        // A very slow frame: the hold stops at half a frame.
-        let at = p.release_at(9840, much_later + 2_500_000, much_later + 2_500_000 + 5 * MS);
-        assert_eq!(at, much_later + 2_500_000 + 1_250_000);
+        let at = p.release_at(9600, later, later + 100_000);
+        assert!(at.abs_diff(later + 150_000) < 1_000, "{at}");
+        // Very slow frames: the hold stops at half a frame.
+        let mut at = 0;
+        for k in 1..2000u32 {
+            let c = later + u64::from(k) * 2_500_000;
+            at = p.release_at(9600 + 120 * k, c, c + 5 * MS) - c;
+        }
+        assert_eq!(at, 1_250_000);
     }
 }
