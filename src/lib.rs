@@ -1,4 +1,4 @@
-//! rtpmic: ALSA microphone → Opus / G.711 / L16 → RTP over UDP, on three real-time threads.
+//! rtpmic: ALSA microphone → Opus / G.711 / L16 → RTP over UDP, on up to three real-time threads.
 //!
 //! See `../shared/DESIGN.md` and `docs/` for the architecture; each module documents the rules
 //! it implements.

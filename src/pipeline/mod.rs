@@ -209,8 +209,8 @@ impl Drop for ExitGuard {
 
 impl Pipeline {
     /// Resolves destinations, opens sockets, builds the encoder and rings, and starts the
-    /// three threads. The capture device is opened by the capture thread itself (and
-    /// reopened there after failures).
+    /// stream threads (`RTPMIC_THREADS`). The capture device is opened by the capture thread
+    /// itself (and reopened there after failures).
     pub fn start(config: &Config, opts: RunOptions) -> Result<(Pipeline, StartReport), StartError> {
         let mut report = StartReport::default();
         for d in &config.dest {
