@@ -242,7 +242,7 @@ pub const KEYS: &[KeySpec] = &[
     KeySpec {
         name: "RTPMIC_THREADS",
         default: "auto",
-        allowed: "auto 1 2 3 (real-time threads: 3 = capture | encode | send, 2 = capture | encode+send, 1 = all in one; auto = 1 for G.711/L16, 2 for Opus, 3 above 8 destinations)",
+        allowed: "auto 1 2 3 (real-time threads: 1 = all in one, 2 = capture | encode+send, 3 = capture | encode | send; auto = 1, or 3 above 8 destinations)",
     },
     KeySpec {
         name: "RTPMIC_RT_PRIORITY",
@@ -508,21 +508,22 @@ impl Config {
     /// How many real-time threads the stream runs in (1, 2 or 3), `RTPMIC_THREADS=auto`
     /// resolved. Each handoff between threads costs a wake-up per frame (an eventfd write,
     /// a context switch: several µs, tens on a VM), so auto uses as few as the work allows:
-    /// * G.711 and L16 encode a frame in well under a microsecond, less than one handoff:
-    ///   capture, encode and send in one thread, as a plain loop would.
-    /// * Opus takes a sizeable part of a millisecond per frame (several on a slow board); the
-    ///   capture thread stays separate so the device is read on time while a slow frame is
-    ///   encoded (the frame ring holds [`crate::pipeline::FRAME_RING`] frames), and the
-    ///   encoder sends its own packets.
-    /// * More than [`FEW_DESTINATIONS`] destinations: the fan-out gets a thread of its own,
-    ///   which sends one packet while the next is encoded.
+    /// * Up to [`FEW_DESTINATIONS`] destinations: one thread reads, encodes and sends, as a
+    ///   plain loop would (unpaced Opus: 1.00-1.01 × a bare C loop's CPU, against 1.04 × with
+    ///   a capture thread of its own). While a frame is encoded the device keeps filling its
+    ///   buffer, which holds at least 100 ms (`capture::device`), far more than an Opus frame
+    ///   takes to encode even on a slow board.
+    /// * More: the fan-out gets a thread of its own, which sends one packet while the next is
+    ///   encoded, and the device is read by a thread that does nothing else.
+    ///
+    /// `2` (capture | encode + send) is there for a board whose encode time comes near the
+    /// ALSA buffer: the frame ring then adds [`crate::pipeline::FRAME_RING`] frames of room.
     pub fn stream_threads(&self) -> u8 {
         match self.threads {
             Threads::One => 1,
             Threads::Two => 2,
             Threads::Three => 3,
             Threads::Auto if self.dest.len() > FEW_DESTINATIONS => 3,
-            Threads::Auto if self.codec == Codec::Opus => 2,
             Threads::Auto => 1,
         }
     }
@@ -1439,7 +1440,7 @@ mod tests {
     #[test]
     fn auto_threads_follow_codec_and_fan_out() {
         let threads = |pairs: &[(&str, &str)]| cfg(pairs).unwrap().stream_threads();
-        assert_eq!(threads(&[]), 2, "Opus: capture | encode+send");
+        assert_eq!(threads(&[]), 1, "Opus to one destination: all in one thread");
         assert_eq!(threads(&[("RTPMIC_CODEC", "pcmu")]), 1);
         assert_eq!(threads(&[("RTPMIC_CODEC", "l16")]), 1);
         let nine: Vec<String> = (0..9).map(|i| format!("127.0.0.1:{}", 5004 + 2 * i)).collect();
@@ -1447,6 +1448,7 @@ mod tests {
         assert_eq!(threads(&[("RTPMIC_DEST", &nine), ("RTPMIC_CODEC", "pcmu")]), 3);
         assert_eq!(threads(&[("RTPMIC_DEST", &nine), ("RTPMIC_THREADS", "1")]), 1);
         assert_eq!(threads(&[("RTPMIC_THREADS", "3")]), 3);
+        assert_eq!(threads(&[("RTPMIC_THREADS", "2")]), 2);
         let err = cfg(&[("RTPMIC_THREADS", "4")]).unwrap_err().to_string();
         assert!(err.contains("RTPMIC_THREADS") && err.contains("auto 1 2 3"), "{err}");
     }

@@ -135,6 +135,8 @@ fn a_starved_encoder_drops_frames_with_bounded_lag_and_recovers() {
         .env("RTPMIC_DEST", rx.dest())
         .env("RTPMIC_FRAME_MS", "2.5")
         .env("RTPMIC_BITRATE", "64000")
+        // The frame ring between a capture thread and an encoder thread is what is tested.
+        .env("RTPMIC_THREADS", "2")
         .env("RTPMIC_STATS_INTERVAL_S", "0")
         .stderr(Stdio::piped())
         .spawn()

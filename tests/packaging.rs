@@ -266,6 +266,7 @@ fn unit_capabilities_give_an_unprivileged_rtpmic_sched_rr_and_locked_memory() {
         .env("RTPMIC_DEST", "127.0.0.1:9")
         .env("RTPMIC_RTCP", "off")
         .env("RTPMIC_RT_PRIORITY", "50")
+        .env("RTPMIC_THREADS", "3")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -296,8 +297,8 @@ fn unit_capabilities_give_an_unprivileged_rtpmic_sched_rr_and_locked_memory() {
         }
         m
     };
-    // Opus to one destination: RTPMIC_THREADS=auto runs capture | encode+send.
-    let names = ["rtpmic-capture", "rtpmic-encode"];
+    // RTPMIC_THREADS=3: every real-time thread there can be.
+    let names = ["rtpmic-capture", "rtpmic-encode", "rtpmic-send"];
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut seen = threads();
     while !names.iter().all(|n| seen.get(*n) == Some(&(libc::SCHED_RR as u32, 50))) && Instant::now() < deadline {

@@ -88,7 +88,7 @@ fn run_pipeline(board: &SimBoard, keys: &[(&str, &str)], seconds: u64) -> (u64, 
 fn hot_threads_allocate_nothing() {
     let board = SimBoard::shared();
     // Opus at 5 ms frames: 3 s = 600 periods through every stage, in three threads, then in
-    // two (the encoder sends: auto for Opus).
+    // two (the encoder sends).
     let opus = [("RTPMIC_CODEC", "opus"), ("RTPMIC_FRAME_MS", "5")];
     let (periods, allocs) = run_pipeline(&board, &[opus[0], opus[1], ("RTPMIC_THREADS", "3")], 3);
     assert!(periods >= 500, "only {periods} periods");
@@ -98,7 +98,7 @@ fn hot_threads_allocate_nothing() {
         "all three threads must have marked their hot loop"
     );
     assert_eq!(allocs, 0, "heap allocations on the hot path (opus, 3 threads)");
-    let (periods, allocs) = run_pipeline(&board, &opus, 3);
+    let (periods, allocs) = run_pipeline(&board, &[opus[0], opus[1], ("RTPMIC_THREADS", "2")], 3);
     assert!(periods >= 500, "only {periods} periods");
     assert_eq!(hot_path::entered_count(), 5, "both threads marked their hot loop");
     assert_eq!(allocs, 0, "heap allocations on the hot path (opus, 2 threads)");
