@@ -102,7 +102,9 @@ impl SendStage {
                 r.on_rtp(m.rtp_timestamp, m.captured_ns, m.payload_len);
             }
         }
-        self.poll(now, stats);
+        if let Some(r) = self.rtcp.as_mut() {
+            r.poll(now, stats);
+        }
     }
 
     /// Applies address changes from the resolver (a ring pop: no lock, no allocation).

@@ -96,6 +96,16 @@ pub enum PacketOut {
     Direct { send: Box<SendStage>, packet: Box<Packet> },
 }
 
+impl PacketOut {
+    /// Sending from the encoding thread through `send`, with the one packet buffer it needs.
+    pub fn direct(send: SendStage) -> PacketOut {
+        PacketOut::Direct {
+            send: Box::new(send),
+            packet: Box::new(Packet::empty()),
+        }
+    }
+}
+
 /// The encoding half as the thread that runs it holds it: codec, packetizer, the settings
 /// to follow, where packets go, and every buffer, allocated before the first frame.
 pub struct Encoding {

@@ -330,18 +330,11 @@ impl Pipeline {
         let mut frames_rx = None;
         let mut packets_rx = None;
         let capture_out = if report.threads == 1 {
-            let direct = PacketOut::Direct {
-                send: Box::new(send_stage),
-                packet: Box::new(Packet::empty()),
-            };
-            CaptureOut::Inline(Encoding::new(stage, tuning.clone(), direct))
+            CaptureOut::Inline(Encoding::new(stage, tuning.clone(), PacketOut::direct(send_stage)))
         } else {
             let (frames_tx, rx) = ring(FRAME_RING, Frame::empty).map_err(|e| StartError::Io("eventfd", e))?;
             let packet_out = if report.threads == 2 {
-                PacketOut::Direct {
-                    send: Box::new(send_stage),
-                    packet: Box::new(Packet::empty()),
-                }
+                PacketOut::direct(send_stage)
             } else {
                 let (packets_tx, rx) = ring(PACKET_RING, Packet::empty).map_err(|e| StartError::Io("eventfd", e))?;
                 packets_rx = Some((rx, send_stage));
