@@ -29,6 +29,8 @@ pub struct Packet {
     pub len: usize,
     /// When the frame it carries left the capture device (CLOCK_MONOTONIC).
     pub captured_ns: u64,
+    /// When the encoder finished the packet.
+    pub ready_ns: u64,
     /// The RTP timestamp in the header, and the payload length, for RTCP sender reports.
     pub rtp_timestamp: u32,
     pub payload_len: usize,
@@ -40,6 +42,7 @@ impl Packet {
             data: [0; MAX_DATAGRAM],
             len: 0,
             captured_ns: 0,
+            ready_ns: 0,
             rtp_timestamp: 0,
             payload_len: 0,
         }
@@ -49,6 +52,7 @@ impl Packet {
         Meta {
             len: self.len,
             captured_ns: self.captured_ns,
+            ready_ns: self.ready_ns,
             rtp_timestamp: self.rtp_timestamp,
             payload_len: self.payload_len,
         }
@@ -60,6 +64,7 @@ impl Packet {
 struct Meta {
     len: usize,
     captured_ns: u64,
+    ready_ns: u64,
     rtp_timestamp: u32,
     payload_len: usize,
 }
@@ -91,13 +96,14 @@ impl SendStage {
     fn send_batch(&mut self, packets: &[&[u8]], meta: &[Meta], stats: &Stats) {
         self.apply_updates();
         if let (Some(p), Some(first)) = (self.pacer.as_mut(), meta.first()) {
-            sleep_until(p.release_at(first.rtp_timestamp, first.captured_ns, now_ns()));
+            sleep_until(p.release_at(first.rtp_timestamp, first.captured_ns, first.ready_ns));
         }
         self.tx.send(packets, &mut self.dests, stats);
         stats.packets_out.fetch_add(packets.len() as u64, Relaxed);
         let now = now_ns();
         for m in meta {
-            stats.latency.record(now.saturating_sub(m.captured_ns));
+            let encoded = m.ready_ns.saturating_sub(m.captured_ns);
+            stats.latency.record(now.saturating_sub(m.captured_ns), encoded);
             if let Some(r) = self.rtcp.as_mut() {
                 r.on_rtp(m.rtp_timestamp, m.captured_ns, m.payload_len);
             }

@@ -522,6 +522,7 @@ fn log_counters(event: &str, stats: &Stats, dest_names: &[String], rtcp_in: Opti
         send_errors = c(&stats.send_errors),
         rtcp_reports = c(&stats.rtcp_reports),
         latency_max_us = stats.latency.max_ns() / 1000,
+        latency_max_encoded_us = stats.latency.max_encoded_ns() / 1000,
         "{event}: {}",
         stats.summary()
     );

@@ -14,6 +14,10 @@ pub const LATENCY_BOUNDS_US: [u64; 12] = [
 pub struct LatencyHistogram {
     buckets: [AtomicU64; LATENCY_BOUNDS_US.len() + 1],
     max_ns: AtomicU64,
+    /// Of the slowest packet: how much of it passed before the encoder was done (capture →
+    /// encoded, handoffs included); the rest was spent sending (pacing hold, packet ring,
+    /// the send itself).
+    max_encoded_ns: AtomicU64,
 }
 
 impl Default for LatencyHistogram {
@@ -21,19 +25,25 @@ impl Default for LatencyHistogram {
         LatencyHistogram {
             buckets: std::array::from_fn(|_| AtomicU64::new(0)),
             max_ns: AtomicU64::new(0),
+            max_encoded_ns: AtomicU64::new(0),
         }
     }
 }
 
 impl LatencyHistogram {
-    pub fn record(&self, ns: u64) {
+    /// One packet: `ns` from capture to the kernel's send, `encoded_ns` of it until it was
+    /// encoded. Called by the one thread that sends, so the maximum and its split agree.
+    pub fn record(&self, ns: u64, encoded_ns: u64) {
         let us = ns / 1000;
         let i = LATENCY_BOUNDS_US
             .iter()
             .position(|&b| us < b)
             .unwrap_or(LATENCY_BOUNDS_US.len());
         self.buckets[i].fetch_add(1, Relaxed);
-        self.max_ns.fetch_max(ns, Relaxed);
+        if ns > self.max_ns.load(Relaxed) {
+            self.max_ns.store(ns, Relaxed);
+            self.max_encoded_ns.store(encoded_ns.min(ns), Relaxed);
+        }
     }
 
     pub fn counts(&self) -> [u64; LATENCY_BOUNDS_US.len() + 1] {
@@ -42,6 +52,11 @@ impl LatencyHistogram {
 
     pub fn max_ns(&self) -> u64 {
         self.max_ns.load(Relaxed)
+    }
+
+    /// How much of the slowest packet's latency passed before it was encoded.
+    pub fn max_encoded_ns(&self) -> u64 {
+        self.max_encoded_ns.load(Relaxed)
     }
 
     /// The bucket bound (µs) below which fraction `q` of the samples fall; `None` when empty
@@ -240,11 +255,12 @@ impl Stats {
         };
         let _ = write!(
             s,
-            "latency_p50={} latency_p99={} latency_p999={} latency_max_us={}",
+            "latency_p50={} latency_p99={} latency_p999={} latency_max_us={} latency_max_encoded_us={}",
             q(0.5),
             q(0.99),
             q(0.999),
-            self.latency.max_ns() / 1000
+            self.latency.max_ns() / 1000,
+            self.latency.max_encoded_ns() / 1000
         );
         s
     }
@@ -258,10 +274,10 @@ mod tests {
     fn histogram_buckets_and_quantiles() {
         let h = LatencyHistogram::default();
         for _ in 0..98 {
-            h.record(30_000); // 30 µs
+            h.record(30_000, 20_000); // 30 µs
         }
-        h.record(700_000); // 700 µs
-        h.record(3_000_000_000); // 3 s, open bucket
+        h.record(700_000, 600_000); // 700 µs
+        h.record(3_000_000_000, 1_000_000); // 3 s, open bucket
         assert_eq!(h.counts()[0], 98);
         assert_eq!(h.counts()[4], 1);
         assert_eq!(h.counts()[12], 1);
@@ -269,6 +285,9 @@ mod tests {
         assert_eq!(h.quantile_bound_us(0.99), Some(1000));
         assert_eq!(h.quantile_bound_us(1.0), None);
         assert_eq!(h.max_ns(), 3_000_000_000);
+        // The split belongs to the slowest packet, not to a later, faster one.
+        h.record(2_000_000, 2_000_000);
+        assert_eq!(h.max_encoded_ns(), 1_000_000);
     }
 
     #[test]

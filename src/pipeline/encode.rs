@@ -178,6 +178,7 @@ impl Encoding {
         let (packetizer, srtp) = (&mut self.stage.packetizer, &mut self.stage.srtp);
         let mut fill = |slot: &mut Packet| {
             slot.captured_ns = frame.captured_ns;
+            slot.ready_ns = now_ns();
             slot.payload_len = body.len();
             let written = packetizer
                 .write(frame.sample_index, discontinuity, body, &mut slot.data)
