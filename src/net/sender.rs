@@ -96,7 +96,9 @@ impl SendStage {
     fn send_batch(&mut self, packets: &[&[u8]], meta: &[Meta], stats: &Stats) {
         self.apply_updates();
         if let (Some(p), Some(first)) = (self.pacer.as_mut(), meta.first()) {
-            sleep_until(p.release_at(first.rtp_timestamp, first.captured_ns, first.ready_ns));
+            // Ready is when this thread has the packet: with a sender thread that includes
+            // the packet ring's handoff, which the hold must cover too.
+            sleep_until(p.release_at(first.rtp_timestamp, first.captured_ns, now_ns()));
         }
         self.tx.send(packets, &mut self.dests, stats);
         stats.packets_out.fetch_add(packets.len() as u64, Relaxed);
