@@ -60,16 +60,6 @@ fn final_line(child: &mut Child) -> String {
     log
 }
 
-fn counter(log: &str, name: &str) -> u64 {
-    log.lines()
-        .rfind(|l| l.contains("stopped: "))
-        .and_then(|l| {
-            l.split_whitespace()
-                .find_map(|w| w.strip_prefix(&format!("{name}="))?.parse().ok())
-        })
-        .unwrap_or_else(|| panic!("no {name}= in the stopped line:\n{log}"))
-}
-
 /// The thread id of `name` in process `pid`.
 fn thread_id(pid: u32, name: &str) -> Option<u32> {
     std::fs::read_dir(format!("/proc/{pid}/task"))
@@ -164,9 +154,12 @@ fn a_starved_encoder_drops_frames_with_bounded_lag_and_recovers() {
     let log = final_line(&mut child);
     assert!(status.success(), "{log}");
     let (start, lift) = (throttled_at.expect("throttled"), lifted_at.expect("lifted"));
-    assert!(counter(&log, "frame_drops") > 0, "the ring dropped frames:\n{log}");
+    assert!(
+        stopped_counter(&log, "frame_drops") > 0,
+        "the ring dropped frames:\n{log}"
+    );
     assert_eq!(
-        counter(&log, "xruns"),
+        stopped_counter(&log, "xruns"),
         0,
         "capture never overran because of the encoder:\n{log}"
     );
@@ -312,10 +305,10 @@ fn full_socket_buffer(backend: &str) {
     let log = reader.join().unwrap();
     assert!(status.success(), "{log}");
     assert!(log.contains(&format!("sender: {backend}")), "{log}");
-    assert!(counter(&log, "send_would_block") > 0, "{log}");
+    assert!(stopped_counter(&log, "send_would_block") > 0, "{log}");
     // Capture and encoding never waited on the sender: every 20 ms of the 10 s became a
     // frame, or is accounted for as lost to an overrun (a loaded machine may cause one).
-    let accounted = counter(&log, "frames") * 160 + counter(&log, "samples_lost");
+    let accounted = stopped_counter(&log, "frames") * 160 + stopped_counter(&log, "samples_lost");
     assert!(
         accounted.abs_diff(80_000) <= 160,
         "{accounted} of 80000 samples:\n{log}"
@@ -391,7 +384,10 @@ fn an_overrun_storm_is_recovered_every_time() {
     let status = wait_for(&mut child, Duration::from_secs(10)).expect("rtpmic ends");
     let log = final_line(&mut child);
     assert!(status.success(), "{log}");
-    assert!(counter(&log, "xruns") >= STOPS as u64, "every stop counted:\n{log}");
+    assert!(
+        stopped_counter(&log, "xruns") >= STOPS as u64,
+        "every stop counted:\n{log}"
+    );
 
     let mut gaps = Vec::new();
     for w in pkts.windows(2) {

@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::io::Read;
+use std::process::Stdio;
 use std::time::Duration;
 
 use common::*;
@@ -104,6 +106,49 @@ fn pcma_decodes_with_20db_snr() {
     let snr = aligned_snr(&source, &decoded, 800, 0);
     println!("pcma SNR {snr:.1} dB");
     assert!(snr >= 20.0, "SNR {snr:.1} dB");
+}
+
+/// An unpaced file (`simfast`) has every period ready at once: the capture takes up to
+/// `FRAMES_PER_READ` frames in one `readi` and cuts them into frames, losing, repeating and
+/// reordering nothing.
+#[test]
+fn unpaced_reads_take_several_frames_and_keep_every_sample() {
+    let board = SimBoard::shared();
+    let source = two_tone(48_000, 2.0);
+    let infile = board.infile("fast.raw", &source);
+    let rx = Receiver::bind();
+    // 100 packets of ~1 KB arrive within milliseconds: room for all of them.
+    socket2::SockRef::from(&rx.socket)
+        .set_recv_buffer_size(1 << 20)
+        .unwrap();
+    let mut child = board
+        .rtpmic(&infile)
+        .args(["run", "--seconds", "1", "--no-drop"])
+        .env("RTPMIC_DEVICE", "simfast")
+        .env("RTPMIC_DEST", rx.dest())
+        .env("RTPMIC_CODEC", "l16")
+        .env("RTPMIC_FRAME_MS", "10")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pkts = rx.collect(10_000, Duration::from_secs(10), Duration::from_millis(500));
+    let status = wait_for(&mut child, Duration::from_secs(10)).expect("rtpmic ends after --seconds");
+    assert!(status.success(), "rtpmic exit {status}");
+    let mut log = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut log).unwrap();
+    assert_eq!(pkts.len(), 100, "1 s of 10 ms frames\n{log}");
+    assert_clean_stream(&pkts, 97, 480);
+    let decoded: Vec<i16> = pkts
+        .iter()
+        .flat_map(|p| p.payload.chunks_exact(2).map(|b| i16::from_be_bytes([b[0], b[1]])))
+        .collect();
+    assert!(decoded == source[..48_000], "the infile's samples, in order");
+    let (reads, frames) = (stopped_counter(&log, "periods"), stopped_counter(&log, "frames"));
+    assert_eq!(frames, 100, "{log}");
+    assert!(
+        reads * 4 <= frames,
+        "{reads} reads for {frames} frames: not batched\n{log}"
+    );
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! The capture thread: ALSA PCM → whole mono frames stamped with their first sample's index.
 //!
-//! * Reads whatever the device has (non-blocking `readi`, parked in `snd_pcm_wait` between
-//!   periods) straight into the frame being filled; a frame leaves when full.
+//! * Reads whatever the device has, up to [`FRAMES_PER_READ`] frames in one non-blocking
+//!   `readi` (parked in `snd_pcm_wait` between periods), and cuts it into frames; a frame
+//!   leaves as soon as it is full.
 //! * Overrun (EPIPE): re-prepare, count, drop the partial frame, and move the sample index
 //!   forward by the time lost ([`clock::index_after_gap`]); the next frame is flagged as a
 //!   discontinuity so its packet carries the marker bit.
@@ -35,6 +36,12 @@ pub use device::{Device, DeviceFormat, OpenError};
 
 /// Largest frame in samples: 60 ms at 48 kHz.
 pub const MAX_FRAME_SAMPLES: usize = 2880;
+
+/// Most frames one `readi` takes, when the device has them (an unpaced file, or a wake-up
+/// that came late): through most plugins every call costs a syscall or two (the `file`
+/// plugin a `read` and a `write`), so taking what is there at once saves them. A live device
+/// woken per period still hands over one period per call: no added latency.
+pub const FRAMES_PER_READ: usize = 8;
 
 /// One frame of mono audio on its way to the encoder.
 pub struct Frame {
@@ -222,7 +229,11 @@ fn read_loop<S: IoFormat + Sample + Default, O: FrameSink>(
     };
     let channels = config.channels as usize;
     let frame_len = config.frame_samples();
-    let chunk = dev.period.clamp(1, MAX_FRAME_SAMPLES);
+    // Whole frames up to FRAMES_PER_READ, at least a period, never more than the buffer holds.
+    let chunk = (frame_len * FRAMES_PER_READ)
+        .max(dev.period)
+        .min(dev.buffer.max(dev.period))
+        .max(1);
     let mut raw = vec![S::default(); chunk * channels];
     let mut frame = Frame::empty();
     let mut filled = 0usize;
@@ -235,8 +246,7 @@ fn read_loop<S: IoFormat + Sample + Default, O: FrameSink>(
         if ctl.stop.load(Relaxed) {
             return LoopEnd::Stopped;
         }
-        let want = (frame_len - filled).min(chunk);
-        match read_some(&io, &mut raw[..want * channels]) {
+        match read_some(&io, &mut raw) {
             Ok(0) => match wait_for_period(&dev.pcm, timeout_ms, out, ctl.stats) {
                 Ok(true) => {}
                 Ok(false) => {
@@ -274,27 +284,33 @@ fn read_loop<S: IoFormat + Sample + Default, O: FrameSink>(
                     filled = 0;
                     pos.gap = true;
                 }
-                if filled == 0 {
-                    if pos.gap {
-                        let at = clock::index_after_gap(pos.next_index, pos.last_read_ns, now, n as u64, config.rate);
-                        ctl.stats.samples_lost.fetch_add(at - pos.next_index, Relaxed);
-                        pos.next_index = at;
-                        pos.gap = false;
-                        discontinuity = true;
-                    }
-                    frame.sample_index = pos.next_index;
+                if filled == 0 && pos.gap {
+                    let at = clock::index_after_gap(pos.next_index, pos.last_read_ns, now, n as u64, config.rate);
+                    ctl.stats.samples_lost.fetch_add(at - pos.next_index, Relaxed);
+                    pos.next_index = at;
+                    pos.gap = false;
+                    discontinuity = true;
                 }
-                convert::to_mono(
-                    &raw[..n * channels],
-                    channels,
-                    config.channel,
-                    &mut frame.samples[filled..filled + n],
-                );
-                filled += n;
-                pos.next_index += n as u64;
                 pos.last_read_ns = now;
                 ctl.stats.periods.fetch_add(1, Relaxed);
-                if filled == frame_len {
+                let mut taken = 0;
+                while taken < n {
+                    if filled == 0 {
+                        frame.sample_index = pos.next_index;
+                    }
+                    let take = (n - taken).min(frame_len - filled);
+                    convert::to_mono(
+                        &raw[taken * channels..(taken + take) * channels],
+                        channels,
+                        config.channel,
+                        &mut frame.samples[filled..filled + take],
+                    );
+                    filled += take;
+                    taken += take;
+                    pos.next_index += take as u64;
+                    if filled < frame_len {
+                        continue;
+                    }
                     frame.len = frame_len;
                     frame.captured_ns = now;
                     frame.discontinuity = discontinuity;

@@ -285,6 +285,17 @@ impl Receiver {
     }
 }
 
+/// Counter `name` from rtpmic's final `stopped:` line in `log`.
+pub fn stopped_counter(log: &str, name: &str) -> u64 {
+    log.lines()
+        .rfind(|l| l.contains("stopped: "))
+        .and_then(|l| {
+            l.split_whitespace()
+                .find_map(|w| w.strip_prefix(&format!("{name}="))?.parse().ok())
+        })
+        .unwrap_or_else(|| panic!("no {name}= in the stopped line:\n{log}"))
+}
+
 /// Asserts the RFC 3550 invariants of one uninterrupted stream.
 pub fn assert_clean_stream(pkts: &[Rtp], pt: u8, ts_step: u32) {
     assert!(pkts.len() > 10, "only {} packets", pkts.len());
