@@ -180,6 +180,10 @@ check_rx() {
 
 # Command lines. Every tool gets the same settings; the document lists them.
 OPUS_GST="opusenc bitrate=32000 complexity=10 audio-type=voice bitrate-type=constrained-vbr bandwidth=auto"
+# rtpmic's own default expects 5 % loss (RTPMIC_OPUS_LOSS_PERCENT=auto, floor 5), which
+# changes what libopus codes; every other tool tells libopus 0 %, so rtpmic does here too.
+OPUS_RTPMIC=(RTPMIC_CODEC=opus RTPMIC_BITRATE=32000 RTPMIC_OPUS_COMPLEXITY=10 RTPMIC_OPUS_APPLICATION=voip
+    RTPMIC_OPUS_LOSS_PERCENT=0)
 OPUS_FF=(-c:a libopus -b:a 32k -compression_level 10 -application voip -vbr constrained)
 FF=(ffmpeg -nostdin -hide_banner -loglevel error)
 RT_ENV=(RTPMIC_RT_PRIORITY=50 RTPMIC_STATS_INTERVAL_S=0 RTPMIC_LOG_LEVEL=info)
@@ -190,9 +194,8 @@ cmd_for() {
     fus=$(calc '%d' "$frame * 1000")
     case "$tool,$codec,$paced" in
     rtpmic,opus,)
-        CMD=(env SIM_INFILE="$TMP/speech48k.raw" RTPMIC_DEVICE=simfast RTPMIC_DEST="$dest" RTPMIC_CODEC=opus
-            RTPMIC_FRAME_MS=20 RTPMIC_BITRATE=32000 RTPMIC_OPUS_COMPLEXITY=10 RTPMIC_OPUS_APPLICATION=voip
-            "${RT_ENV[@]}" "$RTPMIC" run --seconds "$AUDIO_S" --no-drop) ;;
+        CMD=(env SIM_INFILE="$TMP/speech48k.raw" RTPMIC_DEVICE=simfast RTPMIC_DEST="$dest" "${OPUS_RTPMIC[@]}"
+            RTPMIC_FRAME_MS=20 "${RT_ENV[@]}" "$RTPMIC" run --seconds "$AUDIO_S" --no-drop) ;;
     rtpmic,pcmu,)
         CMD=(env SIM_INFILE="$TMP/speech8k.raw" RTPMIC_DEVICE=simfast RTPMIC_DEST="$dest" RTPMIC_CODEC=pcmu
             RTPMIC_RATE=8000 RTPMIC_FRAME_MS=20 "${RT_ENV[@]}" "$RTPMIC" run --seconds "$AUDIO_S" --no-drop) ;;
@@ -200,13 +203,11 @@ cmd_for() {
         CMD=(env SIM_INFILE="$TMP/speech48k.raw" RTPMIC_DEVICE=simfast RTPMIC_DEST="$dest" RTPMIC_CODEC=l16
             RTPMIC_RATE=48000 RTPMIC_FRAME_MS=10 "${RT_ENV[@]}" "$RTPMIC" run --seconds "$AUDIO_S" --no-drop) ;;
     rtpmic,opus,paced)
-        CMD=(env SIM_INFILE="$TMP/speech48k.raw" RTPMIC_DEVICE=simfile RTPMIC_DEST="$dest" RTPMIC_CODEC=opus
-            RTPMIC_FRAME_MS="$frame" RTPMIC_BITRATE=32000 RTPMIC_OPUS_COMPLEXITY=10 RTPMIC_OPUS_APPLICATION=voip
-            "${RT_ENV[@]}" "$RTPMIC" run --seconds "$secs") ;;
+        CMD=(env SIM_INFILE="$TMP/speech48k.raw" RTPMIC_DEVICE=simfile RTPMIC_DEST="$dest" "${OPUS_RTPMIC[@]}"
+            RTPMIC_FRAME_MS="$frame" "${RT_ENV[@]}" "$RTPMIC" run --seconds "$secs") ;;
     rtpmicp,opus,paced)
-        CMD=(env SIM_INFILE="$TMP/speech48k.raw" RTPMIC_DEVICE=simfile RTPMIC_DEST="$dest" RTPMIC_CODEC=opus
-            RTPMIC_FRAME_MS="$frame" RTPMIC_BITRATE=32000 RTPMIC_OPUS_COMPLEXITY=10 RTPMIC_OPUS_APPLICATION=voip
-            "${RT_ENV[@]}" RTPMIC_PACING=on "$RTPMIC" run --seconds "$secs") ;;
+        CMD=(env SIM_INFILE="$TMP/speech48k.raw" RTPMIC_DEVICE=simfile RTPMIC_DEST="$dest" "${OPUS_RTPMIC[@]}"
+            RTPMIC_FRAME_MS="$frame" "${RT_ENV[@]}" RTPMIC_PACING=on "$RTPMIC" run --seconds "$secs") ;;
     bare,opus,) CMD=("$TMP/bare_opus" "$TMP/speech48k.raw") ;;
     send,opus,) CMD=("$TMP/bare_opus" "$TMP/speech48k.raw" --send 127.0.0.1 "$port") ;;
     send,pcmu,) CMD=("$TMP/bare_opus" "$TMP/speech8k.raw" --codec pcmu --send 127.0.0.1 "$port") ;;
@@ -782,7 +783,7 @@ payloads). As each tool applies them:
 
 | Tool | Command (unpaced; paced below) | libopus calls it makes with these options |
 |---|---|---|
-| rtpmic | \`RTPMIC_DEVICE=simfast RTPMIC_CODEC=opus RTPMIC_FRAME_MS=20 RTPMIC_BITRATE=32000 RTPMIC_OPUS_COMPLEXITY=10 RTPMIC_OPUS_APPLICATION=voip RTPMIC_RT_PRIORITY=50 rtpmic run --seconds ${AUDIO_S} --no-drop\` (PCMU: \`RTPMIC_CODEC=pcmu RTPMIC_RATE=8000\`; L16: \`RTPMIC_CODEC=l16 RTPMIC_FRAME_MS=10\`) | \`opus_encoder_create(48000, 1, VOIP)\`, \`SET_BITRATE(32000)\`, \`SET_COMPLEXITY(10)\`, \`SET_VBR(1)\`, \`SET_VBR_CONSTRAINT(1)\` (\`src/codec/opus.rs\`) |
+| rtpmic | \`RTPMIC_DEVICE=simfast RTPMIC_CODEC=opus RTPMIC_FRAME_MS=20 RTPMIC_BITRATE=32000 RTPMIC_OPUS_COMPLEXITY=10 RTPMIC_OPUS_APPLICATION=voip RTPMIC_OPUS_LOSS_PERCENT=0 RTPMIC_RT_PRIORITY=50 rtpmic run --seconds ${AUDIO_S} --no-drop\` (PCMU: \`RTPMIC_CODEC=pcmu RTPMIC_RATE=8000\`; L16: \`RTPMIC_CODEC=l16 RTPMIC_FRAME_MS=10\`). \`RTPMIC_OPUS_LOSS_PERCENT=0\` matches the others: rtpmic's default (\`auto\`, at least 5 % until receivers report loss) makes libopus code more robustly, a different bitstream (~7 % more bytes) | \`opus_encoder_create(48000, 1, VOIP)\`, \`SET_BITRATE(32000)\`, \`SET_COMPLEXITY(10)\`, \`SET_VBR(1)\`, \`SET_VBR_CONSTRAINT(1)\`, \`SET_INBAND_FEC(0)\`, \`SET_PACKET_LOSS_PERC(0)\`, \`SET_DTX(0)\` (\`src/codec/opus.rs\`) |
 | GStreamer ${gst_v} | \`gst-launch-1.0 filesrc ! wavparse ! audioconvert ! ${OPUS_GST} frame-size=20 ! rtpopuspay ! udpsink sync=false\` (PCMU: \`mulawenc ! rtppcmupay min-ptime=max-ptime=20000000\`; L16: \`rtpL16pay min-ptime=max-ptime=10000000\`) | \`opus_multistream_encoder_create(48000, 1 channel, 1 stream, VOIP)\`, \`SET_BITRATE(32000)\`, \`SET_BANDWIDTH(OPUS_AUTO)\` (opusenc's default would force fullband; \`bandwidth=auto\` leaves it to libopus as the others do), \`SET_VBR(1)\`, \`SET_VBR_CONSTRAINT(1)\`, \`SET_COMPLEXITY(10)\`, \`SET_INBAND_FEC(0)\`, \`SET_DTX(0)\`, \`SET_PACKET_LOSS_PERC(0)\` (gst-plugins-base \`ext/opus/gstopusenc.c\`) |
 | ffmpeg ${ff_v} | \`ffmpeg -i in.wav ${OPUS_FF[*]} -frame_duration 20 -f rtp rtp://…\` (PCMU: \`-af asetnsamples=n=160 -c:a pcm_mulaw\`; L16: \`-af asetnsamples=n=480 -c:a pcm_s16be\`; without \`asetnsamples\` ffmpeg's RTP muxer packs up to 1460 bytes per packet) | \`opus_multistream_encoder_create(48000, 1, 1 stream, VOIP)\`, \`SET_BITRATE(32000)\`, \`SET_COMPLEXITY(10)\`, \`SET_VBR(1)\`, \`SET_VBR_CONSTRAINT(1)\`, \`SET_PACKET_LOSS_PERC(0)\`, \`SET_INBAND_FEC(0)\` (\`libavcodec/libopusenc.c\`) |
 | bare_opus | \`bare_opus in.raw --send 127.0.0.1 PORT\` (\`benches/bare_opus.c\`: \`fread\` 960 samples, \`opus_encode\`, 12-byte RTP header, \`sendto\`, in one loop) | \`opus_encoder_create(48000, 1, VOIP)\`, \`SET_BITRATE(32000)\`, \`SET_COMPLEXITY(10)\`, \`SET_VBR(1)\`, \`SET_VBR_CONSTRAINT(1)\` |
@@ -813,14 +814,15 @@ time as a hardware interrupt would (its dummy driver still wakes late now and th
 virtual machine: the "jackd late" column). Without and then with ${HOGS} CPU hogs (\`yes >
 /dev/null\`, one per core, normal priority) running through the whole block.
 
-* rtpmic: \`RTPMIC_DEVICE=simfile RTPMIC_FRAME_MS=20|2.5 rtpmic run --seconds ${PACED_S}\`,
+* rtpmic: \`RTPMIC_DEVICE=simfile RTPMIC_FRAME_MS=20|2.5 rtpmic run --seconds ${PACED_S}\` (Opus
+  settings as unpaced, \`RTPMIC_OPUS_LOSS_PERCENT=0\` included),
   SCHED_RR 50, mlockall. Its final stats line gives the added-latency histogram (the ALSA
   read that completed a frame returning → the kernel accepting the datagram; quantiles are
   upper bounds of fixed buckets 50, 100, 250, 500, 1000, 2000, 5000, … µs; the maximum is
   exact).
 * rtpmic, \`RTPMIC_PACING=on\`: the same command with \`RTPMIC_PACING=on\`, ${PACED_S} s too. Each
-  packet waits until a fixed offset after its frame's smoothed capture time (the longest
-  recent capture → ready time plus 50 µs, at most half a frame), so its added latency
+  packet waits until a fixed offset after its frame's smoothed capture time (a tracked
+  ≈ p99.8 of recent capture → ready times plus 50 µs, at most half a frame), so its added latency
   includes that hold.
 * bare_opus --alsa: the same device, blocking \`snd_pcm_readi\` of one period per frame,
   encode, \`sendto\`, in one loop, under \`chrt -r 50\` (rtpmic's priority): the floor. It
