@@ -1,8 +1,12 @@
 //! G.711 µ-law and A-law (ITU-T G.711; RFC 3551 §4.5.14 PCMU/PCMA).
 //!
 //! Hand-written: the classic segment/bias algorithm is ~40 lines and needs no table; the crates
-//! that offer it are unmaintained or pull in far more. Decoders are here for tests and the
-//! probe; ffmpeg's decoder checks the encoder in the interop test.
+//! that offer it are unmaintained or pull in far more. The encoders read the segment and the
+//! mantissa off the magnitude converted to `f32` ([`float_code`]): branch-free, so the compiler
+//! vectorises a frame with SSE2 or NEON. (A 4 KiB lookup table measured slower than the
+//! classic shifts in the unpaced PCMU profile: it stays scalar, and misses the cache after
+//! every send.) Decoders are here for tests and the probe; ffmpeg's decoder checks the
+//! encoder in the interop test.
 
 const ULAW_BIAS: i32 = 0x84;
 const CLIP: i32 = 32635;
@@ -14,10 +18,16 @@ pub fn linear_to_ulaw(sample: i16) -> u8 {
     if s < 0 {
         s = -s;
     }
-    s = s.min(CLIP) + ULAW_BIAS;
-    let exponent = segment(s >> 7);
-    let mantissa = (s >> (exponent + 3)) & 0x0f;
-    !(sign | (exponent << 4) as u8 | mantissa as u8)
+    !(sign | float_code(s.min(CLIP) + ULAW_BIAS))
+}
+
+/// Segment (3 bits) and mantissa (4 bits) of a magnitude `m` in 128..=32767, as both laws
+/// define them above their linear range: segment `e − 7` and the 4 bits after the leading one,
+/// where `m = 1.xxxx… × 2^e`. An `f32` holds `m` exactly with `e + 127` in bits 23.. and those
+/// 4 bits in bits 19..22, so the code is the float's bits from 19 up minus `(127 + 7) << 4`.
+#[inline]
+fn float_code(m: i32) -> u8 {
+    (((m as f32).to_bits() >> 19) - ((127 + 7) << 4)) as u8
 }
 
 /// Decodes one µ-law byte to 16-bit linear.
@@ -34,12 +44,7 @@ pub fn linear_to_alaw(sample: i16) -> u8 {
     let s = i32::from(sample);
     let (sign, mag) = if s >= 0 { (0x80, s) } else { (0x00, -s - 1) };
     let mag = mag.min(32767);
-    let byte = if mag < 256 {
-        (mag >> 4) as u8
-    } else {
-        let exponent = segment(mag >> 8) + 1;
-        ((exponent << 4) | ((mag >> (exponent + 3)) & 0x0f)) as u8
-    };
+    let byte = if mag < 256 { (mag >> 4) as u8 } else { float_code(mag) };
     (byte | sign) ^ 0x55
 }
 
@@ -56,17 +61,11 @@ pub fn alaw_to_linear(a: u8) -> i16 {
     (if a & 0x80 != 0 { magnitude } else { -magnitude }) as i16
 }
 
-/// Position of the highest set bit of `v` (0 for 0 and 1), at most 7: one instruction
-/// (`lzcnt`/`clz`) instead of a shifting loop, which a profile showed at ~7 ns a sample.
-fn segment(v: i32) -> i32 {
-    ((31 - (v | 1).leading_zeros()) as i32).min(7)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// The loop this replaced, as the reference.
+    /// The classic segment search (a shifting loop, as in the ITU-T reference code).
     fn segment_by_shifting(mut v: i32) -> i32 {
         let mut seg = 0;
         while v > 1 && seg < 7 {
@@ -76,11 +75,34 @@ mod tests {
         seg
     }
 
+    /// µ-law by the classic algorithm.
+    fn ulaw_by_shifting(sample: i16) -> u8 {
+        let mut s = i32::from(sample);
+        let sign = if s < 0 { 0x80 } else { 0 };
+        s = s.abs().min(CLIP) + ULAW_BIAS;
+        let exponent = segment_by_shifting(s >> 7);
+        let mantissa = (s >> (exponent + 3)) & 0x0f;
+        !(sign | (exponent << 4) as u8 | mantissa as u8)
+    }
+
+    /// A-law by the classic algorithm.
+    fn alaw_by_shifting(sample: i16) -> u8 {
+        let s = i32::from(sample);
+        let (sign, mag) = if s >= 0 { (0x80, s) } else { (0x00, -s - 1) };
+        let byte = if mag < 256 {
+            (mag >> 4) as u8
+        } else {
+            let exponent = segment_by_shifting(mag >> 8) + 1;
+            ((exponent << 4) | ((mag >> (exponent + 3)) & 0x0f)) as u8
+        };
+        (byte | sign) ^ 0x55
+    }
+
     #[test]
-    fn segment_matches_the_shifting_loop_for_every_input_it_gets() {
-        // µ-law passes (|s| + bias) >> 7 ≤ 256, A-law |s| >> 8 ≤ 127.
-        for v in 0..=300 {
-            assert_eq!(segment(v), segment_by_shifting(v), "v = {v}");
+    fn float_codes_match_the_classic_algorithm_for_every_sample() {
+        for s in i16::MIN..=i16::MAX {
+            assert_eq!(linear_to_ulaw(s), ulaw_by_shifting(s), "ulaw {s}");
+            assert_eq!(linear_to_alaw(s), alaw_by_shifting(s), "alaw {s}");
         }
     }
 
