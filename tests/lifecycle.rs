@@ -41,6 +41,39 @@ fn sigterm_stops_within_a_second_with_a_final_stats_line() {
     assert!(last.contains("datagrams="), "{last}");
 }
 
+/// At normal priority the main thread races the stream thread's exit: a stop must not wait
+/// for the 3 s grace because the thread said "ended" a moment before its handle showed it
+/// (it did, most times, before `ExitGuard` counted ends). Several tries, each right after
+/// the first packet.
+#[test]
+fn sigterm_at_normal_priority_stops_at_once_every_time() {
+    let board = SimBoard::shared();
+    let infile = board.infile("in.raw", &two_tone(48_000, 30.0));
+    for attempt in 0..8 {
+        let rx = Receiver::bind();
+        let mut child = board
+            .rtpmic(&infile)
+            .args(["run"])
+            .env("RTPMIC_DEVICE", "simfile")
+            .env("RTPMIC_DEST", rx.dest())
+            .env("RTPMIC_RT_PRIORITY", "0")
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let first = rx.collect(1, Duration::from_secs(10), Duration::from_secs(1));
+        assert_eq!(first.len(), 1, "attempt {attempt}: stream did not start");
+        let t0 = Instant::now();
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let Some(status) = wait_for(&mut child, Duration::from_secs(1)) else {
+            let _ = child.kill();
+            panic!("attempt {attempt}: still running 1 s after SIGTERM");
+        };
+        assert!(status.success(), "attempt {attempt}: exit status {status}");
+        println!("attempt {attempt}: exit after SIGTERM in {:?}", t0.elapsed());
+    }
+}
+
 #[test]
 fn seconds_option_ends_the_run_by_itself_after_that_much_audio() {
     let board = SimBoard::shared();

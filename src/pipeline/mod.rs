@@ -19,7 +19,7 @@ use encode::{Encoding, PacketOut};
 
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -188,6 +188,8 @@ pub struct Pipeline {
     stop: Arc<AtomicBool>,
     stats: Arc<Stats>,
     exited: Arc<Notifier>,
+    /// Stream threads that have ended (see [`ExitGuard`]).
+    ended: Arc<AtomicUsize>,
     rt_refused: Arc<AtomicBool>,
     rtcp_in: Arc<RtcpInStats>,
     tuning: Arc<EncoderTuning>,
@@ -198,12 +200,23 @@ pub struct Pipeline {
     slots: usize,
 }
 
-/// Signals `exited` when a thread ends, however it ends (panics included).
-struct ExitGuard(Arc<Notifier>);
+/// Counts a stream thread's end in `ended` and signals `exited`, however the thread ends
+/// (panics included).
+///
+/// The count, not `JoinHandle::is_finished`, is what says a thread is done: the guard runs
+/// inside the thread, a moment before its handle reports it finished. A waiter that woke on
+/// `exited`, cleared it and looked at the handles in that moment would see the thread still
+/// running and then sleep through the only signal it was going to get (a SIGTERM right after
+/// start took the whole 3 s stop grace that way).
+struct ExitGuard {
+    ended: Arc<AtomicUsize>,
+    exited: Arc<Notifier>,
+}
 
 impl Drop for ExitGuard {
     fn drop(&mut self) {
-        self.0.force();
+        self.ended.fetch_add(1, SeqCst);
+        self.exited.force();
     }
 }
 
@@ -298,6 +311,7 @@ impl Pipeline {
             srtp: srtp_context(config, ssrc),
         };
         let exited = Arc::new(Notifier::new().map_err(|e| StartError::Io("eventfd", e))?);
+        let ended = Arc::new(AtomicUsize::new(0));
         let rt_refused = Arc::new(AtomicBool::new(false));
         let limit_samples = opts.seconds.map(|s| s * u64::from(config.rate));
         let prio = config.rt_priority;
@@ -305,7 +319,10 @@ impl Pipeline {
         let mut threads = Vec::new();
         let mut helpers = Vec::new();
         let spawn = |name: &str, stack: usize, body: Box<dyn FnOnce() + Send>| {
-            let guard = ExitGuard(exited.clone());
+            let guard = ExitGuard {
+                ended: ended.clone(),
+                exited: exited.clone(),
+            };
             let refused = rt_refused.clone();
             std::thread::Builder::new()
                 .name(name.into())
@@ -441,6 +458,7 @@ impl Pipeline {
                 stop,
                 stats,
                 exited,
+                ended,
                 rt_refused,
                 rtcp_in,
                 tuning,
@@ -516,7 +534,7 @@ impl Pipeline {
     /// Whether any stream thread has ended (the stream is over or broken).
     pub fn any_finished(&self) -> bool {
         // A helper (SAP with nothing to announce) may end early; that ends nothing.
-        self.stream_threads.iter().any(|t| t.is_finished())
+        self.ended.load(SeqCst) > 0
     }
 
     /// Whether the kernel refused SCHED_RR (the threads run at normal priority).
@@ -529,7 +547,7 @@ impl Pipeline {
     pub fn wait_stopped(&self, timeout: std::time::Duration) -> bool {
         let deadline = std::time::Instant::now() + timeout;
         loop {
-            if self.stream_threads.iter().all(|t| t.is_finished()) {
+            if self.ended.load(SeqCst) >= self.stream_threads.len() {
                 return true;
             }
             let now = std::time::Instant::now();
