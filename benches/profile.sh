@@ -39,7 +39,10 @@ cc -O2 "$ROOT/benches/jitter_rx.c" -o "$TMP/jitter_rx" -lm
 RX_PID=$!
 for _ in $(seq 100); do [ -s "$TMP/port" ] && break; sleep 0.02; done
 PORT=$(cat "$TMP/port")
-RT=(RTPMIC_DEST=127.0.0.1:$PORT RTPMIC_RT_PRIORITY=50 RTPMIC_STATS_INTERVAL_S=0 RTPMIC_DEVICE=simfast)
+# Opus defaults are bare_opus's settings (32 kb/s, complexity 10, VOIP) except the expected
+# loss: rtpmic's auto starts at 5 %, bare_opus tells libopus 0 %. Same bitstream needs 0 here.
+RT=(RTPMIC_DEST=127.0.0.1:$PORT RTPMIC_RT_PRIORITY=50 RTPMIC_STATS_INTERVAL_S=0 RTPMIC_DEVICE=simfast
+    RTPMIC_OPUS_LOSS_PERCENT=0)
 
 # per_thread FRAMES CMD...: runs CMD, prints per thread name: CPU µs per frame, voluntary
 # and involuntary switches per frame (last sample, every 10 ms, before the process exits).

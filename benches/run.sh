@@ -873,9 +873,11 @@ L16 (48 kHz mono, ${EXPECT_10} packets of 960 bytes):
 |---|---|---|---|---|---|---|---|---|---|
 $(small_rows l16)
 
-Whole process, start-up included. The two bare_opus rows are floors: one loop reading the
-raw file with \`fread\`, and one reading the same file through the same ALSA \`simfast\` PCM
-as rtpmic (the ALSA \`file\` plugin costs a \`read\` and a \`write\` to /dev/null per period).
+Whole process, start-up included. The two bare_opus rows are plain C references: one loop
+reading the raw file with \`fread\`, and one reading the same file through the same ALSA
+\`simfast\` PCM as rtpmic, one period per \`snd_pcm_readi\` (the ALSA \`file\` plugin costs a
+\`read\` and a \`write\` to /dev/null per call; rtpmic takes up to 8 frames per call when
+they are there, so it can come in under that loop).
 Individual runs, CPU s: PCMU $(individual pcmu rtpmic gst ffmpeg send sendalsa); L16 $(individual l16 rtpmic gst ffmpeg send sendalsa).
 
 ## 3. Paced: added latency, interval jitter, CPU
