@@ -108,6 +108,13 @@ fn pcma_decodes_with_20db_snr() {
     assert!(snr >= 20.0, "SNR {snr:.1} dB");
 }
 
+/// The samples L16 payloads carry (RFC 3551 §4.5.11: big-endian), in packet order.
+fn l16_samples(pkts: &[Rtp]) -> Vec<i16> {
+    pkts.iter()
+        .flat_map(|p| p.payload.chunks_exact(2).map(|b| i16::from_be_bytes([b[0], b[1]])))
+        .collect()
+}
+
 /// An unpaced file (`simfast`) has every period ready at once: the capture takes up to
 /// `FRAMES_PER_READ` frames in one `readi` and cuts them into frames, losing, repeating and
 /// reordering nothing.
@@ -138,10 +145,7 @@ fn unpaced_reads_take_several_frames_and_keep_every_sample() {
     child.stderr.take().unwrap().read_to_string(&mut log).unwrap();
     assert_eq!(pkts.len(), 100, "1 s of 10 ms frames\n{log}");
     assert_clean_stream(&pkts, 97, 480);
-    let decoded: Vec<i16> = pkts
-        .iter()
-        .flat_map(|p| p.payload.chunks_exact(2).map(|b| i16::from_be_bytes([b[0], b[1]])))
-        .collect();
+    let decoded = l16_samples(&pkts);
     assert!(decoded == source[..48_000], "the infile's samples, in order");
     let (reads, frames) = (stopped_counter(&log, "periods"), stopped_counter(&log, "frames"));
     assert_eq!(frames, 100, "{log}");
@@ -156,10 +160,7 @@ fn l16_payload_is_bit_exact() {
     let (source, pkts) = stream(&[("RTPMIC_CODEC", "l16"), ("RTPMIC_FRAME_MS", "10")], 48_000);
     assert_eq!(pkts.len(), 200, "2 s of 10 ms frames");
     assert_clean_stream(&pkts, 97, 480);
-    let decoded: Vec<i16> = pkts
-        .iter()
-        .flat_map(|p| p.payload.chunks_exact(2).map(|b| i16::from_be_bytes([b[0], b[1]])))
-        .collect();
+    let decoded = l16_samples(&pkts);
     assert_eq!(decoded.len(), 96_000);
     assert!(
         decoded == source[..decoded.len()],
