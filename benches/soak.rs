@@ -75,7 +75,7 @@ fn main() {
     .expect("config");
     let seconds = periods / 100;
     let t0 = Instant::now();
-    let (pipeline, _) = Pipeline::start(
+    let (mut pipeline, _) = Pipeline::start(
         &config,
         RunOptions {
             seconds: Some(seconds),

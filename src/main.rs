@@ -92,7 +92,7 @@ fn keys_help() -> String {
             k.name, k.default, "", k.allowed
         ));
     }
-    s.push_str("\nExit status: 0 stopped cleanly, 78 bad configuration, 69 could not start (sockets, io_uring), 1 a thread stuck in the device driver at stop.");
+    s.push_str("\nExit status: 0 stopped cleanly, 78 bad configuration, 69 could not start (sockets, io_uring), 1 a thread stuck in the device driver at stop, or the stream could not go on.");
     s
 }
 
@@ -209,9 +209,14 @@ fn run(config: Config, env_file: Option<PathBuf>, opts: RunOptions) -> ExitCode 
             error!(event = "stuck", "{e}; exiting without it");
             ExitCode::FAILURE
         }
-        Err(e) => {
+        Err(e @ (ServiceError::Start(_) | ServiceError::Signals(_))) => {
             error!(event = "error", "{e}");
             ExitCode::from(EX_UNAVAILABLE)
+        }
+        // Never 0 when the service could not go on: systemd's Restart=on-failure restarts it.
+        Err(e @ (ServiceError::MainLoop(_) | ServiceError::StreamEnded)) => {
+            error!(event = "error", "{e}");
+            ExitCode::FAILURE
         }
     }
 }

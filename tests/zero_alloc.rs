@@ -62,7 +62,7 @@ fn run_pipeline(board: &SimBoard, keys: &[(&str, &str)], seconds: u64) -> (u64, 
     pairs.extend_from_slice(keys);
     let config = Config::from_pairs(pairs).unwrap();
     let before = HOT_ALLOCS.load(Relaxed);
-    let (pipeline, _) = Pipeline::start(
+    let (mut pipeline, _) = Pipeline::start(
         &config,
         RunOptions {
             seconds: Some(seconds),

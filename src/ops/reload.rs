@@ -46,8 +46,21 @@ pub fn changed_keys(old: &Config, new: &Config) -> Vec<&'static str> {
     crate::config::KEYS
         .iter()
         .map(|k| k.name)
-        .filter(|name| line_of(&a, name) != line_of(&b, name))
+        .filter(|name| {
+            line_of(&a, name) != line_of(&b, name) || (*name == "RTPMIC_SRTP_KEY" && srtp_key_rotated(old, new))
+        })
         .collect()
+}
+
+/// Whether a fixed SRTP master key was replaced by another. The env lines show a key only
+/// as "(set)", so a rotated key is compared here, never printed. Turning SRTP on or off,
+/// or switching between a fixed and a random key, shows in the lines already; two random
+/// keys are the same setting (each start makes its own).
+fn srtp_key_rotated(old: &Config, new: &Config) -> bool {
+    match (&old.srtp, &new.srtp) {
+        (Some(a), Some(b)) => !a.random_key && !b.random_key && a.key != b.key,
+        _ => false,
+    }
 }
 
 fn line_of<'a>(env_lines: &'a str, key: &str) -> Option<&'a str> {
@@ -138,6 +151,19 @@ mod tests {
         }
         let new = config(&[("RTPMIC_DEVICE", "hw:2")]);
         assert_eq!(plan(&old, &new, 64), Plan::Restart(vec!["RTPMIC_DEVICE"]));
+    }
+
+    #[test]
+    fn a_rotated_srtp_key_restarts_and_a_random_one_does_not() {
+        let srtp = [("RTPMIC_SRTP", "AES_CM_128_HMAC_SHA1_80")];
+        let with_key = |key| config(&[srtp[0], ("RTPMIC_SRTP_KEY", key)]);
+        let old = with_key("9IcLa2ikhznyH0kITvN+NuwJoyTq27fd5L9rNKBA");
+        let rotated = with_key("X2GjQPdFC3yPOaLaxCX7lDqehQ23z4KxHA9IZYey");
+        assert_eq!(plan(&old, &rotated, 64), Plan::Restart(vec!["RTPMIC_SRTP_KEY"]));
+        assert_eq!(plan(&old, &old.clone(), 64), Plan::Nothing);
+        // Two random keys: each start makes its own, nothing to apply.
+        assert_eq!(plan(&config(&srtp), &config(&srtp), 64), Plan::Nothing);
+        assert_eq!(plan(&config(&srtp), &old, 64), Plan::Restart(vec!["RTPMIC_SRTP_KEY"]));
     }
 
     #[test]

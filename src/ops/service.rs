@@ -49,6 +49,12 @@ pub enum ServiceError {
     Start(#[from] StartError),
     #[error("a pipeline thread did not stop within {STOP_GRACE:?} (stuck in the device driver?)")]
     StuckThread,
+    /// The main loop could not wait for signals or the pipeline any more.
+    #[error("the main loop cannot go on: {0}")]
+    MainLoop(String),
+    /// A stream thread ended although no stop was asked for and no `--seconds` limit set.
+    #[error("the stream ended by itself")]
+    StreamEnded,
 }
 
 /// Which signals arrived since the last look. Set by handlers, taken by the main loop.
@@ -106,8 +112,10 @@ struct Service {
 enum Outcome {
     Signal,
     PipelineEnded,
-    /// The loop could not wait (poll failed); stop as cleanly as possible.
-    Broken,
+    /// The service cannot go on (the loop could not wait, or no pipeline could be started
+    /// again after a reload); stop as cleanly as possible and exit with a failure, so that
+    /// systemd's `Restart=on-failure` starts the service again.
+    Broken(ServiceError),
 }
 
 impl Service {
@@ -156,8 +164,9 @@ impl Service {
     ) -> Outcome {
         const SIGNAL: Token = Token(0);
         const EXITED: Token = Token(1);
-        let Ok(mut poll) = Poll::new() else {
-            return Outcome::Broken;
+        let mut poll = match Poll::new() {
+            Ok(p) => p,
+            Err(e) => return Outcome::Broken(ServiceError::MainLoop(format!("epoll: {e}"))),
         };
         let mut events = Events::with_capacity(4);
         let wake_fd = std::os::fd::AsRawFd::as_raw_fd(&wake);
@@ -165,19 +174,16 @@ impl Service {
             .registry()
             .register(&mut SourceFd(&wake_fd), SIGNAL, Interest::READABLE)
         {
-            error!(event = "error", "cannot wait for signals: {e}");
-            return Outcome::Broken;
+            return Outcome::Broken(ServiceError::MainLoop(format!("cannot wait for signals: {e}")));
         }
         let watch_pipeline = |registry: &mio::Registry, service: &Service| {
             let exit_fd = service.pipeline.exit_fd();
-            let r = registry.register(&mut SourceFd(&exit_fd), EXITED, Interest::READABLE);
-            if let Err(e) = &r {
-                error!(event = "error", "cannot watch the pipeline: {e}");
-            }
-            r.is_ok()
+            registry
+                .register(&mut SourceFd(&exit_fd), EXITED, Interest::READABLE)
+                .map_err(|e| ServiceError::MainLoop(format!("cannot watch the pipeline: {e}")))
         };
-        if !watch_pipeline(poll.registry(), self) {
-            return Outcome::Broken;
+        if let Err(e) = watch_pipeline(poll.registry(), self) {
+            return Outcome::Broken(e);
         }
         let mut watchdog = notifier
             .watchdog_timeout()
@@ -199,8 +205,7 @@ impl Service {
         loop {
             if let Err(e) = poll.poll(&mut events, Some(tick)) {
                 if e.kind() != std::io::ErrorKind::Interrupted {
-                    error!(event = "error", "poll: {e}");
-                    return Outcome::Broken;
+                    return Outcome::Broken(ServiceError::MainLoop(format!("poll: {e}")));
                 }
             }
             for ev in events.iter() {
@@ -225,8 +230,8 @@ impl Service {
                     Ok(false) => {}
                     Ok(true) => {
                         // A new pipeline: new exit eventfd, counters from zero.
-                        if !watch_pipeline(poll.registry(), self) {
-                            return Outcome::Broken;
+                        if let Err(e) = watch_pipeline(poll.registry(), self) {
+                            return Outcome::Broken(e);
                         }
                         let progress = self.progress();
                         if let Some(w) = watchdog.as_mut() {
@@ -236,10 +241,7 @@ impl Service {
                         loss = self.loss_adapter();
                         next_stats = now_ns() + self.stats_interval_ns();
                     }
-                    Err(e) => {
-                        error!(event = "reload", "{e}");
-                        return Outcome::Broken;
-                    }
+                    Err(e) => return Outcome::Broken(e),
                 }
                 notifier.reloaded();
             }
@@ -368,28 +370,29 @@ impl Service {
         self.config = new;
     }
 
-    /// Stops the running pipeline and starts one with `new`; when that fails, starts the old
-    /// configuration again.
+    /// Stops the running pipeline, releases everything it holds (its threads end, its
+    /// sockets close, fixed `RTPMIC_BIND` ports included), and only then starts one with
+    /// `new`, so the new pipeline can bind what the old one held. When that fails, the
+    /// previous configuration is started again the same way. An error means that neither
+    /// could start: the service cannot go on.
     fn restart(&mut self, new: Config) -> Result<(), ServiceError> {
         self.pipeline.request_stop();
         if !self.pipeline.wait_stopped(STOP_GRACE) {
             return Err(ServiceError::StuckThread);
         }
-        let old = self.config.clone();
-        let replacement = match Service::start(new, self.opts) {
+        let rtcp_in = self.config.rtcp.then(|| self.pipeline.rtcp_in().clone());
+        let stats = self.pipeline.join();
+        log_counters("restarted", &stats, &self.dest_names, rtcp_in.as_deref());
+        *self = match Service::start(new, self.opts) {
             Ok(s) => s,
             Err(e) => {
                 error!(
                     event = "reload",
                     "reload: cannot start with the new configuration: {e}; back to the previous one"
                 );
-                Service::start(old, self.opts)?
+                Service::start(self.config.clone(), self.opts)?
             }
         };
-        let previous = std::mem::replace(self, replacement);
-        let rtcp_in = previous.config.rtcp.then(|| previous.pipeline.rtcp_in().clone());
-        let stats = previous.pipeline.join();
-        log_counters("restarted", &stats, &previous.dest_names, rtcp_in.as_deref());
         Ok(())
     }
 
@@ -467,12 +470,16 @@ impl Service {
         log_counters("stats", self.stats(), &self.dest_names, rtcp_in);
     }
 
-    /// Stops the pipeline (if not already), waits for it, logs the final lines.
-    fn finish(self, outcome: Outcome) -> Result<(), ServiceError> {
+    /// Stops the pipeline (if not already), waits for it, logs the final lines. Only a stop
+    /// that was asked for (a signal, or the end of `--seconds`) is a success.
+    fn finish(mut self, outcome: Outcome) -> Result<(), ServiceError> {
         self.pipeline.request_stop();
-        if matches!(outcome, Outcome::Broken) {
-            warn!(event = "stopping", "stopping: the main loop cannot wait");
-        }
+        let verdict = match outcome {
+            Outcome::Signal => Ok(()),
+            Outcome::PipelineEnded if self.opts.seconds.is_some() => Ok(()),
+            Outcome::PipelineEnded => Err(ServiceError::StreamEnded),
+            Outcome::Broken(e) => Err(e),
+        };
         let stopped = self.pipeline.wait_stopped(STOP_GRACE);
         let rtcp_in = self.config.rtcp.then(|| self.pipeline.rtcp_in().clone());
         // Joining a thread stuck in a driver call would hang; the process ends without it.
@@ -482,11 +489,10 @@ impl Service {
             self.pipeline.stats().clone()
         };
         log_counters("stopped", &stats, &self.dest_names, rtcp_in.as_deref());
-        if stopped {
-            Ok(())
-        } else {
-            Err(ServiceError::StuckThread)
+        if !stopped {
+            return Err(ServiceError::StuckThread);
         }
+        verdict
     }
 }
 

@@ -559,15 +559,19 @@ impl Pipeline {
     }
 
     /// Waits for all threads to end (after `request_stop`, or by themselves with
-    /// `RunOptions::seconds`); returns the final counters.
-    pub fn join(self) -> Arc<Stats> {
-        for t in self.stream_threads {
+    /// `RunOptions::seconds`) and releases every socket the pipeline holds, so a pipeline
+    /// started next can bind the same ports (`RTPMIC_BIND`); returns the final counters.
+    /// The threads own the sockets they send and read from and close them as they end;
+    /// the clones kept here for option changes are closed last.
+    pub fn join(&mut self) -> Arc<Stats> {
+        for t in self.stream_threads.drain(..) {
             let _ = t.join();
         }
         self.stop.store(true, Relaxed);
-        for t in self.helpers {
+        for t in self.helpers.drain(..) {
             let _ = t.join();
         }
-        self.stats
+        self.live_sockets.clear();
+        self.stats.clone()
     }
 }

@@ -1,0 +1,222 @@
+//! SIGHUP restarts that must never stop the intercom: a restart with fixed ports
+//! (`RTPMIC_BIND`) releases them before binding again, a failed restart goes back to the
+//! running configuration the same way, and a rotated SRTP key is detected and applied.
+
+mod common;
+
+use std::io::Read;
+use std::net::UdpSocket;
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use common::*;
+
+/// Writes an env file with the simulated board's device and `pairs` (write then rename, as
+/// an editor or config tool would).
+fn write_env(path: &std::path::Path, pairs: &[(&str, &str)]) {
+    let mut text = String::from("RTPMIC_DEVICE=simfile\nRTPMIC_STATS_INTERVAL_S=0\n");
+    for (k, v) in pairs {
+        text.push_str(&format!("{k}={v}\n"));
+    }
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+fn run_with_env_file(board: &SimBoard, env: &std::path::Path) -> Child {
+    let infile = board.infile("in.raw", &two_tone(48_000, 60.0));
+    board
+        .rtpmic(&infile)
+        .args(["run", "--env-file"])
+        .arg(env)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn signal(child: &Child, sig: i32) {
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, sig) };
+}
+
+/// Stops `child` with SIGTERM and returns its exit status and log.
+fn stop(child: &mut Child) -> (std::process::ExitStatus, String) {
+    signal(child, libc::SIGTERM);
+    let status = wait_for(child, Duration::from_secs(10)).expect("rtpmic must exit after SIGTERM");
+    let mut log = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut log).unwrap();
+    (status, log)
+}
+
+/// Packets from a source other than `old_ssrc` (the restarted stream), up to `n`.
+fn packets_of_a_new_stream(rx: &Receiver, old_ssrc: u32, n: usize) -> Vec<Rtp> {
+    let mut out = Vec::new();
+    while out.len() < n {
+        let got = rx.collect(1, Duration::from_secs(5), Duration::from_secs(5));
+        let Some(p) = got.into_iter().next() else {
+            break;
+        };
+        if p.ssrc != old_ssrc {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// With `RTPMIC_BIND` on a fixed port, a SIGHUP that changes a restart key (the CNAME) must
+/// release the old pipeline's sockets before the new one binds the same ports: the stream
+/// comes back with a new SSRC from the same source port, and the process keeps running.
+#[test]
+fn a_restart_with_fixed_ports_releases_them_before_binding_again() {
+    let board = SimBoard::shared();
+    let rx = Receiver::bind();
+    let env = board.dir.path().join("bind.env");
+    let dest = rx.dest();
+    let bind = format!("127.0.0.1:{}", free_even_port());
+    write_env(&env, &[("RTPMIC_DEST", &dest), ("RTPMIC_BIND", &bind)]);
+    let mut child = run_with_env_file(&board, &env);
+    let before = rx.collect(25, Duration::from_secs(10), Duration::from_secs(2));
+    assert_eq!(before.len(), 25, "stream started");
+
+    write_env(
+        &env,
+        &[
+            ("RTPMIC_DEST", &dest),
+            ("RTPMIC_BIND", &bind),
+            ("RTPMIC_CNAME", "door-2"),
+        ],
+    );
+    signal(&child, libc::SIGHUP);
+    let after = packets_of_a_new_stream(&rx, before[0].ssrc, 25);
+    let still_running = child.try_wait().unwrap().is_none();
+    let (status, log) = stop(&mut child);
+    assert!(still_running, "rtpmic must keep running after the reload:\n{log}");
+    assert_eq!(after.len(), 25, "the restarted stream flows:\n{log}");
+    assert!(status.success(), "{log}");
+    assert!(!log.contains("Address already in use"), "{log}");
+    assert!(
+        log.contains("reload: restarting the pipeline for RTPMIC_CNAME"),
+        "{log}"
+    );
+}
+
+/// A new configuration that cannot start (its bind port is taken) is refused after the old
+/// pipeline has been released; the previous configuration then starts again on its own
+/// fixed port, and the intercom keeps streaming.
+#[test]
+fn a_restart_that_cannot_bind_goes_back_to_the_running_configuration() {
+    let board = SimBoard::shared();
+    let rx = Receiver::bind();
+    let env = board.dir.path().join("rollback.env");
+    let dest = rx.dest();
+    let bind = format!("127.0.0.1:{}", free_even_port());
+    let taken = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let taken_addr = taken.local_addr().unwrap().to_string();
+    write_env(&env, &[("RTPMIC_DEST", &dest), ("RTPMIC_BIND", &bind)]);
+    let mut child = run_with_env_file(&board, &env);
+    let before = rx.collect(25, Duration::from_secs(10), Duration::from_secs(2));
+    assert_eq!(before.len(), 25, "stream started");
+
+    write_env(
+        &env,
+        &[
+            ("RTPMIC_DEST", &dest),
+            ("RTPMIC_BIND", &taken_addr),
+            ("RTPMIC_RTCP", "off"),
+        ],
+    );
+    signal(&child, libc::SIGHUP);
+    let after = packets_of_a_new_stream(&rx, before[0].ssrc, 25);
+    let still_running = child.try_wait().unwrap().is_none();
+    let (status, log) = stop(&mut child);
+    assert!(still_running, "rtpmic must keep running:\n{log}");
+    assert_eq!(after.len(), 25, "the previous configuration streams again:\n{log}");
+    assert!(status.success(), "{log}");
+    assert!(
+        log.contains("reload: cannot start with the new configuration") && log.contains("back to the previous one"),
+        "{log}"
+    );
+    drop(taken);
+}
+
+/// Two SRTP keys (30 bytes, base64).
+const KEY_1: &str = "9IcLa2ikhznyH0kITvN+NuwJoyTq27fd5L9rNKBA";
+const KEY_2: &str = "X2GjQPdFC3yPOaLaxCX7lDqehQ23z4KxHA9IZYey";
+
+/// Rotating `RTPMIC_SRTP_KEY` by SIGHUP restarts the stream with the new key: the SDP file
+/// gets the new key, ffmpeg decodes the new stream from it, and neither key is ever logged.
+#[test]
+fn a_rotated_srtp_key_is_detected_and_applied() {
+    let board = SimBoard::shared();
+    let port = free_even_port();
+    let dest = format!("127.0.0.1:{port}");
+    let env = board.dir.path().join("srtp.env");
+    let sdp_path = board.dir.path().join("stream.sdp");
+    let sdp_file = sdp_path.to_str().unwrap();
+    let write = |key: &str| {
+        write_env(
+            &env,
+            &[
+                ("RTPMIC_DEST", &dest),
+                ("RTPMIC_CODEC", "pcma"),
+                ("RTPMIC_SRTP", "AES_CM_128_HMAC_SHA1_80"),
+                ("RTPMIC_SRTP_KEY", key),
+                ("RTPMIC_SDP_FILE", sdp_file),
+            ],
+        )
+    };
+    write(KEY_1);
+    // The receiver holds the port so no ICMP "port unreachable" disturbs the sender.
+    let rx = UdpSocket::bind(("127.0.0.1", port)).unwrap();
+    rx.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut child = run_with_env_file(&board, &env);
+    let mut buf = [0u8; 2048];
+    rx.recv(&mut buf).expect("the SRTP stream started");
+    let first = std::fs::read_to_string(&sdp_path).unwrap();
+    assert!(first.contains(&format!("inline:{KEY_1}")), "{first}");
+
+    write(KEY_2);
+    signal(&child, libc::SIGHUP);
+    // The SDP file is rewritten when the new pipeline starts.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let mut text = first.clone();
+    while std::time::Instant::now() < deadline && !text.contains(KEY_2) {
+        rx.recv(&mut buf).expect("the stream goes on");
+        text = std::fs::read_to_string(&sdp_path).unwrap_or_default();
+    }
+    drop(rx);
+    assert!(
+        text.contains(&format!("inline:{KEY_2}")),
+        "the SDP file has the new key: {text}"
+    );
+    assert!(!text.contains(KEY_1), "{text}");
+    let out = board.dir.path().join("decoded.raw");
+    let mut ffmpeg = spawn_ffmpeg(&sdp_path, 8000, &out);
+    let decoded = wait_for(&mut ffmpeg, Duration::from_secs(8));
+    if decoded.is_none() {
+        let _ = ffmpeg.kill();
+        let _ = ffmpeg.wait();
+    }
+    let (status, log) = stop(&mut child);
+    assert!(status.success(), "{log}");
+    assert!(
+        log.contains("reload: restarting the pipeline for RTPMIC_SRTP_KEY"),
+        "{log}"
+    );
+    assert!(
+        !log.contains(KEY_1) && !log.contains(KEY_2),
+        "a key reached the log:\n{log}"
+    );
+    let samples: Vec<i16> = std::fs::read(&out)
+        .unwrap_or_default()
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect();
+    assert!(
+        samples.len() >= 8000,
+        "ffmpeg decoded the new stream with the new key: {} samples",
+        samples.len()
+    );
+    let level = rms_dbfs(&samples, 800);
+    assert!(level > -25.0, "the test tone, not noise: {level:.1} dBFS");
+}
