@@ -48,6 +48,12 @@ impl Pacer {
     /// `captured_ns` and that became ready at `ready_ns` (both CLOCK_MONOTONIC).
     pub fn release_at(&mut self, rtp_ts: u32, captured_ns: u64, ready_ns: u64) -> u64 {
         let estimate = self.clock.observe(rtp_ts, captured_ns);
+        self.release_after(estimate, ready_ns)
+    }
+
+    /// When to send a packet whose audio was captured at `estimate_ns` (a [`CaptureClock`]
+    /// estimate the caller keeps) and that became ready at `ready_ns`.
+    pub fn release_after(&mut self, estimate: u64, ready_ns: u64) -> u64 {
         let lateness = ready_ns.saturating_sub(estimate);
         let q = match self.quantile_ns {
             None => lateness,

@@ -7,6 +7,7 @@ pub mod red;
 pub mod rtcp;
 pub mod sap;
 pub mod sdp;
+pub mod session;
 pub mod srtp;
 
 pub use packetizer::Packetizer;

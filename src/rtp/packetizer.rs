@@ -43,6 +43,11 @@ impl Packetizer {
         }
     }
 
+    /// The sequence number the next packet gets.
+    pub fn next_seq(&self) -> u16 {
+        self.next_seq
+    }
+
     /// The RTP timestamp of the sample with index `sample_index` (modulo 2^32, §5.1).
     pub fn timestamp_of(&self, sample_index: u64) -> u32 {
         let ticks = (u128::from(sample_index) * u128::from(self.clock_num) / u128::from(self.clock_den)) as u64;

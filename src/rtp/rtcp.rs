@@ -127,9 +127,23 @@ impl RtcpScheduler {
     }
 
     /// The delay in nanoseconds until the next report, given `members` participants (≥ 1,
-    /// us included; receivers are counted by destination until RTCP is received) and a
-    /// uniform random number `r` in [0, 1).
+    /// us included) and a uniform random number `r` in [0, 1).
     pub fn next_interval_ns(&mut self, members: usize, r: f64) -> u64 {
+        let td = self.deterministic_s(members, self.initial);
+        self.initial = false;
+        // §6.3.1: randomise to [0.5, 1.5] × Td, then divide by e − 3/2 to compensate for
+        // timer reconsideration converging below the intended average.
+        let t = td * (0.5 + r.clamp(0.0, 1.0)) / (std::f64::consts::E - 1.5);
+        (t * 1e9) as u64
+    }
+
+    /// The deterministic interval Td (§6.3.1, no randomisation, not the initial halving) for
+    /// `members`: what the participant timeout of §6.3.5 is counted in.
+    pub fn deterministic_interval_ns(&self, members: usize) -> u64 {
+        (self.deterministic_s(members, false) * 1e9) as u64
+    }
+
+    fn deterministic_s(&self, members: usize, initial: bool) -> f64 {
         // §6.3.1: while the senders (just us) are at most a quarter of the members, the
         // senders share 25 % of the RTCP bandwidth (5 % of the session) and n counts the
         // senders; otherwise everyone shares all of it and n counts the members.
@@ -139,13 +153,8 @@ impl RtcpScheduler {
         } else {
             (0.05 * self.session_bw, members)
         };
-        let t_min = if self.initial { T_MIN_S / 2.0 } else { T_MIN_S };
-        self.initial = false;
-        let td = t_min.max(self.avg_rtcp_size * n / rtcp_bw.max(1.0));
-        // §6.3.1: randomise to [0.5, 1.5] × Td, then divide by e − 3/2 to compensate for
-        // timer reconsideration converging below the intended average.
-        let t = td * (0.5 + r.clamp(0.0, 1.0)) / (std::f64::consts::E - 1.5);
-        (t * 1e9) as u64
+        let t_min = if initial { T_MIN_S / 2.0 } else { T_MIN_S };
+        t_min.max(self.avg_rtcp_size * n / rtcp_bw.max(1.0))
     }
 
     /// Folds the size of a report we sent into the average (§6.3.3).
