@@ -41,6 +41,9 @@ impl PeerId {
 pub enum Route {
     /// A UDP datagram to this address.
     Udp(SocketAddr),
+    /// A `$`-framed packet on channel `channel` of the RTSP connection `conn` (RFC 2326
+    /// §10.12, TCP-interleaved).
+    Interleaved { conn: u32, channel: u8 },
 }
 
 impl Route {
@@ -48,6 +51,7 @@ impl Route {
     pub fn udp(self) -> Option<SocketAddr> {
         match self {
             Route::Udp(a) => Some(a),
+            Route::Interleaved { .. } => None,
         }
     }
 }
