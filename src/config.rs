@@ -1,9 +1,9 @@
 //! Configuration: `RTPMIC_*` keys → a typed, validated [`Config`].
 //!
 //! Keys come from the process environment (what systemd's `EnvironmentFile=` gives) or, with
-//! `--env-file PATH`, from that file alone (same `KEY=value` format, `#` comments). The two are
-//! never mixed, so what `check-config --env-file F` prints is exactly what `run --env-file F`
-//! uses.
+//! `--env-file PATH`, from that file alone (`KEY=value` lines, `#` comments; what is read and
+//! the exact syntax: [`env_file`]). The two are never mixed, so what
+//! `check-config --env-file F` prints is exactly what `run --env-file F` uses.
 //!
 //! Rules, decided here and documented in `systemd/rtpmic.env`:
 //! * An empty value (`RTPMIC_SSRC=`) means "use the default".
@@ -11,6 +11,8 @@
 //! * Every problem is reported, one line each, naming the key, the bad value and what is
 //!   allowed; nothing is opened or started while any problem remains.
 //! * Defaults that depend on the codec (RATE, FRAME_MS, PAYLOAD_TYPE) are resolved after CODEC.
+
+pub mod env_file;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -28,6 +30,9 @@ pub const MAX_DATAGRAM: usize = MAX_PACKET + 10;
 pub const MAX_DEST_LIMIT: usize = 1024;
 /// Most input channels a device may be opened with.
 pub const MAX_CHANNELS: u32 = 8;
+/// Most characters of a value (or key) an error line quotes; a longer one is cut and ends in
+/// `…`. A line stays readable in a terminal and a journal, however long the value.
+pub const MAX_SHOWN: usize = 80;
 
 /// One documented key: its name, default and what it accepts. The single source for
 /// `check-config`, `--help` and the env file template test.
@@ -739,24 +744,17 @@ impl Config {
         }))
     }
 
-    /// Reads an env file (systemd `EnvironmentFile=` syntax as dotenvy parses it).
+    /// Reads an env file: a regular file of at most 64 KiB in the syntax [`env_file`]
+    /// describes. A file that cannot be read or parsed gives one line naming the file (and
+    /// the line number and key), never its text.
     pub fn from_env_file(path: &Path) -> Result<Config, ConfigErrors> {
-        let iter = dotenvy::from_path_iter(path).map_err(|e| {
+        let fail = |why: String| {
             ConfigErrors(vec![ConfigError {
-                line: one_line(&format!("--env-file {}: {}", path.display(), env_file_error(&e))),
+                line: one_line(&format!("--env-file {}: {why}", path.display())),
             }])
-        })?;
-        let mut pairs = Vec::new();
-        for item in iter {
-            match item {
-                Ok(pair) => pairs.push(pair),
-                Err(e) => {
-                    return Err(ConfigErrors(vec![ConfigError {
-                        line: one_line(&format!("--env-file {}: {}", path.display(), env_file_error(&e))),
-                    }]))
-                }
-            }
-        }
+        };
+        let bytes = env_file::read(path).map_err(fail)?;
+        let pairs = env_file::parse(&bytes).map_err(|e| fail(e.to_string()))?;
         Config::from_pairs(pairs)
     }
 
@@ -800,6 +798,15 @@ impl ConfigError {
     }
 }
 
+/// At most [`MAX_SHOWN`] characters of `text`, then `…` when there was more: what an error
+/// line may quote of a key, a value or a part of one.
+fn shown(text: &str) -> String {
+    match text.char_indices().nth(MAX_SHOWN) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_string(),
+    }
+}
+
 /// Control characters (a CR or NUL in a key name, a newline in a value) escaped, so that every
 /// problem stays one line of the log.
 fn one_line(text: &str) -> String {
@@ -812,31 +819,6 @@ fn one_line(text: &str) -> String {
             }
         })
         .collect()
-}
-
-/// What was wrong with an env file, never quoting its text: dotenvy's own message repeats
-/// the rest of the file after an unterminated quote, which may hold RTPMIC_SRTP_KEY. Only
-/// the key name the bad part starts with (key names are not secret) is kept.
-fn env_file_error(e: &dotenvy::Error) -> String {
-    match e {
-        dotenvy::Error::LineParse(text, _) => {
-            let key: String = text
-                .trim_start()
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                .collect();
-            let at = if key.is_empty() {
-                String::new()
-            } else {
-                format!(" at {key}")
-            };
-            format!(
-                "cannot parse{at}: an unterminated quote, or a line that is not KEY=value (values with spaces need quotes)"
-            )
-        }
-        dotenvy::Error::Io(io) => format!("cannot read: {io}"),
-        _ => "cannot parse".to_string(),
-    }
 }
 
 /// Every problem found; `Display` gives one line each.
@@ -1409,9 +1391,36 @@ mod tests {
         )
         .unwrap();
         let text = Config::from_env_file(&path).unwrap_err().to_string();
-        assert!(!text.contains("WVNfX19z"), "{text}");
-        assert!(text.contains("cannot parse at RTPMIC_CNAME"), "{text}");
+        assert!(!text.contains("WVNfX19z") && !text.contains("door"), "{text}");
+        assert!(
+            text.starts_with(&format!(
+                "config: --env-file {}: line 2: RTPMIC_CNAME: unterminated quote",
+                path.display()
+            )),
+            "{text}"
+        );
         assert_eq!(text.lines().count(), 1, "{text}");
+    }
+
+    #[test]
+    fn text_after_an_unquoted_secret_names_line_and_key_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rtpmic.env");
+        let key = "WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz";
+        std::fs::write(
+            &path,
+            format!("RTPMIC_DEST=10.0.0.2:5004\nRTPMIC_SRTP=AES_CM_128_HMAC_SHA1_80\nRTPMIC_SRTP_KEY={key} rotated 2026-12-01\n"),
+        )
+        .unwrap();
+        let text = Config::from_env_file(&path).unwrap_err().to_string();
+        assert!(
+            text.starts_with(&format!(
+                "config: --env-file {}: line 3: RTPMIC_SRTP_KEY: text after the value",
+                path.display()
+            )),
+            "{text}"
+        );
+        assert!(!text.contains(&key[..6]) && !text.contains("rotated"), "{text}");
     }
 
     #[test]
