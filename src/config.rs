@@ -1,16 +1,27 @@
 //! Configuration: `RTPMIC_*` keys → a typed, validated [`Config`].
 //!
 //! Keys come from the process environment (what systemd's `EnvironmentFile=` gives) or, with
-//! `--env-file PATH`, from that file alone (same `KEY=value` format, `#` comments). The two are
-//! never mixed, so what `check-config --env-file F` prints is exactly what `run --env-file F`
-//! uses.
+//! `--env-file PATH`, from that file alone (`KEY=value` lines, `#` comments; what is read and
+//! the exact syntax: [`env_file`]). The two are never mixed, so what
+//! `check-config --env-file F` prints is exactly what `run --env-file F` uses.
 //!
 //! Rules, decided here and documented in `systemd/rtpmic.env`:
-//! * An empty value (`RTPMIC_SSRC=`) means "use the default".
-//! * Unknown `RTPMIC_*` keys are errors: a typo must not pass silently.
+//! * The last assignment of a key wins, and an empty value (`RTPMIC_SSRC=`) means "use the
+//!   default", so a later empty assignment resets what an earlier line set. One rule, the
+//!   same as systemd's for `EnvironmentFile=` and `Environment=` lines that repeat a key.
+//! * Unknown `RTPMIC_*` keys are errors: a typo must not pass silently. The line names the
+//!   nearest known key; the value is never printed (a misspelt key may hold a password).
 //! * Every problem is reported, one line each, naming the key, the bad value and what is
-//!   allowed; nothing is opened or started while any problem remains.
+//!   allowed; nothing is opened or started while any problem remains. A line quotes at most
+//!   [`MAX_SHOWN`] characters of any value, one key takes at most [`MAX_LINES_PER_KEY`]
+//!   lines plus one that counts the rest, so a hostile file gives a short report, fast.
+//! * Secrets (`RTPMIC_SRTP_KEY`, any key whose name holds KEY, PASSWORD or SECRET) never
+//!   appear in an error, and an env file's text never appears in a syntax error.
+//! * Text keys (CNAME, DEVICE, SDP_FILE, MULTICAST_IF) refuse control characters: they go
+//!   into RTCP SDES items (RFC 3550 §6.5), log lines and `STATUS=` lines.
 //! * Defaults that depend on the codec (RATE, FRAME_MS, PAYLOAD_TYPE) are resolved after CODEC.
+
+pub mod env_file;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -28,6 +39,14 @@ pub const MAX_DATAGRAM: usize = MAX_PACKET + 10;
 pub const MAX_DEST_LIMIT: usize = 1024;
 /// Most input channels a device may be opened with.
 pub const MAX_CHANNELS: u32 = 8;
+/// Most characters of a value (or key) an error line quotes; a longer one is cut and ends in
+/// `…`. A line stays readable in a terminal and a journal, however long the value.
+pub const MAX_SHOWN: usize = 80;
+/// Most lines one key's problems take; one more line counts the rest ("… and N more
+/// problems"). 4000 duplicate destinations once printed 4000 lines, each with the whole list.
+pub const MAX_LINES_PER_KEY: usize = 5;
+/// Most unknown keys named one line each; one more line counts the rest.
+pub const MAX_UNKNOWN_KEYS: usize = 5;
 
 /// One documented key: its name, default and what it accepts. The single source for
 /// `check-config`, `--help` and the env file template test.
@@ -42,7 +61,7 @@ pub const KEYS: &[KeySpec] = &[
     KeySpec {
         name: "RTPMIC_DEVICE",
         default: "default",
-        allowed: "an ALSA PCM name, e.g. default, plughw:1,0, sim",
+        allowed: "an ALSA PCM name, e.g. default, plughw:1,0, sim (no control characters)",
     },
     KeySpec {
         name: "RTPMIC_RATE",
@@ -132,7 +151,7 @@ pub const KEYS: &[KeySpec] = &[
     KeySpec {
         name: "RTPMIC_DEST",
         default: "(none, required)",
-        allowed: "comma list of host:port, IPv6 as [addr]:port, at most RTPMIC_MAX_DEST",
+        allowed: "comma list of host:port, IPv6 as [addr]:port (link-local with its interface: [fe80::1%eth0]:port), at most RTPMIC_MAX_DEST; port 1..65535 (65535 only with RTPMIC_RTCP_MUX=on or RTPMIC_RTCP=off: RTCP goes to port + 1)",
     },
     KeySpec {
         name: "RTPMIC_SDP_FILE",
@@ -172,7 +191,7 @@ pub const KEYS: &[KeySpec] = &[
     KeySpec {
         name: "RTPMIC_CNAME",
         default: "rtpmic@HOSTNAME",
-        allowed: "1..255 bytes of text (RTCP SDES CNAME)",
+        allowed: "1..255 bytes of text, no control characters (RTCP SDES CNAME, RFC 3550 §6.5.1)",
     },
     KeySpec {
         name: "RTPMIC_MAX_DEST",
@@ -217,7 +236,7 @@ pub const KEYS: &[KeySpec] = &[
     KeySpec {
         name: "RTPMIC_BIND",
         default: "(any)",
-        allowed: "a local address, address:port or [IPv6]:port to send from",
+        allowed: "a local address, address:port or [IPv6]:port to send from (link-local with its interface: [fe80::1%eth0]:port); port 0 (any) or 1..65535 (65535 only with RTPMIC_RTCP_MUX=on or RTPMIC_RTCP=off: RTCP uses port + 1)",
     },
     KeySpec {
         name: "RTPMIC_SRTP",
@@ -315,17 +334,24 @@ pub enum ChannelSelect {
 }
 
 /// A host as written in `RTPMIC_DEST`: an address literal or a DNS name.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Host {
     Ip(IpAddr),
     Name(String),
 }
 
 /// One receiver.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Destination {
     pub host: Host,
     pub port: u16,
+    /// The zone of a link-local IPv6 address (RFC 4007 §11): the interface it is reached
+    /// through, by name (`eth0`) or index, as written after `%`. Checked for syntax here; the
+    /// interface index is looked up when the address is resolved
+    /// ([`crate::net::resolve::resolve`]), so an interface that appears later (a USB adapter
+    /// at boot) or comes back with a new index is found by the resolver thread's retries.
+    /// Only the socket address carries it: the SDP `c=` line has no zone syntax (RFC 8866).
+    pub zone: Option<String>,
 }
 
 impl Destination {
@@ -333,14 +359,21 @@ impl Destination {
     pub fn is_multicast(&self) -> bool {
         matches!(self.host, Host::Ip(ip) if ip.is_multicast())
     }
+
+    /// Whether the socket address needs a look-up, and a new one now and then: a host name,
+    /// or a zone whose interface index is found by name.
+    pub fn needs_lookup(&self) -> bool {
+        matches!(self.host, Host::Name(_)) || self.zone.is_some()
+    }
 }
 
 impl fmt::Display for Destination {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.host {
-            Host::Ip(IpAddr::V6(a)) => write!(f, "[{a}]:{}", self.port),
-            Host::Ip(IpAddr::V4(a)) => write!(f, "{a}:{}", self.port),
-            Host::Name(n) => write!(f, "{n}:{}", self.port),
+        match (&self.host, &self.zone) {
+            (Host::Ip(IpAddr::V6(a)), Some(z)) => write!(f, "[{a}%{z}]:{}", self.port),
+            (Host::Ip(IpAddr::V6(a)), None) => write!(f, "[{a}]:{}", self.port),
+            (Host::Ip(IpAddr::V4(a)), _) => write!(f, "{a}:{}", self.port),
+            (Host::Name(n), _) => write!(f, "{n}:{}", self.port),
         }
     }
 }
@@ -490,7 +523,12 @@ pub struct Config {
     pub multicast_loop: bool,
     pub dscp: u8,
     pub so_priority: u8,
+    /// The local address to send from; a link-local IPv6 one carries its zone's interface
+    /// index as scope id, looked up when the configuration is read (the address is local, so
+    /// its interface must exist; `check-config` says so when it does not).
     pub bind: Option<std::net::SocketAddr>,
+    /// The zone `RTPMIC_BIND` was written with (`eth0`), so it is printed back as written.
+    pub bind_zone: Option<String>,
     pub rt_priority: u8,
     pub pacing: bool,
     pub threads: Threads,
@@ -557,6 +595,15 @@ impl Config {
             };
             format!("rtpmic@{host}")
         })
+    }
+
+    /// `RTPMIC_BIND` as written: the address, a zone by the name it was given, the port.
+    fn bind_text(&self) -> String {
+        match (self.bind, &self.bind_zone) {
+            (None, _) => String::new(),
+            (Some(std::net::SocketAddr::V6(a)), Some(z)) => format!("[{}%{z}]:{}", a.ip(), a.port()),
+            (Some(a), _) => a.to_string(),
+        }
     }
 
     /// The effective configuration in env file syntax, one `KEY=value` per line.
@@ -666,7 +713,7 @@ impl Config {
             ),
             ("RTPMIC_DSCP", self.dscp.to_string()),
             ("RTPMIC_SO_PRIORITY", self.so_priority.to_string()),
-            ("RTPMIC_BIND", self.bind.map(|b| b.to_string()).unwrap_or_default()),
+            ("RTPMIC_BIND", self.bind_text()),
             ("RTPMIC_PACING", on_off(self.pacing)),
             (
                 "RTPMIC_THREADS",
@@ -687,7 +734,8 @@ impl Config {
     }
 
     /// Parses `KEY=value` pairs. Keys not starting with `RTPMIC_` are ignored (the process
-    /// environment holds many); every problem with the others is collected.
+    /// environment holds many); every problem with the others is collected. A key given
+    /// twice takes its last value, and an empty value resets it to the default.
     pub fn from_pairs<I, K, V>(pairs: I) -> Result<Config, ConfigErrors>
     where
         I: IntoIterator<Item = (K, V)>,
@@ -695,38 +743,51 @@ impl Config {
         V: Into<String>,
     {
         let mut vars = BTreeMap::new();
-        let mut errors = Vec::new();
+        // Distinct unknown keys: how many, and the first few by name (in the order given).
+        let mut unknown_seen = std::collections::HashSet::new();
+        let mut unknown: Vec<String> = Vec::new();
         for (k, v) in pairs {
             let (k, v) = (k.into(), v.into());
             if !k.starts_with("RTPMIC_") {
                 continue;
             }
             if KEYS.iter().any(|s| s.name == k) {
-                let v = v.trim().to_string();
-                if !v.is_empty() {
-                    vars.insert(k, v);
-                }
-            } else {
-                // A misspelt RTPMIC_SRTP_KEY must not print the key it carries.
-                let upper = k.to_ascii_uppercase();
-                let shown = if upper.contains("SRTP") || upper.contains("KEY") {
-                    "(hidden)"
+                let v = v.trim();
+                if v.is_empty() {
+                    vars.remove(&k);
                 } else {
-                    v.as_str()
-                };
-                errors.push(ConfigError::new(
-                    &k,
-                    shown,
-                    &format!("unknown key; known keys: {}", known_keys()),
-                ));
+                    vars.insert(k, v.to_string());
+                }
+            } else if unknown_seen.insert(k.clone()) && unknown.len() <= MAX_UNKNOWN_KEYS {
+                unknown.push(k);
             }
         }
-        let mut p = Parser { vars, errors };
+        let mut p = Parser {
+            vars,
+            errors: Vec::new(),
+            lines_per_key: BTreeMap::new(),
+        };
+        // The value is never shown: a misspelt RTPMIC_SRTP_KEY (or any password) would be.
+        let named = if unknown_seen.len() > MAX_UNKNOWN_KEYS + 1 {
+            MAX_UNKNOWN_KEYS
+        } else {
+            unknown.len()
+        };
+        for k in &unknown[..named] {
+            let line = format!("{}: unknown key; {}", shown(k), nearest_key_hint(k));
+            p.errors.push((k.clone(), ConfigError { line: one_line(&line) }));
+        }
+        if let Some(k) = unknown.get(named) {
+            let more = unknown_seen.len() - named;
+            let line = format!("{}: unknown key, and {} more unknown keys", shown(k), more - 1);
+            p.errors.push((k.clone(), ConfigError { line: one_line(&line) }));
+        }
         let config = p.parse();
-        if p.errors.is_empty() {
+        let errors = p.finish();
+        if errors.is_empty() {
             Ok(config)
         } else {
-            Err(ConfigErrors(p.errors))
+            Err(ConfigErrors(errors))
         }
     }
 
@@ -739,24 +800,17 @@ impl Config {
         }))
     }
 
-    /// Reads an env file (systemd `EnvironmentFile=` syntax as dotenvy parses it).
+    /// Reads an env file: a regular file of at most 64 KiB in the syntax [`env_file`]
+    /// describes. A file that cannot be read or parsed gives one line naming the file (and
+    /// the line number and key), never its text.
     pub fn from_env_file(path: &Path) -> Result<Config, ConfigErrors> {
-        let iter = dotenvy::from_path_iter(path).map_err(|e| {
+        let fail = |why: String| {
             ConfigErrors(vec![ConfigError {
-                line: one_line(&format!("--env-file {}: {}", path.display(), env_file_error(&e))),
+                line: one_line(&format!("--env-file {}: {why}", path.display())),
             }])
-        })?;
-        let mut pairs = Vec::new();
-        for item in iter {
-            match item {
-                Ok(pair) => pairs.push(pair),
-                Err(e) => {
-                    return Err(ConfigErrors(vec![ConfigError {
-                        line: one_line(&format!("--env-file {}: {}", path.display(), env_file_error(&e))),
-                    }]))
-                }
-            }
-        }
+        };
+        let bytes = env_file::read(path).map_err(fail)?;
+        let pairs = env_file::parse(&bytes).map_err(|e| fail(e.to_string()))?;
         Config::from_pairs(pairs)
     }
 
@@ -771,10 +825,6 @@ impl Config {
 
 fn on_off(b: bool) -> String {
     if b { "on" } else { "off" }.into()
-}
-
-fn known_keys() -> String {
-    KEYS.iter().map(|k| k.name).collect::<Vec<_>>().join(" ")
 }
 
 /// Microseconds as the milliseconds users write: 20000 → "20", 2500 → "2.5".
@@ -793,11 +843,60 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
+    /// `KEY="value": why`, the value cut to [`MAX_SHOWN`] characters.
     fn new(key: &str, value: &str, why: &str) -> ConfigError {
         ConfigError {
-            line: one_line(&format!("{key}={value:?}: {why}")),
+            line: one_line(&format!("{}={:?}: {why}", shown(key), shown(value))),
         }
     }
+}
+
+/// At most [`MAX_SHOWN`] characters of `text`, then `…` when there was more: what an error
+/// line may quote of a key, a value or a part of one.
+fn shown(text: &str) -> String {
+    match text.char_indices().nth(MAX_SHOWN) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_string(),
+    }
+}
+
+/// Whether a key's value is a secret that no error line may show: `RTPMIC_SRTP_KEY`, and any
+/// key whose name says KEY, PASSWORD or SECRET (keys to come, such as an RTSP password).
+pub fn is_secret(key: &str) -> bool {
+    let k = key.to_ascii_uppercase();
+    ["KEY", "PASSWORD", "SECRET"].iter().any(|w| k.contains(w))
+}
+
+/// "did you mean RTPMIC_X?" for the known key nearest to `key` (Levenshtein distance, at
+/// most a third of the name after `RTPMIC_`, and at least 2), else where the keys are listed.
+fn nearest_key_hint(key: &str) -> String {
+    let fallback = "allowed: the keys in `rtpmic --help` and systemd/rtpmic.env".to_string();
+    let Some(name) = key.strip_prefix("RTPMIC_").filter(|n| n.len() <= 64) else {
+        return fallback;
+    };
+    let name = name.to_ascii_uppercase();
+    let best = KEYS
+        .iter()
+        .map(|k| (edit_distance(&name, &k.name["RTPMIC_".len()..]), k.name))
+        .min();
+    match best {
+        Some((d, k)) if d <= (name.len() / 3).max(2) => format!("did you mean {k}?"),
+        _ => fallback,
+    }
+}
+
+/// Levenshtein distance between two short ASCII names (bytes).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, &x) in a.iter().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, &y) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(x != y)).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
 }
 
 /// Control characters (a CR or NUL in a key name, a newline in a value) escaped, so that every
@@ -812,31 +911,6 @@ fn one_line(text: &str) -> String {
             }
         })
         .collect()
-}
-
-/// What was wrong with an env file, never quoting its text: dotenvy's own message repeats
-/// the rest of the file after an unterminated quote, which may hold RTPMIC_SRTP_KEY. Only
-/// the key name the bad part starts with (key names are not secret) is kept.
-fn env_file_error(e: &dotenvy::Error) -> String {
-    match e {
-        dotenvy::Error::LineParse(text, _) => {
-            let key: String = text
-                .trim_start()
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                .collect();
-            let at = if key.is_empty() {
-                String::new()
-            } else {
-                format!(" at {key}")
-            };
-            format!(
-                "cannot parse{at}: an unterminated quote, or a line that is not KEY=value (values with spaces need quotes)"
-            )
-        }
-        dotenvy::Error::Io(io) => format!("cannot read: {io}"),
-        _ => "cannot parse".to_string(),
-    }
 }
 
 /// Every problem found; `Display` gives one line each.
@@ -859,17 +933,45 @@ impl std::error::Error for ConfigErrors {}
 
 struct Parser {
     vars: BTreeMap<String, String>,
-    errors: Vec<ConfigError>,
+    /// Each problem with the key it is about.
+    errors: Vec<(String, ConfigError)>,
+    /// How many problems each key had, shown or not.
+    lines_per_key: BTreeMap<String, usize>,
 }
 
 impl Parser {
+    /// Records a problem with `key`: `KEY="value": why`. Past [`MAX_LINES_PER_KEY`] for one
+    /// key, it is only counted (and not even formatted).
     fn error(&mut self, key: &str, why: &str) {
-        let value = match key {
-            // A key never appears in an error line.
-            "RTPMIC_SRTP_KEY" => "(hidden)".to_string(),
-            _ => self.vars.get(key).cloned().unwrap_or_default(),
+        let n = self.lines_per_key.entry(key.to_string()).or_default();
+        *n += 1;
+        if *n > MAX_LINES_PER_KEY {
+            return;
+        }
+        let value = if is_secret(key) {
+            "(hidden)"
+        } else {
+            self.vars.get(key).map_or("", String::as_str)
         };
-        self.errors.push(ConfigError::new(key, &value, why));
+        let e = ConfigError::new(key, value, why);
+        self.errors.push((key.to_string(), e));
+    }
+
+    /// The problems, in order, each key's overflow counted on a line after its last shown one.
+    fn finish(&mut self) -> Vec<ConfigError> {
+        let mut out = Vec::with_capacity(self.errors.len());
+        let errors = std::mem::take(&mut self.errors);
+        for (i, (key, e)) in errors.iter().enumerate() {
+            out.push(e.clone());
+            let total = self.lines_per_key.get(key).copied().unwrap_or(0);
+            let last_shown = !errors[i + 1..].iter().any(|(k, _)| k == key);
+            if total > MAX_LINES_PER_KEY && last_shown {
+                out.push(ConfigError {
+                    line: format!("{key}: … and {} more problems", total - MAX_LINES_PER_KEY),
+                });
+            }
+        }
+        out
     }
 
     fn allowed(key: &str) -> &'static str {
@@ -887,32 +989,48 @@ impl Parser {
         default
     }
 
-    /// An integer in `lo..=hi`; decimal, or 0x hex when `hex` is set.
+    /// An integer in `lo..=hi`; decimal, or 0x hex when `hex` is set. A number outside
+    /// (negative, or too large for any integer type) is "out of range"; only what is not a
+    /// number at all is "not a whole number".
     fn int(&mut self, key: &str, lo: u64, hi: u64, default: u64, hex: bool) -> u64 {
         let Some(v) = self.vars.get(key) else { return default };
         let parsed = match v.strip_prefix("0x").or_else(|| v.strip_prefix("0X")) {
             Some(h) if hex => u64::from_str_radix(h, 16),
             _ => v.parse::<u64>(),
         };
+        let negative = v
+            .strip_prefix('-')
+            .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()));
         match parsed {
             Ok(n) if (lo..=hi).contains(&n) => n,
-            Ok(_) => {
-                self.error(key, &format!("out of range; allowed: {}", Parser::allowed(key)));
+            Err(e) if !negative && *e.kind() != std::num::IntErrorKind::PosOverflow => {
+                self.error(key, &format!("not a whole number; allowed: {}", Parser::allowed(key)));
                 default
             }
-            Err(_) => {
-                self.error(key, &format!("not a whole number; allowed: {}", Parser::allowed(key)));
+            _ => {
+                self.error(key, &format!("out of range; allowed: {}", Parser::allowed(key)));
                 default
             }
         }
     }
 
+    /// A text value: `None` when unset; refused (with an error) when it holds a control
+    /// character, which has no place in a name, a path or an RTCP SDES item (RFC 3550 §6.5)
+    /// and would garble the log line or terminal that prints it.
+    fn text(&mut self, key: &str) -> Option<String> {
+        let v = self.vars.get(key)?.clone();
+        if v.contains(char::is_control) {
+            self.error(
+                key,
+                &format!("contains a control character; allowed: {}", Parser::allowed(key)),
+            );
+            return None;
+        }
+        Some(v)
+    }
+
     fn parse(&mut self) -> Config {
-        let device = self
-            .vars
-            .get("RTPMIC_DEVICE")
-            .cloned()
-            .unwrap_or_else(|| "default".into());
+        let device = self.text("RTPMIC_DEVICE").unwrap_or_else(|| "default".into());
         let codec = self.word(
             "RTPMIC_CODEC",
             &[
@@ -975,7 +1093,7 @@ impl Parser {
             .vars
             .contains_key("RTPMIC_SSRC")
             .then(|| self.int("RTPMIC_SSRC", 0, u64::from(u32::MAX), 0, true) as u32);
-        let sdp_file = self.vars.get("RTPMIC_SDP_FILE").map(std::path::PathBuf::from);
+        let sdp_file = self.text("RTPMIC_SDP_FILE").map(std::path::PathBuf::from);
         if sdp_file.as_ref().is_some_and(|p| !p.is_absolute()) {
             self.error(
                 "RTPMIC_SDP_FILE",
@@ -1005,7 +1123,8 @@ impl Parser {
         let rtcp_mux = self.word("RTPMIC_RTCP_MUX", &[("on", true), ("off", false)], false);
         let rr_loss_warn_percent = self.int("RTPMIC_RR_LOSS_WARN_PERCENT", 0, 100, 5, false) as u8;
         let rr_jitter_warn_ms = self.int("RTPMIC_RR_JITTER_WARN_MS", 0, 10_000, 30, false) as u32;
-        let cname = self.vars.get("RTPMIC_CNAME").cloned();
+        // RFC 3550 §6.5: an SDES item's length is one octet, so at most 255 bytes.
+        let cname = self.text("RTPMIC_CNAME");
         if cname.as_ref().is_some_and(|c| c.len() > 255) {
             self.error(
                 "RTPMIC_CNAME",
@@ -1037,7 +1156,9 @@ impl Parser {
         let multicast_loop = self.word("RTPMIC_MULTICAST_LOOP", &[("on", true), ("off", false)], false);
         let dscp = self.int("RTPMIC_DSCP", 0, 63, 46, false) as u8;
         let so_priority = self.int("RTPMIC_SO_PRIORITY", 0, 6, 6, false) as u8;
-        let bind = self.bind();
+        let (bind, bind_zone) = self.bind().unzip();
+        let bind_zone = bind_zone.flatten();
+        self.rtcp_ports(rtcp && !rtcp_mux, &dest, bind);
         let rt_priority = self.int("RTPMIC_RT_PRIORITY", 0, 99, 50, false) as u8;
         let pacing = self.word("RTPMIC_PACING", &[("on", true), ("off", false)], false);
         let threads = self.word(
@@ -1108,6 +1229,7 @@ impl Parser {
             dscp,
             so_priority,
             bind,
+            bind_zone,
             rt_priority,
             pacing,
             threads,
@@ -1136,20 +1258,25 @@ impl Parser {
     }
 
     fn channel(&mut self, channels: u32) -> ChannelSelect {
-        match self.vars.get("RTPMIC_CHANNEL").map(String::as_str) {
-            None => ChannelSelect::Index(0),
-            Some(v) if v.eq_ignore_ascii_case("mix") => ChannelSelect::Mix,
-            Some(v) => match v.parse::<u32>() {
-                Ok(i) if i < channels => ChannelSelect::Index(i),
-                _ => {
-                    self.error(
-                        "RTPMIC_CHANNEL",
-                        &format!("allowed: 0..{} (RTPMIC_CHANNELS={channels}) or mix", channels - 1),
-                    );
-                    ChannelSelect::Index(0)
-                }
-            },
+        let v = match self.vars.get("RTPMIC_CHANNEL") {
+            None => return ChannelSelect::Index(0),
+            Some(v) if v.eq_ignore_ascii_case("mix") => return ChannelSelect::Mix,
+            Some(v) => v,
+        };
+        if let Ok(i) = v.parse::<u32>() {
+            if i < channels {
+                return ChannelSelect::Index(i);
+            }
         }
+        let number = v.bytes().all(|b| b.is_ascii_digit())
+            || v.strip_prefix('-')
+                .is_some_and(|d| d.bytes().all(|b| b.is_ascii_digit()));
+        let what = if number { "out of range; " } else { "" };
+        self.error(
+            "RTPMIC_CHANNEL",
+            &format!("{what}allowed: 0..{} (RTPMIC_CHANNELS={channels}) or mix", channels - 1),
+        );
+        ChannelSelect::Index(0)
     }
 
     fn frame_us(&mut self, codec: Codec, rate: u32) -> u32 {
@@ -1283,6 +1410,8 @@ impl Parser {
         pt
     }
 
+    /// `RTPMIC_DEST`. Duplicates are found with a hash set (linear time), and each problem
+    /// quotes only the entry it is about, cut to [`MAX_SHOWN`].
     fn destinations(&mut self) -> Vec<Destination> {
         let Some(v) = self.vars.get("RTPMIC_DEST").cloned() else {
             self.error(
@@ -1292,17 +1421,40 @@ impl Parser {
             return Vec::new();
         };
         let mut out = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         for item in v.split(',').map(str::trim) {
             match parse_destination(item) {
-                Ok(d) if out.contains(&d) => self.error("RTPMIC_DEST", &format!("{item} is listed twice")),
+                Ok(d) if !seen.insert(d.clone()) => {
+                    self.error("RTPMIC_DEST", &format!("{} is listed twice", shown(item)))
+                }
                 Ok(d) => out.push(d),
                 Err(why) => self.error(
                     "RTPMIC_DEST",
-                    &format!("{item:?}: {why}; allowed: host:port or [IPv6]:port, port 1..65535"),
+                    &format!(
+                        "{:?}: {why}; allowed: host:port or [IPv6]:port ([fe80::1%eth0]:port for link-local), port 1..65535",
+                        shown(item)
+                    ),
                 ),
             }
         }
         out
+    }
+
+    /// RTCP goes to (and is received on) the RTP port + 1 unless muxed (RFC 3550 §11,
+    /// RFC 5761), so port 65535 has none: the receive side once bound a random port instead,
+    /// the send side port 0. Odd RTP ports are not refused: §11's even/odd pairing is a
+    /// SHOULD for the receivers' destination ports, chosen by whoever runs the receiver.
+    fn rtcp_ports(&mut self, rtcp_next_port: bool, dest: &[Destination], bind: Option<std::net::SocketAddr>) {
+        if !rtcp_next_port {
+            return;
+        }
+        let why = "leaves no port for RTCP, which uses port + 1 (RFC 3550 §11); allowed: a port up to 65534, or RTPMIC_RTCP_MUX=on, or RTPMIC_RTCP=off";
+        for d in dest.iter().filter(|d| d.port == u16::MAX) {
+            self.error("RTPMIC_DEST", &format!("{}: port 65535 {why}", shown(&d.to_string())));
+        }
+        if bind.is_some_and(|b| b.port() == u16::MAX) {
+            self.error("RTPMIC_BIND", &format!("port 65535 {why}"));
+        }
     }
 
     fn multicast_if(&mut self) -> Option<MulticastIf> {
@@ -1310,8 +1462,7 @@ impl Parser {
         if let Ok(ip) = v.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
             return Some(MulticastIf::Addr(ip));
         }
-        // Linux interface names: at most 15 bytes, no '/', no whitespace (IFNAMSIZ - 1).
-        if v.len() <= 15 && !v.contains('/') && !v.contains(char::is_whitespace) && !v.contains(':') {
+        if interface_name(&v) {
             return Some(MulticastIf::Name(v));
         }
         self.error(
@@ -1321,18 +1472,114 @@ impl Parser {
         None
     }
 
-    fn bind(&mut self) -> Option<std::net::SocketAddr> {
+    /// `RTPMIC_BIND`, and the zone it was written with.
+    fn bind(&mut self) -> Option<(std::net::SocketAddr, Option<String>)> {
         let v = self.vars.get("RTPMIC_BIND")?.clone();
-        if let Ok(ip) = v.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
-            return Some(std::net::SocketAddr::new(ip, 0));
-        }
-        match v.parse::<std::net::SocketAddr>() {
-            Ok(a) => Some(a),
-            Err(_) => {
-                self.error("RTPMIC_BIND", &format!("allowed: {}", Parser::allowed("RTPMIC_BIND")));
+        match parse_bind(&v) {
+            Ok(b) => Some(b),
+            Err(why) => {
+                self.error(
+                    "RTPMIC_BIND",
+                    &format!("{why}; allowed: {}", Parser::allowed("RTPMIC_BIND")),
+                );
                 None
             }
         }
+    }
+}
+
+/// A Linux interface name: 1..15 bytes (IFNAMSIZ - 1), not `.` or `..`, no `/`, `:`, `%`,
+/// blank or control character (the kernel's `dev_valid_name`, plus `%` which would make a
+/// zone ambiguous).
+fn interface_name(v: &str) -> bool {
+    !v.is_empty()
+        && v.len() <= 15
+        && v != "."
+        && v != ".."
+        && !v.contains(|c: char| c == '/' || c == ':' || c == '%' || c.is_whitespace() || c.is_control())
+}
+
+/// Checks the zone written after `%` in an IPv6 address (RFC 4007 §11): an interface name
+/// or index, on an address whose scope needs one: link-local unicast (fe80::/10) or
+/// interface- or link-local multicast (ff01::/16, ff02::/16 and their flag variants). A
+/// zone on a global address would be ignored by the kernel, so it is refused as a mistake.
+fn check_zone(addr: &std::net::Ipv6Addr, zone: &str) -> Result<(), String> {
+    if zone.is_empty() {
+        return Err("empty zone after '%'".into());
+    }
+    if !interface_name(zone) {
+        return Err(format!(
+            "zone {:?} is not an interface name or index (1..15 bytes, no '/', ':' or blanks)",
+            shown(zone)
+        ));
+    }
+    let first = addr.segments()[0];
+    let link_local = first & 0xffc0 == 0xfe80 || (first & 0xff00 == 0xff00 && matches!(first & 0x000f, 1 | 2));
+    if !link_local {
+        return Err(format!(
+            "a zone (%{}) applies only to link-local addresses (fe80::/10, ff02::/16)",
+            shown(zone)
+        ));
+    }
+    Ok(())
+}
+
+/// Splits `addr%zone`.
+fn split_zone(h: &str) -> (&str, Option<&str>) {
+    match h.split_once('%') {
+        Some((a, z)) => (a, Some(z)),
+        None => (h, None),
+    }
+}
+
+/// A port number: 1..=65535, or 0 too when `zero_ok`. A number outside is "out of range".
+fn parse_port(p: &str, zero_ok: bool) -> Result<u16, String> {
+    if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("port {:?} is not a number", shown(p)));
+    }
+    match p.parse::<u16>() {
+        Ok(0) if !zero_ok => Err("port 0 is out of range".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("port {} is out of range", shown(p))),
+    }
+}
+
+/// Parses `RTPMIC_BIND`: `addr`, `addr:port`, `[v6]`, `[v6]:port`, or a bare IPv6 address,
+/// each IPv6 form with an optional `%zone` for a link-local address. The zone's interface
+/// index is looked up now: the address is a local one, so its interface must exist when the
+/// sockets are bound, and `check-config` is the place to say it does not.
+pub fn parse_bind(v: &str) -> Result<(std::net::SocketAddr, Option<String>), String> {
+    use std::net::{SocketAddr, SocketAddrV6};
+    let (host, port) = if let Some(rest) = v.strip_prefix('[') {
+        let (h, p) = rest.split_once(']').ok_or("missing ']'")?;
+        match p {
+            "" => (h, None),
+            p => (h, Some(p.strip_prefix(':').ok_or("only :port may follow ']'")?)),
+        }
+    } else if v.matches(':').count() > 1 {
+        (v, None)
+    } else {
+        match v.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (v, None),
+        }
+    };
+    let (addr, zone) = split_zone(host);
+    let ip: IpAddr = addr
+        .parse()
+        .map_err(|_| format!("{:?} is not an IP address", shown(addr)))?;
+    let port = port.map_or(Ok(0), |p| parse_port(p, true))?;
+    match (ip, zone) {
+        (IpAddr::V6(a), Some(z)) => {
+            check_zone(&a, z)?;
+            let scope = crate::net::resolve::scope_id(z)?;
+            Ok((
+                SocketAddr::V6(SocketAddrV6::new(a, port, 0, scope)),
+                Some(z.to_string()),
+            ))
+        }
+        (IpAddr::V4(_), Some(_)) => Err("a zone ('%') applies only to IPv6 link-local addresses".into()),
+        (ip, None) => Ok((SocketAddr::new(ip, port), None)),
     }
 }
 
@@ -1347,28 +1594,32 @@ fn parse_ms(v: &str) -> Option<u32> {
     ms.checked_mul(1000)?.checked_add(frac_us)
 }
 
-/// Parses one `host:port` / `[v6]:port` item.
+/// Parses one `host:port` / `[v6]:port` / `[v6%zone]:port` item. The messages quote at
+/// most [`MAX_SHOWN`] characters of the item.
 pub fn parse_destination(item: &str) -> Result<Destination, String> {
     if item.is_empty() {
         return Err("empty entry".into());
     }
-    let (host, port) = if let Some(rest) = item.strip_prefix('[') {
+    let (host, zone, port) = if let Some(rest) = item.strip_prefix('[') {
         let (h, p) = rest.split_once(']').ok_or("missing ']'")?;
         let p = p.strip_prefix(':').ok_or("missing :port")?;
-        let ip: std::net::Ipv6Addr = h.parse().map_err(|_| format!("{h:?} is not an IPv6 address"))?;
-        (Host::Ip(IpAddr::V6(ip)), p)
+        let (a, zone) = split_zone(h);
+        let ip: std::net::Ipv6Addr = a
+            .parse()
+            .map_err(|_| format!("{:?} is not an IPv6 address", shown(a)))?;
+        if let Some(z) = zone {
+            check_zone(&ip, z)?;
+        }
+        (Host::Ip(IpAddr::V6(ip)), zone.map(str::to_string), p)
     } else {
         let (h, p) = item.rsplit_once(':').ok_or("missing :port")?;
         if h.contains(':') {
             return Err("IPv6 addresses must be written in brackets".into());
         }
-        (parse_host(h)?, p)
+        (parse_host(h)?, None, p)
     };
-    let port: u16 = port.parse().map_err(|_| format!("port {port:?} is not a number"))?;
-    if port == 0 {
-        return Err("port 0".into());
-    }
-    Ok(Destination { host, port })
+    let port = parse_port(port, false)?;
+    Ok(Destination { host, port, zone })
 }
 
 /// An IPv4 literal or a DNS name (RFC 1123 §2.1 labels).
@@ -1388,7 +1639,7 @@ fn parse_host(h: &str) -> Result<Host, String> {
     // A name made only of digits and dots is a mistyped IPv4 address, not a host name.
     let looks_numeric = h.bytes().all(|b| b.is_ascii_digit() || b == b'.');
     if !labels_ok || looks_numeric {
-        return Err(format!("{h:?} is not an IP address or host name"));
+        return Err(format!("{:?} is not an IP address or host name", shown(h)));
     }
     Ok(Host::Name(h.to_ascii_lowercase()))
 }
@@ -1409,9 +1660,36 @@ mod tests {
         )
         .unwrap();
         let text = Config::from_env_file(&path).unwrap_err().to_string();
-        assert!(!text.contains("WVNfX19z"), "{text}");
-        assert!(text.contains("cannot parse at RTPMIC_CNAME"), "{text}");
+        assert!(!text.contains("WVNfX19z") && !text.contains("door"), "{text}");
+        assert!(
+            text.starts_with(&format!(
+                "config: --env-file {}: line 2: RTPMIC_CNAME: unterminated quote",
+                path.display()
+            )),
+            "{text}"
+        );
         assert_eq!(text.lines().count(), 1, "{text}");
+    }
+
+    #[test]
+    fn text_after_an_unquoted_secret_names_line_and_key_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rtpmic.env");
+        let key = "WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz";
+        std::fs::write(
+            &path,
+            format!("RTPMIC_DEST=10.0.0.2:5004\nRTPMIC_SRTP=AES_CM_128_HMAC_SHA1_80\nRTPMIC_SRTP_KEY={key} rotated 2026-12-01\n"),
+        )
+        .unwrap();
+        let text = Config::from_env_file(&path).unwrap_err().to_string();
+        assert!(
+            text.starts_with(&format!(
+                "config: --env-file {}: line 3: RTPMIC_SRTP_KEY: text after the value",
+                path.display()
+            )),
+            "{text}"
+        );
+        assert!(!text.contains(&key[..6]) && !text.contains("rotated"), "{text}");
     }
 
     #[test]
@@ -1419,8 +1697,50 @@ mod tests {
         let text = Config::from_pairs([("RTPMIC_DEST", "10.0.0.2:5004"), ("RTPMIC_SRTP_KEYS", "c2VjcmV0")])
             .unwrap_err()
             .to_string();
-        assert!(text.contains("RTPMIC_SRTP_KEYS=\"(hidden)\": unknown key"), "{text}");
-        assert!(!text.contains("c2VjcmV0"), "{text}");
+        assert_eq!(
+            text,
+            "config: RTPMIC_SRTP_KEYS: unknown key; did you mean RTPMIC_SRTP_KEY?"
+        );
+    }
+
+    #[test]
+    fn an_unknown_key_never_shows_its_value_and_names_the_nearest_key() {
+        let e = Config::from_pairs([
+            ("RTPMIC_DEST", "10.0.0.2:5004"),
+            ("RTPMIC_RTSP_PASSWORD", "hunter2"),
+            ("RTPMIC_BITRAT", "1"),
+            ("RTPMIC_codec", "opus"),
+            ("RTPMIC_DESTINATIONS", "10.0.0.3:5004"),
+        ])
+        .unwrap_err();
+        let lines: Vec<&str> = e.0.iter().map(|e| e.line.as_str()).collect();
+        assert_eq!(
+            lines,
+            [
+                "RTPMIC_RTSP_PASSWORD: unknown key; allowed: the keys in `rtpmic --help` and systemd/rtpmic.env",
+                "RTPMIC_BITRAT: unknown key; did you mean RTPMIC_BITRATE?",
+                "RTPMIC_codec: unknown key; did you mean RTPMIC_CODEC?",
+                "RTPMIC_DESTINATIONS: unknown key; allowed: the keys in `rtpmic --help` and systemd/rtpmic.env",
+            ]
+        );
+        // Many unknown keys: a few named, the rest counted; a huge key name is cut.
+        let mut pairs: Vec<(String, String)> = (0..1000).map(|i| (format!("RTPMIC_X{i}"), "v".into())).collect();
+        pairs.insert(0, (format!("RTPMIC_{}", "Y".repeat(1_000_000)), "v".into()));
+        let e = Config::from_pairs(pairs).unwrap_err();
+        let unknown: Vec<&str> =
+            e.0.iter()
+                .map(|e| e.line.as_str())
+                .filter(|l| l.contains("unknown key"))
+                .collect();
+        assert_eq!(unknown.len(), MAX_UNKNOWN_KEYS + 1, "{unknown:#?}");
+        assert!(
+            unknown[0].starts_with("RTPMIC_YYYY") && unknown[0].len() < 200,
+            "{}",
+            &unknown[0][..200]
+        );
+        assert_eq!(unknown[5], "RTPMIC_X4: unknown key, and 995 more unknown keys");
+        assert!(is_secret("RTPMIC_SRTP_KEY") && is_secret("RTPMIC_RTSP_Password") && is_secret("RTPMIC_X_SECRET"));
+        assert!(!is_secret("RTPMIC_DEST"));
     }
 
     #[test]
@@ -1428,7 +1748,7 @@ mod tests {
         let errors = Config::from_pairs([("RTPMIC_DEST", "10.0.0.2:5004"), ("RTPMIC_A\rB\0", "1\n2")]).unwrap_err();
         let text = errors.to_string();
         assert_eq!(text.lines().count(), 1, "{text:?}");
-        assert!(text.contains("RTPMIC_A\\rB\\0"), "{text}");
+        assert!(text.contains("RTPMIC_A\\rB\\0: unknown key"), "{text}");
     }
 
     fn cfg(pairs: &[(&str, &str)]) -> Result<Config, ConfigErrors> {
@@ -1514,7 +1834,10 @@ mod tests {
         let text = e.to_string();
         assert_eq!(e.0.len(), 3, "{text}");
         assert!(text.contains("RTPMIC_BITRATE=\"x\": not a whole number"), "{text}");
-        assert!(text.contains("RTPMIC_CODECC=\"opus\": unknown key"), "{text}");
+        assert!(
+            text.contains("RTPMIC_CODECC: unknown key; did you mean RTPMIC_CODEC?"),
+            "{text}"
+        );
         assert!(text.contains("RTPMIC_DEST=\"\": required"), "{text}");
     }
 
@@ -1610,5 +1933,239 @@ mod tests {
     fn empty_value_means_default() {
         let c = cfg(&[("RTPMIC_SSRC", ""), ("RTPMIC_BITRATE", " ")]).unwrap();
         assert_eq!((c.ssrc, c.bitrate), (None, 32000));
+    }
+
+    #[test]
+    fn a_number_too_large_or_negative_is_out_of_range_for_every_integer_key() {
+        let integer_keys = [
+            "RTPMIC_RATE",
+            "RTPMIC_CHANNELS",
+            "RTPMIC_CHANNEL",
+            "RTPMIC_BITRATE",
+            "RTPMIC_OPUS_COMPLEXITY",
+            "RTPMIC_OPUS_LOSS_PERCENT",
+            "RTPMIC_OPUS_LOSS_MIN_PERCENT",
+            "RTPMIC_OPUS_LOSS_MAX_PERCENT",
+            "RTPMIC_REDUNDANCY",
+            "RTPMIC_RED_PAYLOAD_TYPE",
+            "RTPMIC_PAYLOAD_TYPE",
+            "RTPMIC_SAP_INTERVAL_S",
+            "RTPMIC_RR_LOSS_WARN_PERCENT",
+            "RTPMIC_RR_JITTER_WARN_MS",
+            "RTPMIC_MAX_DEST",
+            "RTPMIC_RESOLVE_INTERVAL_S",
+            "RTPMIC_MULTICAST_TTL",
+            "RTPMIC_DSCP",
+            "RTPMIC_SO_PRIORITY",
+            "RTPMIC_SSRC",
+            "RTPMIC_RT_PRIORITY",
+            "RTPMIC_STATS_INTERVAL_S",
+        ];
+        for v in ["99999999999999999999", "-1", "-99999999999999999999"] {
+            for k in KEYS {
+                let Err(e) = cfg(&[(k.name, v)]) else { continue };
+                assert!(!e.to_string().contains("not a whole number"), "{}={v}: {e}", k.name);
+                if integer_keys.contains(&k.name) {
+                    assert!(e.to_string().contains("out of range"), "{}={v}: {e}", k.name);
+                }
+            }
+        }
+        for (k, v) in [
+            ("RTPMIC_SSRC", "0x1ffffffffffffffffffff"),
+            ("RTPMIC_DEST", "10.0.0.1:99999999999999999999"),
+            ("RTPMIC_DEST", "10.0.0.1:65536"),
+            ("RTPMIC_DEST", "10.0.0.1:0"),
+            ("RTPMIC_BIND", "10.0.0.1:70000"),
+        ] {
+            let e = cfg(&[(k, v)]).unwrap_err().to_string();
+            assert!(e.contains("out of range") && !e.contains("not a"), "{k}={v}: {e}");
+        }
+        for (k, v) in [
+            ("RTPMIC_BITRATE", "1e5"),
+            ("RTPMIC_SSRC", "0x"),
+            ("RTPMIC_DEST", "10.0.0.1:50o4"),
+        ] {
+            let e = cfg(&[(k, v)]).unwrap_err().to_string();
+            assert!(e.contains("not a") && !e.contains("out of range"), "{k}={v}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_last_assignment_wins_and_an_empty_one_resets_to_the_default() {
+        let c = cfg(&[
+            ("RTPMIC_BITRATE", "12000"),
+            ("RTPMIC_BITRATE", ""),
+            ("RTPMIC_DSCP", "10"),
+            ("RTPMIC_DSCP", "12"),
+            ("RTPMIC_SSRC", "7"),
+            ("RTPMIC_SSRC", "  "),
+        ])
+        .unwrap();
+        assert_eq!((c.bitrate, c.dscp, c.ssrc), (32_000, 12, None));
+        // The same through an env file.
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("a.env");
+        std::fs::write(&f, "RTPMIC_DEST=10.0.0.1:5004\nRTPMIC_CODEC=pcmu\nRTPMIC_CODEC=\n").unwrap();
+        assert_eq!(Config::from_env_file(&f).unwrap().codec, Codec::Opus);
+    }
+
+    #[test]
+    fn control_characters_are_refused_in_text_keys() {
+        for (k, v) in [
+            ("RTPMIC_CNAME", "door\0A"),
+            ("RTPMIC_CNAME", "door\tA"),
+            ("RTPMIC_CNAME", "door\x7fA"),
+            ("RTPMIC_CNAME", "door\u{85}A"),
+            ("RTPMIC_DEVICE", "hw:0\x1b[2J"),
+            ("RTPMIC_SDP_FILE", "/run/a\nb.sdp"),
+            ("RTPMIC_MULTICAST_IF", "eth\x000"),
+        ] {
+            let e = cfg(&[(k, v)]).unwrap_err();
+            assert_eq!(e.0.len(), 1, "{k}={v:?}: {e}");
+            let line = &e.0[0].line;
+            assert!(line.starts_with(&format!("{k}=")) && line.contains("allowed"), "{line}");
+            assert!(!line.contains(char::is_control), "escaped: {line:?}");
+        }
+        let c = cfg(&[
+            ("RTPMIC_CNAME", "Tür A@intercom-7"),
+            ("RTPMIC_DEVICE", "plughw:CARD=Device,DEV=0"),
+        ])
+        .unwrap();
+        assert_eq!(c.cname.as_deref(), Some("Tür A@intercom-7"));
+    }
+
+    #[test]
+    fn a_long_value_is_quoted_in_part_and_one_key_takes_a_few_lines() {
+        let long = "1".repeat(1_000_000);
+        for k in [
+            "RTPMIC_CNAME",
+            "RTPMIC_BITRATE",
+            "RTPMIC_DEST",
+            "RTPMIC_SRTP_KEY",
+            "RTPMIC_MULTICAST_IF",
+        ] {
+            let e = cfg(&[(k, &long), ("RTPMIC_SRTP", "AES_CM_128_HMAC_SHA1_80")]).unwrap_err();
+            for line in &e.0 {
+                assert!(
+                    line.line.len() < 400,
+                    "{k}: {} bytes: {}…",
+                    line.line.len(),
+                    &line.line[..300]
+                );
+            }
+        }
+        let e = cfg(&[("RTPMIC_CNAME", &long)]).unwrap_err();
+        assert!(
+            e.0[0]
+                .line
+                .starts_with(&format!("RTPMIC_CNAME=\"{}…\": too long", "1".repeat(MAX_SHOWN))),
+            "{e}"
+        );
+
+        // 4000 duplicates (what a 64 KiB env file holds): 5 lines and a count, each short.
+        let dups = vec!["10.0.0.1:5004"; 4000].join(",");
+        let e = cfg(&[("RTPMIC_DEST", &dups)]).unwrap_err();
+        let lines: Vec<&str> = e.0.iter().map(|e| e.line.as_str()).collect();
+        assert_eq!(lines.len(), MAX_LINES_PER_KEY + 1, "{lines:#?}");
+        assert!(
+            lines[..5]
+                .iter()
+                .all(|l| l.ends_with(": 10.0.0.1:5004 is listed twice")),
+            "{lines:#?}"
+        );
+        assert_eq!(lines[5], "RTPMIC_DEST: … and 3994 more problems");
+        assert!(lines.iter().all(|l| l.len() < 200), "{lines:#?}");
+        // The count comes right after the key's last line, before other keys' problems.
+        let e = cfg(&[("RTPMIC_DEST", &dups), ("RTPMIC_DSCP", "99")]).unwrap_err();
+        assert!(
+            e.0[5].line.starts_with("RTPMIC_DEST: … and") && e.0[6].line.starts_with("RTPMIC_DSCP="),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn ipv6_zones_parse_print_back_and_are_checked() {
+        let c = cfg(&[(
+            "RTPMIC_DEST",
+            "[fe80::1%eth0]:5004, [ff02::1%2]:5006,[fe80::1%eth1]:5004",
+        )])
+        .unwrap();
+        assert_eq!(c.dest[0].zone.as_deref(), Some("eth0"));
+        assert_eq!(c.dest[0].host, Host::Ip("fe80::1".parse().unwrap()));
+        assert_eq!(c.dest[0].to_string(), "[fe80::1%eth0]:5004");
+        assert_eq!(c.dest[1].to_string(), "[ff02::1%2]:5006");
+        assert_ne!(c.dest[0], c.dest[2], "same address, another interface");
+        assert!(cfg(&[("RTPMIC_DEST", "[fe80::1%eth0]:5004,[fe80::1%eth0]:5004")]).is_err());
+        // The interface of a destination need not exist yet: it is looked up when resolved.
+        assert!(cfg(&[("RTPMIC_DEST", "[fe80::1%usb9]:5004")]).is_ok());
+        for (v, why) in [
+            ("[2001:db8::1%eth0]:5004", "applies only to link-local"),
+            ("[::1%lo]:5004", "applies only to link-local"),
+            ("[ff0e::1%eth0]:5004", "applies only to link-local"),
+            ("[fe80::1%]:5004", "empty zone"),
+            ("[fe80::1%eth/0]:5004", "not an interface name"),
+            ("[fe80::1%a b]:5004", "not an interface name"),
+            ("[fe80::1%sixteen-bytes-ab]:5004", "not an interface name"),
+            ("[fe80::1%eth0%1]:5004", "not an interface name"),
+            ("fe80::1%eth0:5004", "brackets"),
+        ] {
+            let e = cfg(&[("RTPMIC_DEST", v)]).unwrap_err().to_string();
+            assert!(e.contains(why), "{v}: {e}");
+        }
+        // RTPMIC_BIND: the interface is local and must exist; printed back by name.
+        let lo = nix::net::if_::if_nametoindex("lo").unwrap();
+        let c = cfg(&[("RTPMIC_BIND", "[fe80::1%lo]:6000")]).unwrap();
+        assert_eq!(
+            c.bind,
+            Some(std::net::SocketAddr::V6(std::net::SocketAddrV6::new(
+                "fe80::1".parse().unwrap(),
+                6000,
+                0,
+                lo
+            )))
+        );
+        assert!(c.to_env_lines().lines().any(|l| l == "RTPMIC_BIND=[fe80::1%lo]:6000"));
+        assert_eq!(
+            cfg(&[("RTPMIC_BIND", "fe80::1%lo")]).unwrap().bind.map(|b| b.port()),
+            Some(0)
+        );
+        for (v, why) in [
+            ("[fe80::1%nosuch9]:6000", "no network interface \"nosuch9\""),
+            ("10.0.0.1%lo:6000", "applies only to IPv6"),
+            ("[2001:db8::1%lo]", "applies only to link-local"),
+            ("[::1]x", "only :port"),
+        ] {
+            let e = cfg(&[("RTPMIC_BIND", v)]).unwrap_err().to_string();
+            assert!(e.contains(why) && e.contains("allowed"), "{v}: {e}");
+        }
+        // Everything prints back and parses to the same configuration.
+        let c = cfg(&[
+            ("RTPMIC_DEST", "[fe80::1%eth0]:5004,10.0.0.1:5004"),
+            ("RTPMIC_BIND", "[fe80::2%lo]:6000"),
+        ])
+        .unwrap();
+        let lines: Vec<(String, String)> = c
+            .to_env_lines()
+            .lines()
+            .filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+            .collect();
+        assert_eq!(Config::from_pairs(lines).unwrap(), c);
+    }
+
+    #[test]
+    fn port_65535_needs_rtcp_mux_or_no_rtcp() {
+        for (k, v) in [("RTPMIC_BIND", "127.0.0.1:65535"), ("RTPMIC_DEST", "127.0.0.1:65535")] {
+            let e = cfg(&[(k, v)]).unwrap_err();
+            assert_eq!(e.0.len(), 1, "{e}");
+            assert!(
+                e.0[0].line.starts_with(&format!("{k}=")) && e.0[0].line.contains("RTCP"),
+                "{e}"
+            );
+            assert!(cfg(&[(k, v), ("RTPMIC_RTCP_MUX", "on")]).is_ok());
+            assert!(cfg(&[(k, v), ("RTPMIC_RTCP", "off")]).is_ok());
+        }
+        // Odd ports stay allowed (RFC 3550 §11's even/odd pairing is a SHOULD).
+        assert!(cfg(&[("RTPMIC_BIND", "127.0.0.1:6001"), ("RTPMIC_DEST", "127.0.0.1:5005")]).is_ok());
+        assert!(cfg(&[("RTPMIC_BIND", "127.0.0.1:65534"), ("RTPMIC_DEST", "127.0.0.1:65534")]).is_ok());
     }
 }

@@ -242,12 +242,20 @@ fn config_seeds(dir: &Path) {
         write(dir, "config_pairs", name, text.as_bytes());
         write(dir, "config_env_file", name, text.as_bytes());
     }
-    // dotenvy syntax: quotes, escapes, comments, export, substitution, CRLF.
+    // The env file syntax (src/config/env_file.rs): quotes, escapes, comments, export, CRLF,
+    // and `${HOME}` kept as written (no expansion).
     write(
         dir,
         "config_env_file",
         "dotenv-syntax",
         b"# comment\r\nexport RTPMIC_DEST=\"10.0.0.2:5004\" # trailing\r\nRTPMIC_DEVICE='plughw:1,0'\r\nRTPMIC_CNAME=\"door \\\"A\\\"\"\r\nRTPMIC_SDP_FILE=${HOME}/x.sdp\r\nRTPMIC_LOG_LEVEL=debug\r\n",
+    );
+    // IPv6 zones, a key repeated then reset by an empty assignment, `$` in a value.
+    write(
+        dir,
+        "config_env_file",
+        "zones-and-repeats",
+        b"RTPMIC_DEST=[fe80::1%eth0]:5004,[ff02::1%2]:5006\nRTPMIC_BIND=[fe80::2%lo]:6000\nRTPMIC_BITRATE=12000\nRTPMIC_BITRATE=\nRTPMIC_CNAME='door $1'\n",
     );
     // One-byte keys: KEYS[byte % KEYS.len()] (config_pairs only).
     let mut short = Vec::new();

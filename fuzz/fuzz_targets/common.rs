@@ -72,5 +72,5 @@ pub fn check_errors(errors: &ConfigErrors, prefixes: &[&str]) {
 
 /// An "unknown key" error whose key itself holds the line break (the key is printed raw).
 fn raw_unknown_key(line: &str) -> bool {
-    line.contains("unknown key; known keys:") && line.split_once('=').is_some_and(|(k, _)| k.contains(['\n', '\r']))
+    line.contains(": unknown key") && line.split_once(": unknown key").is_some_and(|(k, _)| k.contains(['\n', '\r']))
 }

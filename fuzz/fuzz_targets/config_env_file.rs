@@ -1,13 +1,14 @@
 //! `Config::from_env_file` (what `--env-file PATH` runs) on a hostile file.
 //!
-//! Input: the file's bytes, written to a temporary file that the public loader reads (dotenvy's
-//! parser: quotes, escapes, `$VAR` substitution, comments, a BOM).
+//! Input: the file's bytes, written to a temporary file that the public loader reads (the
+//! parser of src/config/env_file.rs: quotes, escapes, comments, `export`, a BOM, CRLF; the
+//! 64 KiB limit).
 //!
 //! Checks: never panics; on `Err` there is at least one error, each one line (no '\n' or
-//! '\r'), each `Display` line starts with `config: RTPMIC_` or, for a file dotenvy cannot
-//! parse, `config: --env-file PATH: `; an `RTPMIC_SRTP_KEY` error never shows the key, and
-//! neither does an error about a file dotenvy cannot parse (which must not echo the file's
-//! `RTPMIC_SRTP_KEY=value` line).
+//! '\r'), each `Display` line starts with `config: RTPMIC_` or, for a file that cannot be
+//! read or parsed, `config: --env-file PATH: `; an `RTPMIC_SRTP_KEY` error never shows the
+//! key, and neither does an error about a file that cannot be parsed (which must not echo
+//! the file's `RTPMIC_SRTP_KEY=value` line).
 #![no_main]
 
 use std::path::PathBuf;
@@ -57,7 +58,8 @@ fn echoed_key(line: &str) -> Option<&str> {
     line.match_indices("RTPMIC_SRTP_KEY=").find_map(|(i, m)| {
         let rest = &line[i + m.len()..];
         let mut value = &rest[..rest.find(['\n', '\r']).unwrap_or(rest.len())];
-        // dotenvy's "Error parsing line: '…', error at line index: N" closes the quote.
+        // The old dotenvy message "Error parsing line: '…', error at line index: N" closed the
+        // quote; kept so a regression to that form is still recognised.
         if let Some(j) = value.rfind("', error at line index: ") {
             if value[j + 24..].bytes().all(|b| b.is_ascii_digit()) {
                 value = &value[..j];

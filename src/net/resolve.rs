@@ -3,7 +3,7 @@
 //! failed since the last look-up, or every `RTPMIC_RESOLVE_INTERVAL_S`, and hands changed
 //! addresses to the sender as [`DestUpdate`]s through a ring.
 
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, SocketAddrV6, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::Duration;
 
@@ -20,9 +20,14 @@ use crate::rt::now_ns;
 pub const MIN_RETRY_NS: u64 = 5_000_000_000;
 
 /// The address `dest` resolves to, preferring the family of `previous` so a destination does
-/// not hop between IPv4 and IPv6 on every look-up.
+/// not hop between IPv4 and IPv6 on every look-up. A link-local IPv6 address with a zone gets
+/// that interface's index as scope id.
 pub fn resolve(dest: &Destination, previous: Option<SocketAddr>) -> Result<SocketAddr, String> {
     match &dest.host {
+        Host::Ip(IpAddr::V6(a)) => {
+            let scope = dest.zone.as_deref().map_or(Ok(0), scope_id)?;
+            Ok(SocketAddr::V6(SocketAddrV6::new(*a, dest.port, 0, scope)))
+        }
         Host::Ip(ip) => Ok(SocketAddr::new(*ip, dest.port)),
         Host::Name(name) => {
             let all: Vec<SocketAddr> = (name.as_str(), dest.port)
@@ -35,6 +40,20 @@ pub fn resolve(dest: &Destination, previous: Option<SocketAddr>) -> Result<Socke
                 .copied()
                 .ok_or_else(|| "no address".to_string())
         }
+    }
+}
+
+/// The scope id of an IPv6 zone (RFC 4007 §11, the `%eth0` of `fe80::1%eth0`): the index of
+/// the interface of that name, or the zone itself when it is a number (as getaddrinfo reads
+/// `%2`). An interface that does not exist (not yet, or no more) is an error naming it.
+pub fn scope_id(zone: &str) -> Result<u32, String> {
+    match nix::net::if_::if_nametoindex(zone) {
+        Ok(index) => Ok(index),
+        Err(_) => zone
+            .parse::<u32>()
+            .ok()
+            .filter(|&n| n > 0)
+            .ok_or_else(|| format!("no network interface {zone:?} (the zone after '%')")),
     }
 }
 
@@ -129,7 +148,7 @@ pub fn run(mut dests: Vec<Destination>, mut current: Vec<Option<SocketAddr>>, mu
             failing = current.iter().map(Option::is_none).collect();
         }
         for (i, d) in dests.iter().enumerate() {
-            if !matches!(d.host, Host::Name(_)) {
+            if !d.needs_lookup() {
                 continue;
             }
             let errors = ctx.stats.dests.get(i).map_or(0, |c| c.errors.load(Relaxed));
@@ -253,5 +272,25 @@ mod tests {
             None
         )
         .is_err());
+    }
+
+    #[test]
+    fn a_zone_becomes_the_interface_index() {
+        let lo = nix::net::if_::if_nametoindex("lo").unwrap();
+        let d = crate::config::parse_destination("[fe80::1%lo]:5004").unwrap();
+        assert!(d.needs_lookup());
+        let a = resolve(&d, None).unwrap();
+        assert_eq!(
+            a,
+            SocketAddr::V6(SocketAddrV6::new("fe80::1".parse().unwrap(), 5004, 0, lo))
+        );
+        let d = crate::config::parse_destination("[ff02::1%7]:5004").unwrap();
+        assert_eq!(resolve(&d, None).unwrap().to_string(), "[ff02::1%7]:5004");
+        let d = crate::config::parse_destination("[fe80::1%nosuch9]:5004").unwrap();
+        let e = resolve(&d, None).unwrap_err();
+        assert!(e.contains("no network interface \"nosuch9\""), "{e}");
+        assert!(!crate::config::parse_destination("[fe80::1]:5004")
+            .unwrap()
+            .needs_lookup());
     }
 }
