@@ -384,7 +384,8 @@ impl Drop for LinkLocalPair {
 }
 
 /// Item 5 end to end: a stream to `[fe80::b%veth]:5004` from `[fe80::a%veth]:6000` crosses a
-/// veth link between two namespaces; the receiver sees every packet from that source.
+/// veth link between two namespaces; the receiver sees every packet from that source, and RTCP
+/// from port 6001 on port 5005 (the zone survives the port + 1).
 #[test]
 fn a_link_local_destination_with_a_zone_receives_the_stream() {
     let board = SimBoard::shared();
@@ -397,20 +398,22 @@ fn a_link_local_destination_with_a_zone_receives_the_stream() {
         let index = nix::net::if_::if_nametoindex(vb.as_str()).unwrap();
         let addr = std::net::SocketAddrV6::new("fe80::b".parse().unwrap(), 5004, 0, index);
         let socket = UdpSocket::bind(addr).unwrap();
+        let rtcp = UdpSocket::bind(std::net::SocketAddrV6::new("fe80::b".parse().unwrap(), 5005, 0, index)).unwrap();
         socket.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         let mut buf = [0u8; 2048];
         let (_, from) = socket.peek_from(&mut buf).unwrap();
         let pkts = Receiver { socket }.collect(10_000, Duration::from_secs(5), Duration::from_secs(1));
-        (from, pkts)
+        // RTCP went to the same zone, port + 1: at least the BYE at the end (RFC 3550 §6.6).
+        rtcp.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let rtcp_from = rtcp.recv_from(&mut buf).ok().map(|(_, a)| a);
+        (from, pkts, rtcp_from)
     });
     let mut cmd = Command::new("ip");
     cmd.args(["netns", "exec", &net.a, RTPMIC, "run", "--seconds", "2"]);
     board.apply_env(&mut cmd, &infile);
-    // RTCP stays off: this checks the RTP path (RTCP goes to the same zone, see the report).
     let out = cmd
         .env("RTPMIC_DEVICE", "simfile")
         .env("RTPMIC_CODEC", "pcmu")
-        .env("RTPMIC_RTCP", "off")
         .env("RTPMIC_DEST", format!("[fe80::b%{}]:5004", net.va))
         .env("RTPMIC_BIND", format!("[fe80::a%{}]:6000", net.va))
         .output()
@@ -421,9 +424,14 @@ fn a_link_local_destination_with_a_zone_receives_the_stream() {
         log.contains(&format!("[fe80::b%{}]:5004", net.va)),
         "the log names the zone: {log}"
     );
-    let (from, pkts) = receiver.join().unwrap();
+    let (from, pkts, rtcp_from) = receiver.join().unwrap();
     assert_eq!(from.ip().to_string(), "fe80::a", "sent from RTPMIC_BIND");
     assert_eq!(from.port(), 6000);
+    let rtcp_from = rtcp_from.expect("RTCP reached the zoned destination's port + 1");
+    assert_eq!(
+        (rtcp_from.ip().to_string().as_str(), rtcp_from.port()),
+        ("fe80::a", 6001)
+    );
     assert_eq!(pkts.len(), 100, "2 s of 20 ms packets\n{log}");
     assert_clean_stream(&pkts, 0, 160);
 }

@@ -39,8 +39,10 @@ impl RtcpSockets {
     pub fn open(config: &Config) -> Result<RtcpSockets, SocketError> {
         let mut opts = SocketOptions::from_config(config);
         opts.bind = config.bind.map(|b| {
-            let port = if b.port() == 0 { 0 } else { b.port().wrapping_add(1) };
-            SocketAddr::new(b.ip(), port)
+            // set_port keeps an IPv6 zone (scope id).
+            let mut rtcp = b;
+            rtcp.set_port(if b.port() == 0 { 0 } else { b.port().wrapping_add(1) });
+            rtcp
         });
         let v4 = socket::open(true, &opts)?;
         let v6 = match socket::open(false, &opts) {

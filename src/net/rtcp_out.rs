@@ -41,11 +41,12 @@ const PROTECTED_LEN: usize = 512;
 
 /// Where RTCP for an RTP destination goes (RFC 3550 §11: the next higher, odd, port).
 pub fn rtcp_addr(rtp: SocketAddr, mux: bool) -> SocketAddr {
-    if mux {
-        rtp
-    } else {
-        SocketAddr::new(rtp.ip(), rtp.port().wrapping_add(1))
+    let mut rtcp = rtp;
+    if !mux {
+        // set_port keeps an IPv6 zone (scope id).
+        rtcp.set_port(rtp.port().wrapping_add(1));
     }
+    rtcp
 }
 
 /// What `RtcpOut::new` needs to know about the stream.
