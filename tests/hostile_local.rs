@@ -4,6 +4,8 @@
 //! * `RTPMIC_SDP_FILE` in a directory others can write: no link is followed, no file of
 //!   someone else is written or exposed, nothing but a regular file is replaced, the SRTP key
 //!   is never readable by another user, and no temporary file is left behind.
+//! * An unprivileged run under a small `RLIMIT_MEMLOCK` streams, and says once why memory
+//!   is not locked.
 //!
 //! The directories are world-writable but not sticky, so the kernel's `fs.protected_symlinks`
 //! and `fs.protected_regular` (which only guard sticky directories) play no part: what is
@@ -323,4 +325,82 @@ fn sdp_command_prints_crlf_lines() {
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.starts_with("v=0\r\n") && text.ends_with("\r\n"), "{text:?}");
     assert_eq!(text.matches('\n').count(), text.matches("\r\n").count(), "{text:?}");
+}
+
+/// RLIMIT_MEMLOCK's hard limit in bytes (u64::MAX for unlimited).
+fn memlock_hard_limit() -> u64 {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: valid out-pointer.
+    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut r) }, 0);
+    r.rlim_max
+}
+
+/// As a normal user (no CAP_IPC_LOCK) under an 8 MiB RLIMIT_MEMLOCK (the usual default) with
+/// the default RTPMIC_RT_PRIORITY, rtpmic does not lock its memory, streams every packet,
+/// and warns once, naming the limit and the fix. Also tried at 32 MiB where this process may
+/// raise the limit: there `mlockall` itself succeeds and every later mapping fails.
+#[test]
+fn an_unprivileged_run_under_a_small_memlock_limit_streams_and_says_why_once() {
+    let dir = dir_with_mode(0o755);
+    let infile = dir.path().join("tone.raw");
+    let bytes: Vec<u8> = two_tone(48_000, 3.0).iter().flat_map(|s| s.to_le_bytes()).collect();
+    fs::write(&infile, bytes).unwrap();
+    fs::set_permissions(&infile, fs::Permissions::from_mode(0o644)).unwrap();
+    let mut limits = vec![(8u64 << 20).min(memlock_hard_limit())];
+    let may_raise = Command::new("prlimit")
+        .args(["--memlock=33554432", "true"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if may_raise {
+        limits.push(32 << 20);
+    } else {
+        println!("RLIMIT_MEMLOCK cannot be raised here: only {} bytes tried", limits[0]);
+    }
+    for limit in limits {
+        let rx = Receiver::bind();
+        let mut c = Command::new("prlimit");
+        c.arg(format!("--memlock={limit}"))
+            .args(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", RTPMIC])
+            .args(["run", "--seconds", "3", "--no-drop"]);
+        for (k, _) in std::env::vars() {
+            if k.starts_with("RTPMIC_") {
+                c.env_remove(k);
+            }
+        }
+        let mut child = c
+            .env("ALSA_CONFIG_PATH", alsa_config_path())
+            .env("SIM_INFILE", &infile)
+            .env("RTPMIC_DEVICE", "simfast")
+            .env("RTPMIC_DEST", rx.dest())
+            .env("RTPMIC_LOG_TARGET", "stderr")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let reader = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
+        let pkts = rx.collect(150, Duration::from_secs(10), Duration::from_secs(2));
+        if wait_for(&mut child, Duration::from_secs(10)).is_none() {
+            // SAFETY: signalling our own child (prlimit execs setpriv execs rtpmic: same pid).
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            let _ = child.wait();
+        }
+        let log = reader.join().unwrap();
+        assert_eq!(pkts.len(), 150, "RLIMIT_MEMLOCK={limit}: packets received\n{log}");
+        let warnings: Vec<&str> = log.lines().filter(|l| l.contains("RLIMIT_MEMLOCK")).collect();
+        assert_eq!(warnings.len(), 1, "RLIMIT_MEMLOCK={limit}: one warning\n{log}");
+        assert!(
+            warnings[0].contains("WARN")
+                && warnings[0].contains("LimitMEMLOCK=infinity")
+                && warnings[0].contains(&format!("{} MiB", limit >> 20)),
+            "{}",
+            warnings[0]
+        );
+        assert!(!log.contains("WARN device_error"), "{log}");
+    }
 }

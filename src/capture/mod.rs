@@ -166,11 +166,15 @@ pub fn run(config: &Config, mut out: impl FrameSink, ctl: CaptureControl<'_>) {
                 let detail = detail.trim().replace('\n', "; ");
                 ctl.stats.device_errors.fetch_add(1, Relaxed);
                 ctl.stats.set_device_state(DeviceState::Absent);
-                if detail.is_empty() {
-                    ctl.stats.set_device_error(&e.to_string());
-                } else {
-                    ctl.stats.set_device_error(&format!("{e} [alsa-lib: {detail}]"));
+                let mut text = e.to_string();
+                if !detail.is_empty() {
+                    text.push_str(&format!(" [alsa-lib: {detail}]"));
                 }
+                // An allocation that failed because locked memory hit its limit.
+                if let Some(hint) = e.errno().and_then(crate::rt::memory_lock_hint) {
+                    text.push_str(&format!("; {hint}"));
+                }
+                ctl.stats.set_device_error(&text);
                 LoopEnd::DeviceError
             }
         };
