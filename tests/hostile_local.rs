@@ -6,6 +6,7 @@
 //!   is never readable by another user, and no temporary file is left behind.
 //! * An unprivileged run under a small `RLIMIT_MEMLOCK` streams, and says once why memory
 //!   is not locked.
+//! * libjack's complaints about an absent JACK server (board/sim) are not printed per retry.
 //!
 //! The directories are world-writable but not sticky, so the kernel's `fs.protected_symlinks`
 //! and `fs.protected_regular` (which only guard sticky directories) play no part: what is
@@ -403,4 +404,48 @@ fn an_unprivileged_run_under_a_small_memlock_limit_streams_and_says_why_once() {
         );
         assert!(!log.contains("WARN device_error"), "{log}");
     }
+}
+
+/// board/sim with its JACK server gone: libjack's complaints ("Cannot connect to server
+/// socket …", "jack server is not running …") are folded into rtpmic's device_error line, not
+/// printed loose at every retry.
+#[test]
+fn libjack_messages_are_not_printed_at_every_retry() {
+    let dir = dir_with_mode(0o755);
+    let mut c = Command::new(RTPMIC);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("RTPMIC_") {
+            c.env_remove(k);
+        }
+    }
+    let child = c
+        .arg("run")
+        .env("ALSA_CONFIG_PATH", alsa_config_path())
+        .env("JACK_DEFAULT_SERVER", format!("rtpmic-absent-{}", std::process::id()))
+        .env("SIM_INFILE", dir.path().join("none.raw"))
+        .env("RTPMIC_DEVICE", "simfile")
+        .env("RTPMIC_DEST", format!("127.0.0.1:{}", free_even_port()))
+        .env("RTPMIC_LOG_TARGET", "stderr")
+        .env("RTPMIC_RT_PRIORITY", "0")
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Attempts at 0, 0.1, 0.3, 0.7 and 1.5 s; the first device_error line comes at 1 s. The
+    // first attempt loads libjack, whose lines reach stderr that once.
+    std::thread::sleep(Duration::from_millis(2500));
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    let log = log_of(&out);
+    let loose = log
+        .lines()
+        .filter(|l| l.starts_with("Cannot connect to server socket"))
+        .count();
+    assert!(loose <= 1, "{loose} loose libjack lines\n{log}");
+    let line = log
+        .lines()
+        .find(|l| l.contains("device_error"))
+        .unwrap_or_else(|| panic!("no device_error line\n{log}"));
+    assert!(line.contains("jack server is not running"), "{line}");
 }
