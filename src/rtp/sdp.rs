@@ -145,8 +145,8 @@ pub fn write_file(config: &Config, path: &Path) -> io::Result<()> {
     replace_regular_file(path, text.as_bytes(), mode)
 }
 
-/// How many random temporary names [`write_file`] tries before giving up (each collision
-/// is a name someone else made first: 64 random bits make a chance one improbable).
+/// How many random temporary names [`write_file`] tries before giving up. A name that
+/// exists was made by someone else first (with 64 random bits, not by chance).
 pub const TEMP_ATTEMPTS: usize = 16;
 
 /// Atomically replaces the regular file at `path` (or creates it) with `bytes`, mode `mode`
