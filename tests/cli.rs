@@ -176,17 +176,17 @@ fn sdp_describes_the_configured_stream() {
     );
     assert!(out.status.success());
     let sdp = String::from_utf8(out.stdout).unwrap();
-    assert!(sdp.starts_with("v=0\r\n") || sdp.starts_with("v=0\n"));
+    assert!(sdp.starts_with("v=0\r\n"), "{sdp:?}");
     assert!(
-        sdp.contains("c=IN IP4 127.0.0.1\n")
-            && sdp.contains("m=audio 5004 RTP/AVP 0\n")
-            && sdp.contains("a=rtpmap:0 PCMU/8000\n"),
+        sdp.contains("c=IN IP4 127.0.0.1\r\n")
+            && sdp.contains("m=audio 5004 RTP/AVP 0\r\n")
+            && sdp.contains("a=rtpmap:0 PCMU/8000\r\n"),
         "{sdp}"
     );
     let out = rtpmic(&["sdp", "--dest", "1"], &[("RTPMIC_DEST", "127.0.0.1:5004,[::1]:6004")]);
     let sdp = String::from_utf8(out.stdout).unwrap();
     assert!(
-        sdp.contains("o=- ") && sdp.contains("IN IP6 ::1\n") && sdp.contains("m=audio 6004 RTP/AVP 96\n"),
+        sdp.contains("o=- ") && sdp.contains("IN IP6 ::1\r\n") && sdp.contains("m=audio 6004 RTP/AVP 96\r\n"),
         "{sdp}"
     );
     let out = rtpmic(&["sdp", "--dest", "2"], &[("RTPMIC_DEST", "127.0.0.1:5004")]);

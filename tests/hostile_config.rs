@@ -306,7 +306,7 @@ fn ipv6_zone_ids_are_accepted_printed_back_and_kept_out_of_the_sdp() {
     );
     let o = rtpmic(&["sdp".as_ref()], &[("RTPMIC_DEST", dest)]);
     assert_eq!(o.code, Some(0), "{}", o.stderr);
-    assert!(o.stdout.contains("c=IN IP6 fe80::1\n"), "{}", o.stdout);
+    assert!(o.stdout.contains("c=IN IP6 fe80::1\r\n"), "{}", o.stdout);
     assert!(!o.stdout.contains('%'), "no zone in the SDP: {}", o.stdout);
 
     // The bind address: its interface must exist (it is local), and is printed back by name.

@@ -80,9 +80,9 @@ fn ffmpeg_decodes_srtp_across_the_sequence_wrap_and_not_with_a_wrong_key() {
     let port = free_even_port();
     let dest = format!("127.0.0.1:{port}");
     let text = sdp(&board, &infile, &dest, &keys);
-    assert!(text.contains(&format!("m=audio {port} RTP/SAVP 8\n")), "{text}");
+    assert!(text.contains(&format!("m=audio {port} RTP/SAVP 8\r\n")), "{text}");
     assert!(
-        text.contains(&format!("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{KEY}\n")),
+        text.contains(&format!("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{KEY}\r\n")),
         "{text}"
     );
 

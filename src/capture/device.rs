@@ -20,6 +20,16 @@ pub enum OpenError {
     Format { device: String },
 }
 
+impl OpenError {
+    /// The errno behind an ALSA call that failed (none for a rate or format mismatch).
+    pub fn errno(&self) -> Option<i32> {
+        match self {
+            OpenError::Alsa { source, .. } => Some(source.errno()),
+            _ => None,
+        }
+    }
+}
+
 /// The sample format actually in use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DeviceFormat {

@@ -20,6 +20,7 @@
 pub mod clock;
 pub mod convert;
 pub mod device;
+pub mod jack;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
@@ -149,8 +150,12 @@ pub fn run(config: &Config, mut out: impl FrameSink, ctl: CaptureControl<'_>) {
         // alsa-lib's own messages ("Unknown PCM …") go to a buffer that is folded into our
         // error line instead of stderr; a fresh buffer per attempt keeps it small.
         let alsa_messages = alsa::Output::local_error_handler().ok();
+        // libjack's (board/sim) likewise, once an earlier attempt has loaded it.
+        jack::quiet_libjack();
+        let jack_messages = jack::collect();
         ctl.stats.set_device_state(DeviceState::Opening);
         let opened = Device::open(config);
+        let jack_detail = jack_messages.take();
         let absent = opened.is_err();
         let end = match opened {
             Ok(dev) => {
@@ -166,11 +171,19 @@ pub fn run(config: &Config, mut out: impl FrameSink, ctl: CaptureControl<'_>) {
                 let detail = detail.trim().replace('\n', "; ");
                 ctl.stats.device_errors.fetch_add(1, Relaxed);
                 ctl.stats.set_device_state(DeviceState::Absent);
-                if detail.is_empty() {
-                    ctl.stats.set_device_error(&e.to_string());
-                } else {
-                    ctl.stats.set_device_error(&format!("{e} [alsa-lib: {detail}]"));
+                let mut text = e.to_string();
+                if !detail.is_empty() {
+                    text.push_str(&format!(" [alsa-lib: {detail}]"));
                 }
+                let jack_detail = jack_detail.trim().replace('\n', "; ");
+                if !jack_detail.is_empty() {
+                    text.push_str(&format!(" [libjack: {jack_detail}]"));
+                }
+                // An allocation that failed because locked memory hit its limit.
+                if let Some(hint) = e.errno().and_then(crate::rt::memory_lock_hint) {
+                    text.push_str(&format!("; {hint}"));
+                }
+                ctl.stats.set_device_error(&text);
                 LoopEnd::DeviceError
             }
         };

@@ -1,6 +1,8 @@
 //! The `rtpmic-sap` thread: announces the stream's SDP by SAP (RFC 2974) on the group of the
-//! first destination's scope every `RTPMIC_SAP_INTERVAL_S`, and deletes the announcement on
-//! shutdown. Not on the real-time path: it may allocate and log.
+//! first destination's scope, at once and then every `RTPMIC_SAP_INTERVAL_S` ± a random third
+//! of it (§3.1, [`next_announcement_delay`]), and deletes the announcement on shutdown. It
+//! waits in 100 ms steps, so a stop is seen within 100 ms. Not on the real-time path: it may
+//! allocate and log.
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -11,7 +13,7 @@ use tracing::{info, warn};
 use super::resolve::{local_address_towards, resolve};
 use super::socket::{self, SocketOptions};
 use crate::config::Config;
-use crate::rtp::sap::{packet, sap_group, SapKind};
+use crate::rtp::sap::{next_announcement_delay, packet, sap_group, SapKind};
 use crate::rtp::sdp;
 
 /// Body of the SAP thread; returns after sending the deletion once `stop` is set.
@@ -35,7 +37,10 @@ pub fn run(config: &Config, stop: &AtomicBool) {
     };
     let announce = packet(SapKind::Announce, origin, &text);
     let interval = Duration::from_secs(u64::from(config.sap_interval_s));
-    info!("SAP: announcing on {group} every {} s", config.sap_interval_s);
+    info!(
+        "SAP: announcing on {group} every {} s ± 1/3 (RFC 2974 §3.1)",
+        config.sap_interval_s
+    );
     let mut failing = false;
     while !stop.load(Relaxed) {
         match sock.send_to(&announce, group) {
@@ -46,7 +51,7 @@ pub fn run(config: &Config, stop: &AtomicBool) {
             }
             Err(_) => {}
         }
-        let next = Instant::now() + interval;
+        let next = Instant::now() + next_announcement_delay(interval, rand::random::<f64>());
         while !stop.load(Relaxed) && Instant::now() < next {
             std::thread::sleep(Duration::from_millis(100));
         }

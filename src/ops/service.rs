@@ -578,11 +578,14 @@ fn log_start_report(config: &Config, report: &StartReport) {
             "destination not resolved yet, retrying in the background: {u}"
         );
     }
-    if let Some(e) = &report.memory_lock {
-        warn!(
-            event = "mlock_refused",
-            "mlockall refused ({e}); pages may be swapped out"
-        );
+    // Once per process: a pipeline restarted by a reload meets the same limit again.
+    static MLOCK_WARNED: AtomicBool = AtomicBool::new(false);
+    if let Some(e) = report
+        .memory_lock
+        .as_ref()
+        .filter(|_| !MLOCK_WARNED.swap(true, Relaxed))
+    {
+        warn!(event = "mlock_refused", "{e}");
     }
     let threads = match report.threads {
         1 => "capture+encode+send in one thread",

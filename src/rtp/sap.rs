@@ -4,6 +4,7 @@
 //! originating address.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
 
 /// The SAP port (RFC 2974 §3).
 pub const SAP_PORT: u16 = 9875;
@@ -24,6 +25,17 @@ pub fn sap_group(dest: IpAddr) -> SocketAddr {
         _ => Ipv4Addr::new(224, 2, 127, 254),
     };
     SocketAddr::new(IpAddr::V4(group), SAP_PORT)
+}
+
+/// How long to wait before the next announcement (RFC 2974 §3.1): the interval `base`
+/// (`RTPMIC_SAP_INTERVAL_S`) plus a random offset within ±1/3 of it, so announcers that
+/// started together do not stay in step ("offset = rand(interval*2/3) - (interval/3)";
+/// the RFC's own base, max(300 s, 8 × ads × size / limit), is for the global SAP
+/// bandwidth: rtpmic announces one session on a LAN and takes the configured base).
+/// `r` is uniform in [0, 1): the delay is uniform in [2/3, 4/3) × `base`, on average `base`.
+pub fn next_announcement_delay(base: Duration, r: f64) -> Duration {
+    let r = if r.is_finite() { r.clamp(0.0, 1.0) } else { 0.5 };
+    base.mul_f64(2.0 / 3.0 + r * 2.0 / 3.0)
 }
 
 /// A 16-bit message id hash of the SDP (§5: changes when the announcement changes).
@@ -86,5 +98,26 @@ mod tests {
             "224.2.127.254:9875".parse().unwrap()
         );
         assert_ne!(msg_id_hash("a"), msg_id_hash("b"));
+    }
+
+    #[test]
+    fn announcements_are_spaced_by_the_interval_plus_or_minus_a_third() {
+        let base = Duration::from_secs(30);
+        assert_eq!(next_announcement_delay(base, 0.0), Duration::from_secs(20));
+        assert_eq!(next_announcement_delay(base, 0.5), base);
+        assert_eq!(next_announcement_delay(base, 1.0), Duration::from_secs(40));
+        assert_eq!(next_announcement_delay(base, f64::NAN), base);
+        assert_eq!(next_announcement_delay(base, -3.0), Duration::from_secs(20));
+        // A deterministic spread of r: every delay in range, the mean the base, and not
+        // all the same (the fixed interval this replaced).
+        let delays: Vec<Duration> = (0..1000)
+            .map(|i| next_announcement_delay(base, (f64::from(i) + 0.5) / 1000.0))
+            .collect();
+        assert!(delays
+            .iter()
+            .all(|d| *d >= Duration::from_secs(20) && *d < Duration::from_secs(40)));
+        let mean = delays.iter().sum::<Duration>() / 1000;
+        assert!(mean.abs_diff(base) < Duration::from_millis(10), "{mean:?}");
+        assert!(delays.windows(2).all(|w| w[0] < w[1]));
     }
 }
