@@ -91,3 +91,106 @@ fn probe_fails_when_nothing_arrives() {
     std::io::Read::read_to_string(&mut out.stderr.take().unwrap(), &mut err).unwrap();
     assert!(err.contains("no RTP arrived"), "{err}");
 }
+
+/// The `rtcp_in:` line rtpmic logged last, and one of its counters.
+fn rtcp_in_counter(log: &str, name: &str) -> u64 {
+    let last = log.lines().rfind(|l| l.contains("rtcp_in:")).unwrap_or_default();
+    last.split_whitespace()
+        .find_map(|w| w.strip_prefix(&format!("{name}=")))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{name}= in {last}\n{log}"))
+}
+
+/// Without `RTPMIC_BIND`, rtpmic's RTP and RTCP leave from ports the kernel picks: the probe
+/// answers to where the sender reports come from, and rtpmic takes its reports.
+#[test]
+fn probe_reports_reach_rtpmic_without_a_bind_address() {
+    let board = SimBoard::shared();
+    let infile = board.infile("in.raw", &two_tone(8000, 8.0));
+    let port = free_even_port();
+    let probe = Command::new(RTPMIC)
+        .args(["probe", &format!("127.0.0.1:{port}"), "--seconds", "8"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let run = board
+        .rtpmic(&infile)
+        .args(["run", "--seconds", "7"])
+        .env("RTPMIC_DEVICE", "simfile")
+        .env("RTPMIC_CODEC", "pcmu")
+        .env("RTPMIC_STATS_INTERVAL_S", "1")
+        .env("RTPMIC_DEST", format!("127.0.0.1:{port}"))
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{log}");
+    let out = probe.wait_with_output().unwrap();
+    let summary = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{summary}");
+    assert!(!summary.contains("rr_sent=0"), "{summary}");
+    assert!(
+        rtcp_in_counter(&log, "reports") > 0,
+        "rtpmic took none of the probe's reports:\n{log}"
+    );
+    let last = log.lines().rfind(|l| l.contains("rtcp_in:")).unwrap_or_default();
+    assert!(
+        last.contains("[ssrc=0x") && last.contains("fraction_lost=0.000"),
+        "{last}"
+    );
+}
+
+/// One forged packet with the stream's SSRC and a sequence number far ahead (RFC 3550 A.1's
+/// "very large jump") is not believed: the probe's loss and reordering stay at zero.
+#[test]
+fn one_spoofed_far_sequence_number_does_not_corrupt_the_probe() {
+    let board = SimBoard::shared();
+    let infile = board.infile("in.raw", &two_tone(8000, 6.0));
+    let port = free_even_port();
+    let probe = Command::new(RTPMIC)
+        .args(["probe", &format!("127.0.0.1:{port}"), "--seconds", "5"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let run = board
+        .rtpmic(&infile)
+        .args(["run", "--seconds", "4"])
+        .env("RTPMIC_DEVICE", "simfile")
+        .env("RTPMIC_CODEC", "pcmu")
+        .env("RTPMIC_SSRC", "0x5eed0001")
+        .env("RTPMICTEST_FIRST_SEQ", "1000")
+        .env("RTPMIC_DEST", format!("127.0.0.1:{port}"))
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    // PCMU, SSRC of the stream, sequence number 30 000 ahead, a plausible timestamp.
+    let mut forged = vec![0x80, 0x00, 0x7d, 0x00, 0x00, 0x01, 0x00, 0x00, 0x5e, 0xed, 0x00, 0x01];
+    forged.extend_from_slice(&[0xffu8; 160]);
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.send_to(&forged, ("127.0.0.1", port)).unwrap();
+    let mut run = run;
+    assert!(run.wait().unwrap().success());
+    let out = probe.wait_with_output().unwrap();
+    let (stdout, summary) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{summary}");
+    let field = |k: &str| -> u64 {
+        summary
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix(k))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{k} in {summary}"))
+    };
+    assert_eq!(field("received="), 200, "{summary}\n{stdout}");
+    assert_eq!((field("lost="), field("reordered=")), (0, 0), "{summary}\n{stdout}");
+    assert!(
+        stdout
+            .lines()
+            .all(|l| !l.contains("lost=") || l.contains("lost=0 (0.0%)")),
+        "{stdout}"
+    );
+}

@@ -6,19 +6,20 @@
 //! whose step is 0xffff asks for a receiver report's fraction lost instead.
 //!
 //! Checks: never panics (arithmetic overflow included: fuzz builds keep overflow checks);
-//! every packet is counted once, as received or as a duplicate; reordered ≤ received;
-//! lost ≤ expected; the extended highest sequence number ends in the newest in-order
-//! sequence number; jitter never exceeds the largest transit difference seen.
+//! each verdict counts as A.1 says: a rejected packet changes no count, a probation packet
+//! leaves the source uncounted, validation counts MIN_SEQUENTIAL packets, a resync starts
+//! again at 1, any other packet adds one; expected ≤ 2^32; an in-order packet becomes the
+//! highest sequence number; jitter never exceeds the largest transit difference (modulo
+//! 2^32, as A.8 computes it) between counted packets.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use rtpmic::probe::stats::SourceStats;
+use rtpmic::probe::stats::{SeqVerdict, SourceStats, MIN_SEQUENTIAL};
 
 fuzz_target!(|data: &[u8]| {
     let mut s = SourceStats::new(0x1234);
     let mut arrival: i64 = 0;
-    let mut packets = 0u64;
-    let mut last_transit: Option<i64> = None;
+    let mut last_transit: Option<u32> = None;
     let mut max_d: u64 = 0;
     for r in data.chunks_exact(8) {
         let seq = u16::from_be_bytes([r[0], r[1]]);
@@ -29,33 +30,31 @@ fuzz_target!(|data: &[u8]| {
             continue;
         }
         arrival += i64::from(step);
-        let (received, duplicates, reordered) = (s.received, s.duplicates, s.reordered);
-        s.on_packet(seq, ts, arrival);
-        packets += 1;
-        if s.received > received {
-            // Counted: the jitter's transit difference was taken.
-            let transit = arrival - i64::from(ts);
-            if let Some(l) = last_transit {
-                max_d = max_d.max((transit - l).unsigned_abs());
+        let (received, rejected) = (s.received, s.rejected);
+        let verdict = s.on_packet(seq, ts, arrival);
+        let transit = (arrival as u32).wrapping_sub(ts);
+        match verdict {
+            SeqVerdict::Rejected => assert_eq!((s.received, s.rejected), (received, rejected + 1)),
+            SeqVerdict::Probation => assert_eq!(s.received, 0),
+            SeqVerdict::Validated => assert_eq!(s.received, u64::from(MIN_SEQUENTIAL)),
+            SeqVerdict::Restarted => assert_eq!(s.received, 1),
+            _ => assert_eq!(s.received, received + 1),
+        }
+        match verdict {
+            SeqVerdict::Rejected => {}
+            SeqVerdict::Probation | SeqVerdict::Restarted => last_transit = Some(transit),
+            _ => {
+                if let Some(l) = last_transit {
+                    max_d = max_d.max(u64::from((transit.wrapping_sub(l) as i32).unsigned_abs()));
+                }
+                last_transit = Some(transit);
             }
-            last_transit = Some(transit);
         }
-        assert_eq!(
-            (s.received - received) + (s.duplicates - duplicates),
-            1,
-            "a packet is received or a duplicate"
-        );
-        assert_eq!(s.received + s.duplicates, packets);
-        if s.received > received && s.reordered == reordered {
-            assert_eq!(
-                s.extended_max_seq() & 0xffff,
-                u32::from(seq),
-                "in order: the new highest"
-            );
+        if matches!(verdict, SeqVerdict::InOrder | SeqVerdict::Validated | SeqVerdict::Restarted) {
+            assert_eq!(s.extended_max_seq() & 0xffff, u32::from(seq), "the new highest");
         }
-        assert!(s.reordered < s.received.max(1), "{s:?}");
+        assert!(s.expected() <= 1 << 32);
         assert!(s.lost() <= s.expected());
-        assert!(s.expected() >= 1 && s.expected() <= 1 << 32);
         assert!(
             u64::from(s.jitter()) <= max_d,
             "jitter {} above the largest |D| {max_d}",

@@ -17,7 +17,7 @@ use rtcp_types::{Compound, Packet, ReceiverReport, ReportBlock, RtcpPacketWriter
 use rtp_types::RtpPacket;
 
 use crate::codec::g711;
-use stats::SourceStats;
+use stats::{SeqVerdict, SourceStats};
 
 /// How the probe decodes a dynamic payload type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -112,19 +112,50 @@ pub fn level_dbfs(x: &[i16]) -> f64 {
     (10.0 * (ms / (32768.0 * 32768.0)).log10()).max(-120.0)
 }
 
+/// A UDP socket on `port` for `listen`: for a multicast group, bound to the group's port with
+/// SO_REUSEADDR (other receivers on this host, rtpmic listening for the group's RTCP among
+/// them, may bind it too) and joined to the group.
 fn bind(listen: SocketAddr, port: u16) -> io::Result<UdpSocket> {
+    use socket2::{Domain, Socket, Type};
     match listen.ip() {
         IpAddr::V4(g) if g.is_multicast() => {
-            let s = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, port))?;
+            let s = Socket::new(Domain::IPV4, Type::DGRAM, None)?;
+            s.set_reuse_address(true)?;
+            s.bind(&SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), port).into())?;
             s.join_multicast_v4(&g, &Ipv4Addr::UNSPECIFIED)?;
-            Ok(s)
+            Ok(s.into())
         }
         IpAddr::V6(g) if g.is_multicast() => {
-            let s = UdpSocket::bind((Ipv6Addr::UNSPECIFIED, port))?;
+            let s = Socket::new(Domain::IPV6, Type::DGRAM, None)?;
+            s.set_reuse_address(true)?;
+            s.set_only_v6(true)?;
+            s.bind(&SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), port).into())?;
             s.join_multicast_v6(&g, 0)?;
-            Ok(s)
+            Ok(s.into())
         }
         ip => UdpSocket::bind((ip, port)),
+    }
+}
+
+/// The source the probe follows: its statistics, decoder, clock rate, where its RTP comes
+/// from, and the packets held while it is on probation (RFC 3550 A.1).
+struct Source {
+    stats: SourceStats,
+    decoder: Decoder,
+    rate: u32,
+    from: SocketAddr,
+    held: Vec<Vec<u8>>,
+    /// Where this SSRC's sender reports come from: the sender's RTCP address, where our
+    /// receiver reports go (rtpmic sends RTP and RTCP from different sockets).
+    rtcp_from: Option<SocketAddr>,
+}
+
+impl Source {
+    /// Where receiver reports go: where the sender's reports come from; until one was heard,
+    /// the RTP source port + 1 (RFC 3550 §11).
+    fn report_to(&self) -> SocketAddr {
+        self.rtcp_from
+            .unwrap_or_else(|| SocketAddr::new(self.from.ip(), self.from.port().wrapping_add(1)))
     }
 }
 
@@ -141,7 +172,7 @@ pub fn run(o: &ProbeOptions, stop: &AtomicBool, out: &mut impl Write) -> Result<
         let _ = r.set_nonblocking(true);
     }
     let start = Instant::now();
-    let mut src: Option<(SourceStats, Decoder, u32, SocketAddr)> = None;
+    let mut src: Option<Source> = None;
     let mut summary = ProbeSummary::default();
     let mut audio: Vec<i16> = Vec::new();
     let mut second: Vec<i16> = Vec::new();
@@ -162,21 +193,54 @@ pub fn run(o: &ProbeOptions, stop: &AtomicBool, out: &mut impl Write) -> Result<
             match RtpPacket::parse(&buf[..n]) {
                 Err(_) => summary.invalid += 1,
                 Ok(p) => {
-                    if src.is_none() {
-                        if let Some((dec, rate)) = Decoder::for_pt(p.payload_type(), o) {
-                            wav_rate = if matches!(dec, Decoder::Opus(_)) { 48_000 } else { rate };
-                            src = Some((SourceStats::new(p.ssrc()), dec, rate, from));
+                    // Follow the first source; while it is still on probation, a packet of
+                    // another SSRC replaces it (a stray packet must not capture the probe).
+                    let follow = src
+                        .as_ref()
+                        .is_none_or(|s| s.stats.ssrc != p.ssrc() && !s.stats.is_valid());
+                    if follow {
+                        if let Some((decoder, rate)) = Decoder::for_pt(p.payload_type(), o) {
+                            wav_rate = if matches!(decoder, Decoder::Opus(_)) {
+                                48_000
+                            } else {
+                                rate
+                            };
+                            src = Some(Source {
+                                stats: SourceStats::new(p.ssrc()),
+                                decoder,
+                                rate,
+                                from,
+                                held: Vec::new(),
+                                rtcp_from: None,
+                            });
                             summary.ssrc = Some(p.ssrc());
                         }
                     }
                     match &mut src {
-                        Some((s, dec, rate, _)) if s.ssrc == p.ssrc() => {
-                            let ticks = (start.elapsed().as_nanos() * u128::from(*rate) / 1_000_000_000) as i64;
-                            s.on_packet(p.sequence_number(), p.timestamp(), ticks);
-                            let before = second.len();
-                            dec.decode(p.payload(), &mut second);
-                            if o.wav.is_some() {
-                                audio.extend_from_slice(&second[before..]);
+                        Some(s) if s.stats.ssrc == p.ssrc() => {
+                            let ticks = (start.elapsed().as_nanos() * u128::from(s.rate) / 1_000_000_000) as i64;
+                            let verdict = s.stats.on_packet(p.sequence_number(), p.timestamp(), ticks);
+                            match verdict {
+                                SeqVerdict::Rejected => {}
+                                SeqVerdict::Probation => {
+                                    // Held until the source is valid. With MIN_SEQUENTIAL = 2
+                                    // a probation packet always starts its run: hold just it.
+                                    const _: () = assert!(stats::MIN_SEQUENTIAL == 2);
+                                    s.held.clear();
+                                    s.held.push(p.payload().to_vec());
+                                    s.from = from;
+                                }
+                                _ => {
+                                    let before = second.len();
+                                    for held in std::mem::take(&mut s.held) {
+                                        s.decoder.decode(&held, &mut second);
+                                    }
+                                    s.decoder.decode(p.payload(), &mut second);
+                                    if o.wav.is_some() {
+                                        audio.extend_from_slice(&second[before..]);
+                                    }
+                                    s.from = from;
+                                }
                             }
                         }
                         _ => summary.other_sources += 1,
@@ -185,23 +249,27 @@ pub fn run(o: &ProbeOptions, stop: &AtomicBool, out: &mut impl Write) -> Result<
             }
         }
         if let Some(r) = &rtcp {
-            while let Ok((n, _)) = r.recv_from(&mut buf) {
-                if let Some(ntp) = sender_report_ntp(&buf[..n]) {
+            while let Ok((n, from)) = r.recv_from(&mut buf) {
+                let Some((ssrc, ntp)) = sender_report(&buf[..n]) else {
+                    continue;
+                };
+                if let Some(s) = src.as_mut().filter(|s| s.stats.ssrc == ssrc) {
                     last_sr = Some(((ntp >> 16) as u32, Instant::now()));
+                    s.rtcp_from = Some(from);
                 }
             }
         }
         let elapsed = start.elapsed();
         if elapsed >= next_line {
             next_line += Duration::from_secs(1);
-            if let Some((s, _, rate, _)) = &src {
+            if let Some(Source { stats: s, rate, .. }) = &src {
                 let _ = writeln!(
                     out,
                     "t={}s ssrc={:#010x} packets={} (+{}) lost={} ({:.1}%) reordered={} duplicates={} jitter={:.2}ms level={:.1}dBFS",
                     elapsed.as_secs(),
                     s.ssrc,
                     s.received,
-                    s.received - lines_received_before,
+                    s.received.saturating_sub(lines_received_before),
                     s.lost(),
                     100.0 * s.lost() as f64 / s.expected().max(1) as f64,
                     s.reordered,
@@ -217,16 +285,15 @@ pub fn run(o: &ProbeOptions, stop: &AtomicBool, out: &mut impl Write) -> Result<
         }
         if elapsed >= next_rr {
             next_rr += Duration::from_secs(5);
-            if let (Some(r), Some((s, _, _, from))) = (&rtcp, &mut src) {
-                let report = receiver_report(s, last_sr);
-                let to = SocketAddr::new(from.ip(), from.port().wrapping_add(1));
-                if r.send_to(&report, to).is_ok() {
+            if let (Some(r), Some(s)) = (&rtcp, src.as_mut().filter(|s| s.stats.is_valid())) {
+                let report = receiver_report(&mut s.stats, last_sr);
+                if r.send_to(&report, s.report_to()).is_ok() {
                     summary.rr_sent += 1;
                 }
             }
         }
     }
-    if let Some((s, _, rate, _)) = &src {
+    if let Some(Source { stats: s, rate, .. }) = &src {
         summary.received = s.received;
         summary.lost = s.lost();
         summary.reordered = s.reordered;
@@ -242,11 +309,11 @@ pub fn run(o: &ProbeOptions, stop: &AtomicBool, out: &mut impl Write) -> Result<
     Ok(summary)
 }
 
-/// The NTP timestamp of the SR a compound RTCP packet starts with, if any.
-fn sender_report_ntp(buf: &[u8]) -> Option<u64> {
+/// The sender SSRC and NTP timestamp of the SR a compound RTCP packet starts with, if any.
+fn sender_report(buf: &[u8]) -> Option<(u32, u64)> {
     let mut c = Compound::parse(buf).ok()?;
     match c.next()?.ok()? {
-        Packet::Sr(sr) => Some(sr.ntp_timestamp()),
+        Packet::Sr(sr) => Some((sr.ssrc(), sr.ntp_timestamp())),
         _ => None,
     }
 }
@@ -256,7 +323,8 @@ fn receiver_report(s: &mut SourceStats, last_sr: Option<(u32, Instant)>) -> Vec<
     let (lsr, dlsr) = last_sr.map_or((0, 0), |(lsr, at)| (lsr, (at.elapsed().as_secs_f64() * 65536.0) as u32));
     let rb = ReportBlock::builder(s.ssrc)
         .fraction_lost(s.fraction_lost_since_last())
-        .cumulative_lost((s.lost() as u32).min(0x7f_ffff))
+        // §6.4.1: a signed 24-bit count, clamped to its range.
+        .cumulative_lost((s.cumulative_lost().clamp(-0x80_0000, 0x7f_ffff) as u32) & 0x00ff_ffff)
         .extended_sequence_number(s.extended_max_seq())
         .interarrival_jitter(s.jitter())
         .last_sender_report_timestamp(lsr)
