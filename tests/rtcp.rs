@@ -334,3 +334,82 @@ fn gstreamer_receiver_reports_reach_us() {
     );
     assert!(!last.contains("reports=0 "), "{last}");
 }
+
+/// The last `rtcp_in:` line of `log` and one of its counters.
+fn rtcp_in_counter(log: &str, name: &str) -> u64 {
+    let last = log.lines().rfind(|l| l.contains("rtcp_in:")).unwrap_or_default();
+    last.split_whitespace()
+        .find_map(|w| w.strip_prefix(&format!("{name}=")))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{name}= in {last}\n{log}"))
+}
+
+/// A receiver report (RFC 3550 §6.4.2) from `reporter` about `about`.
+fn rr(reporter: u32, about: u32, fraction_lost: u8) -> Vec<u8> {
+    use rtcp_types::{ReceiverReport, ReportBlock, RtcpPacketWriterExt};
+    let rb = ReportBlock::builder(about)
+        .fraction_lost(fraction_lost)
+        .interarrival_jitter(80);
+    let mut buf = vec![0u8; 64];
+    let n = ReceiverReport::builder(reporter)
+        .add_report_block(rb)
+        .write_into(&mut buf)
+        .unwrap();
+    buf.truncate(n);
+    buf
+}
+
+/// Without RTPMIC_BIND, RTP leaves from an even port and RTCP from the next one (RFC 3550
+/// §11), for IPv4 and IPv6 alike, so a receiver that sends its reports to the RTP source port
+/// + 1 reaches rtpmic.
+#[test]
+fn rtp_and_rtcp_leave_from_an_even_odd_port_pair() {
+    let board = SimBoard::shared();
+    let infile = board.infile("in.raw", &two_tone(8000, 6.0));
+    let v4 = free_even_port();
+    let (rtp4, rtcp4) = (
+        UdpSocket::bind(("127.0.0.1", v4)).unwrap(),
+        UdpSocket::bind(("127.0.0.1", v4 + 1)).unwrap(),
+    );
+    let (rtp6, rtcp6) = loop {
+        let a = UdpSocket::bind("[::1]:0").unwrap();
+        let p = a.local_addr().unwrap().port();
+        if p.is_multiple_of(2) {
+            if let Ok(b) = UdpSocket::bind(("::1", p + 1)) {
+                break (a, b);
+            }
+        }
+    };
+    let v6 = rtp6.local_addr().unwrap().port();
+    let child = board
+        .rtpmic(&infile)
+        .args(["run", "--seconds", "5"])
+        .env("RTPMIC_DEVICE", "simfile")
+        .env("RTPMIC_CODEC", "pcmu")
+        .env("RTPMIC_SSRC", "0x0badcafe")
+        .env("RTPMIC_STATS_INTERVAL_S", "1")
+        .env("RTPMIC_DEST", format!("127.0.0.1:{v4},[::1]:{v6}"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut buf = [0u8; 1500];
+    let mut sources = Vec::new();
+    for (rtp, rtcp) in [(&rtp4, &rtcp4), (&rtp6, &rtcp6)] {
+        rtp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        rtcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let (_, rtp_from) = rtp.recv_from(&mut buf).unwrap();
+        let (_, rtcp_from) = rtcp.recv_from(&mut buf).unwrap();
+        sources.push((rtp_from, rtcp_from));
+        // A receiver that assumes RTP source port + 1 (RFC 3550 §11) for its report.
+        let to = std::net::SocketAddr::new(rtp_from.ip(), rtp_from.port() + 1);
+        rtcp.send_to(&rr(0x4242, 0x0bad_cafe, 0), to).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    for (rtp_from, rtcp_from) in &sources {
+        assert!(rtp_from.port().is_multiple_of(2), "RTP from an even port: {sources:?}");
+        assert_eq!(rtcp_from.port(), rtp_from.port() + 1, "RTCP from the next: {sources:?}");
+    }
+    assert_eq!(rtcp_in_counter(&log, "reports"), 2, "{log}");
+}

@@ -77,8 +77,103 @@ pub fn set_dscp(s: &UdpSocket, dscp: u8) -> io::Result<()> {
     set_dscp_on(&socket2::SockRef::from(s), ipv4, dscp)
 }
 
-/// Opens a non-blocking UDP socket of one address family with every option applied.
+/// Opens a non-blocking UDP socket of one address family with every option applied, bound to
+/// `RTPMIC_BIND` (when it is of this family) or to any address and port.
 pub fn open(ipv4: bool, o: &SocketOptions) -> Result<UdpSocket, SocketError> {
+    open_on(ipv4, o, bind_address(ipv4, o))
+}
+
+/// Where a socket of one family binds: `RTPMIC_BIND` when it is of this family, else any
+/// address and port.
+fn bind_address(ipv4: bool, o: &SocketOptions) -> SocketAddr {
+    match o.bind {
+        Some(b) if b.is_ipv4() == ipv4 => b,
+        _ if ipv4 => SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
+        _ => SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0),
+    }
+}
+
+/// The RTP and the RTCP socket of one address family.
+pub struct SocketPair {
+    pub rtp: UdpSocket,
+    pub rtcp: UdpSocket,
+}
+
+/// Tries at finding a free even/odd port pair before settling for two unrelated ports.
+const PAIR_TRIES: usize = 32;
+
+fn port_of(s: &UdpSocket) -> u16 {
+    s.local_addr().map_or(0, |a| a.port())
+}
+
+/// Opens the RTP and RTCP sockets of one family on adjacent ports, RTP on the even one and
+/// RTCP on the next (RFC 3550 §11), so that receivers that send their reports to our RTP
+/// source port + 1 reach us.
+///
+/// * `RTPMIC_BIND` with a port P (of this family): RTP on P, RTCP on P + 1; either failing to
+///   bind is an error naming the key, as the user asked for those ports.
+/// * Otherwise (no bind address, port 0, or a bind address of the other family): the kernel
+///   picks an ephemeral port; an even one becomes RTP with its successor for RTCP, an odd one
+///   becomes RTCP with its predecessor for RTP. When the partner port is taken, both are
+///   closed and the kernel asked again, at most [`PAIR_TRIES`] times; after that the two
+///   sockets take any ports (rtpmic still works: receivers that answer to where our reports
+///   come from, as RFC 3550 §6 receivers and `rtpmic probe` do, still reach it).
+/// * `prefer`: a port pair to try first (IPv6 takes the pair IPv4 got, when free).
+pub fn open_pair(ipv4: bool, o: &SocketOptions, prefer: Option<u16>) -> Result<SocketPair, SocketError> {
+    let base = bind_address(ipv4, o);
+    let at = |port: u16| open_on(ipv4, o, SocketAddr::new(base.ip(), port));
+    if base.port() != 0 {
+        return Ok(SocketPair {
+            rtp: at(base.port())?,
+            rtcp: at(base.port().wrapping_add(1))?,
+        });
+    }
+    if let Some(p) = prefer.filter(|p| p.is_multiple_of(2) && *p < u16::MAX) {
+        if let (Ok(rtp), Ok(rtcp)) = (at(p), at(p + 1)) {
+            return Ok(SocketPair { rtp, rtcp });
+        }
+    }
+    for _ in 0..PAIR_TRIES {
+        let first = at(0)?;
+        let p = port_of(&first);
+        if p == 0 {
+            break;
+        }
+        // Any failure to bind the partner (taken, or outside what we may bind) means: ask
+        // the kernel for another port.
+        if p.is_multiple_of(2) {
+            if let Some(rtcp) = p.checked_add(1).and_then(|q| at(q).ok()) {
+                return Ok(SocketPair { rtp: first, rtcp });
+            }
+        } else if let Ok(rtp) = at(p - 1) {
+            return Ok(SocketPair { rtp, rtcp: first });
+        }
+    }
+    Ok(SocketPair {
+        rtp: at(0)?,
+        rtcp: at(0)?,
+    })
+}
+
+/// The RTP and RTCP sockets of both families (IPv6 may be absent from the kernel).
+pub struct StreamSockets {
+    pub v4: SocketPair,
+    pub v6: Option<SocketPair>,
+}
+
+/// Opens [`open_pair`] for IPv4, then for IPv6 (preferring the same ports).
+pub fn open_stream_sockets(o: &SocketOptions) -> Result<StreamSockets, SocketError> {
+    let v4 = open_pair(true, o, None)?;
+    let v6 = match open_pair(false, o, Some(port_of(&v4.rtp))) {
+        Ok(p) => Some(p),
+        Err(e) if e.source.raw_os_error() == Some(libc::EAFNOSUPPORT) => None,
+        Err(e) => return Err(e),
+    };
+    Ok(StreamSockets { v4, v6 })
+}
+
+/// Opens a non-blocking UDP socket of one family with every option applied, bound to `bind`.
+fn open_on(ipv4: bool, o: &SocketOptions, bind: SocketAddr) -> Result<UdpSocket, SocketError> {
     let domain = if ipv4 { Domain::IPV4 } else { Domain::IPV6 };
     let s = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP)).map_err(ctx("RTPMIC_DEST", "socket"))?;
     set_dscp_on(&s, ipv4, o.dscp).map_err(ctx("RTPMIC_DSCP", if ipv4 { "IP_TOS" } else { "IPV6_TCLASS" }))?;
@@ -99,11 +194,6 @@ pub fn open(ipv4: bool, o: &SocketOptions) -> Result<UdpSocket, SocketError> {
     if let Some(mif) = &o.multicast_if {
         set_multicast_if(&s, ipv4, mif)?;
     }
-    let bind = match o.bind {
-        Some(b) if b.is_ipv4() == ipv4 => b,
-        _ if ipv4 => SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
-        _ => SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0),
-    };
     s.bind(&bind.into()).map_err(ctx("RTPMIC_BIND", "bind"))?;
     s.set_nonblocking(true).map_err(ctx("RTPMIC_DEST", "O_NONBLOCK"))?;
     Ok(s.into())
@@ -196,6 +286,40 @@ mod tests {
         let v6 = open(false, &o).unwrap();
         assert_eq!(getsockopt_int(&v6, libc::IPPROTO_IPV6, libc::IPV6_TCLASS), 46 << 2);
         assert_eq!(getsockopt_int(&v6, libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_HOPS), 16);
+    }
+
+    #[test]
+    fn rtp_and_rtcp_sockets_take_an_even_odd_port_pair() {
+        let o = opts();
+        let all = open_stream_sockets(&o).unwrap();
+        for pair in std::iter::once(&all.v4).chain(all.v6.as_ref()) {
+            let (rtp, rtcp) = (port_of(&pair.rtp), port_of(&pair.rtcp));
+            assert!(rtp.is_multiple_of(2) && rtcp == rtp + 1, "{rtp} {rtcp}");
+        }
+        // A taken partner port is skipped: hold the RTCP port of a pair, ask for that pair.
+        let held = all.v4.rtcp;
+        let taken = port_of(&all.v4.rtp);
+        drop(all.v4.rtp);
+        let again = open_pair(true, &o, Some(taken)).unwrap();
+        assert_ne!(port_of(&again.rtp), taken);
+        assert_eq!(port_of(&again.rtcp), port_of(&again.rtp) + 1);
+        drop(held);
+        // RTPMIC_BIND's port is RTP, its successor RTCP; the other family still pairs.
+        let free = open_pair(true, &o, None).unwrap();
+        let p = port_of(&free.rtp);
+        drop(free);
+        let mut bound = opts();
+        bound.bind = Some(SocketAddr::new("127.0.0.1".parse().unwrap(), p));
+        let all = open_stream_sockets(&bound).unwrap();
+        assert_eq!((port_of(&all.v4.rtp), port_of(&all.v4.rtcp)), (p, p + 1));
+        assert_eq!(
+            all.v4.rtp.local_addr().unwrap().ip(),
+            "127.0.0.1".parse::<IpAddr>().unwrap()
+        );
+        let v6 = all.v6.unwrap();
+        assert_eq!(port_of(&v6.rtcp), port_of(&v6.rtp) + 1);
+        // The bound ports are taken now: binding them again is an error naming the key.
+        assert_eq!(open_pair(true, &bound, None).err().unwrap().key, "RTPMIC_BIND");
     }
 
     #[test]

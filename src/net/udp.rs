@@ -83,13 +83,26 @@ pub(crate) fn open_sockets(
     slots: usize,
     opts: &SocketOptions,
 ) -> Result<(Option<FamilySocket>, Option<FamilySocket>), SocketError> {
-    let v4 = FamilySocket::new(socket::open(true, opts)?, slots);
+    let v4 = socket::open(true, opts)?;
     let v6 = match socket::open(false, opts) {
-        Ok(s) => Some(FamilySocket::new(s, slots)),
+        Ok(s) => Some(s),
         Err(e) if e.source.raw_os_error() == Some(libc::EAFNOSUPPORT) => None,
         Err(e) => return Err(e),
     };
-    Ok((Some(v4), v6))
+    Ok(family_sockets(v4, v6, slots))
+}
+
+/// The family sockets over sockets opened already (the RTP halves of
+/// [`socket::open_stream_sockets`]).
+pub(crate) fn family_sockets(
+    v4: UdpSocket,
+    v6: Option<UdpSocket>,
+    slots: usize,
+) -> (Option<FamilySocket>, Option<FamilySocket>) {
+    (
+        Some(FamilySocket::new(v4, slots)),
+        v6.map(|s| FamilySocket::new(s, slots)),
+    )
 }
 
 /// Clones of the family sockets that exist.
@@ -120,6 +133,16 @@ impl MmsgSender {
     /// Opens both sockets and preallocates everything for `slots` destinations.
     pub fn new(slots: usize, opts: &SocketOptions) -> Result<MmsgSender, SocketError> {
         let (v4, v6) = open_sockets(slots, opts)?;
+        MmsgSender::with(v4, v6)
+    }
+
+    /// Sends from `v4` and `v6`, opened (and bound) by the caller.
+    pub fn with_sockets(slots: usize, v4: UdpSocket, v6: Option<UdpSocket>) -> Result<MmsgSender, SocketError> {
+        let (v4, v6) = family_sockets(v4, v6, slots);
+        MmsgSender::with(v4, v6)
+    }
+
+    fn with(v4: Option<FamilySocket>, v6: Option<FamilySocket>) -> Result<MmsgSender, SocketError> {
         let poll = mio::Poll::new().map_err(|source| SocketError {
             key: "RTPMIC_SENDER",
             what: "epoll",

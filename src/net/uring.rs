@@ -16,7 +16,9 @@ use io_uring::{cqueue, opcode, squeue, types, IoUring, Probe};
 
 use super::dest::{DestTable, Family};
 use super::socket::{SocketError, SocketOptions};
-use super::udp::{clone_sockets, count_family_missing, error_counter, open_sockets, FamilySocket, MAX_BATCH};
+use super::udp::{
+    clone_sockets, count_family_missing, error_counter, family_sockets, open_sockets, FamilySocket, MAX_BATCH,
+};
 use crate::ops::stats::Stats;
 
 /// user_data of the eventfd read; sends carry (family << 32) | message index.
@@ -55,6 +57,20 @@ impl UringSender {
     /// Opens the sockets and the ring, sized for `slots` destinations.
     pub fn new(slots: usize, opts: &SocketOptions) -> Result<UringSender, SocketError> {
         let (v4, v6) = open_sockets(slots, opts)?;
+        UringSender::with(slots, v4, v6)
+    }
+
+    /// Sends from `v4` and `v6`, opened (and bound) by the caller.
+    pub fn with_sockets(
+        slots: usize,
+        v4: std::net::UdpSocket,
+        v6: Option<std::net::UdpSocket>,
+    ) -> Result<UringSender, SocketError> {
+        let (v4, v6) = family_sockets(v4, v6, slots);
+        UringSender::with(slots, v4, v6)
+    }
+
+    fn with(slots: usize, v4: Option<FamilySocket>, v6: Option<FamilySocket>) -> Result<UringSender, SocketError> {
         let entries = (MAX_BATCH * slots.max(1) + 1).next_power_of_two().min(MAX_SQ) as u32;
         let ring = IoUring::builder()
             .setup_cqsize(entries * 2)

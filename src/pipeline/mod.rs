@@ -155,10 +155,13 @@ fn first_sequence_number() -> Option<u16> {
 /// of a batch go through one ring), and sendmmsg when the encoding thread sends itself: with
 /// no wake-up to fold into the ring, one `sendmmsg` per packet measured 0.7-0.8 µs less CPU
 /// than an io_uring submit-and-reap (docs/PERFORMANCE.md). Returns why io_uring is not used.
+/// `rtp`: the RTP sockets when the caller opened them (paired with the RTCP sockets), else
+/// the backend opens its own.
 fn open_backend(
     config: &Config,
     slots: usize,
     threads: u8,
+    rtp: Option<(std::net::UdpSocket, Option<std::net::UdpSocket>)>,
 ) -> Result<(Box<dyn DatagramSender>, Option<String>), StartError> {
     let opts = SocketOptions::from_config(config);
     let uring = match config.sender {
@@ -170,13 +173,13 @@ fn open_backend(
         )),
         SenderKind::Auto => uring::probe().map_err(|e| format!("io_uring unavailable: {e}")),
     };
-    Ok(match uring {
-        Ok(()) => (Box::new(uring::UringSender::new(slots, &opts)?), None),
-        Err(why) => (
-            Box::new(MmsgSender::new(slots, &opts)?),
-            (config.sender == SenderKind::Auto).then_some(why),
-        ),
-    })
+    let tx: Box<dyn DatagramSender> = match (&uring, rtp) {
+        (Ok(()), Some((v4, v6))) => Box::new(uring::UringSender::with_sockets(slots, v4, v6)?),
+        (Ok(()), None) => Box::new(uring::UringSender::new(slots, &opts)?),
+        (Err(_), Some((v4, v6))) => Box::new(MmsgSender::with_sockets(slots, v4, v6)?),
+        (Err(_), None) => Box::new(MmsgSender::new(slots, &opts)?),
+    };
+    Ok((tx, uring.err().filter(|_| config.sender == SenderKind::Auto)))
 }
 
 /// A running pipeline.
@@ -240,7 +243,19 @@ impl Pipeline {
         slots.resize(config.max_dest.max(slots.len()), None);
         let table = DestTable::new(&slots);
         report.threads = config.stream_threads();
-        let (tx, fallback) = open_backend(config, slots.len(), report.threads)?;
+        // With RTCP, RTP and RTCP sockets on adjacent ports (RFC 3550 §11).
+        let (rtp_sockets, mut rtcp_sockets) = if config.rtcp {
+            let s = crate::net::socket::open_stream_sockets(&SocketOptions::from_config(config))?;
+            let (v6_rtp, v6_rtcp) = s.v6.map(|p| (p.rtp, p.rtcp)).unzip();
+            let rtcp = RtcpSockets {
+                v4: s.v4.rtcp,
+                v6: v6_rtcp,
+            };
+            (Some((s.v4.rtp, v6_rtp)), Some(rtcp))
+        } else {
+            (None, None)
+        };
+        let (tx, fallback) = open_backend(config, slots.len(), report.threads, rtp_sockets)?;
         report.sender = tx.name();
         let mut live_sockets = tx.sockets().map_err(|e| StartError::Io("socket", e))?;
         report.sender_fallback = fallback;
@@ -277,7 +292,9 @@ impl Pipeline {
                 mux: config.rtcp_mux,
                 srtcp: srtp_context(config, ssrc),
             };
-            let sockets = RtcpSockets::open(config)?;
+            let sockets = rtcp_sockets
+                .take()
+                .ok_or_else(|| StartError::Io("rtcp socket", io::Error::other("not opened")))?;
             live_sockets.extend(sockets.try_clone_all().map_err(|e| StartError::Io("rtcp socket", e))?);
             rtcp_reader = Some((sockets.try_clone().map_err(|e| StartError::Io("rtcp socket", e))?, ssrc));
             Some(
