@@ -24,9 +24,11 @@
 //!
 //! # Scope
 //!
-//! Sender side only, one SSRC (the packetizer's): the context refuses packets of any other
-//! SSRC, since the ROC and the SRTCP index belong to one source. There is no `unprotect`, no
-//! replay list, no RFC 6904 header-extension encryption, no AES-GCM (RFC 7714).
+//! The sending side, one SSRC (the packetizer's): [`SrtpContext`] refuses packets of any other
+//! SSRC, since the ROC and the SRTCP index belong to one source. The receiving side is SRTCP
+//! only: [`SrtcpInbound`] checks, replay-protects (a 128-index window per sending SSRC,
+//! §3.3.2) and decrypts our receivers' reports. There is no SRTP `unprotect` (rtpmic receives
+//! no media yet), no RFC 6904 header-extension encryption, no AES-GCM (RFC 7714).
 //! The stream is protected once per packet and the same bytes go to every destination: all
 //! receivers of a stream share its key, as they share its SDP.
 //!
@@ -285,6 +287,12 @@ pub enum SrtpError {
     RtpKeyExhausted,
     #[error("SRTCP master key exhausted after 2^31 packets (RFC 3711 §9.2): a new key is needed")]
     RtcpKeyExhausted,
+    #[error("authentication tag does not match: not protected with this key, or altered (RFC 3711 §3.4)")]
+    Authentication,
+    #[error(
+        "SRTCP index {index} of SSRC {ssrc:#010x} was seen already or is behind the replay window (RFC 3711 §3.3.2)"
+    )]
+    Replayed { ssrc: u32, index: u32 },
 }
 
 impl SrtpError {
@@ -522,6 +530,153 @@ impl fmt::Debug for SrtpContext {
             .field("roc", &self.roc)
             .field("highest_seq", &self.highest_seq)
             .field("next_srtcp_index", &self.srtcp_index)
+            .field("keys", &format_args!("<redacted>"))
+            .finish()
+    }
+}
+
+/// Indices the SRTCP replay window covers below the highest one accepted (RFC 3711 §3.3.2
+/// asks for at least 64).
+pub const SRTCP_REPLAY_WINDOW: u32 = 128;
+/// Sending SSRCs whose replay state is kept; past that, the one heard from longest ago is
+/// forgotten. Only authenticated packets create state, so only key holders can fill it.
+pub const MAX_SRTCP_SOURCES: usize = 256;
+
+/// The replay state of one sending SSRC (RFC 3711 §3.3.2): the highest SRTCP index accepted
+/// and which of the [`SRTCP_REPLAY_WINDOW`] indices below it were accepted.
+#[derive(Clone, Copy, Debug)]
+struct ReplayWindow {
+    highest: u32,
+    /// Bit k set: index `highest − k` was accepted (bit 0 is `highest` itself).
+    seen: u128,
+    /// When this source was last accepted (a counter), to forget the stalest when full.
+    used: u64,
+}
+
+impl ReplayWindow {
+    /// Whether `index` may be accepted: above the highest, or inside the window and new.
+    fn is_new(&self, index: u32) -> bool {
+        if index > self.highest {
+            return true;
+        }
+        let behind = self.highest - index;
+        behind < SRTCP_REPLAY_WINDOW && self.seen & (1u128 << behind) == 0
+    }
+
+    fn accept(&mut self, index: u32) {
+        if index > self.highest {
+            let shift = index - self.highest;
+            self.seen = if shift >= SRTCP_REPLAY_WINDOW {
+                0
+            } else {
+                self.seen << shift
+            };
+            self.highest = index;
+        }
+        self.seen |= 1u128 << (self.highest - index);
+    }
+}
+
+/// The receiving side of SRTCP (RFC 3711 §3.4): checks, replay-protects and decrypts the
+/// compound RTCP packets other participants (our receivers) send, keyed by the same master
+/// key as our stream.
+///
+/// # Which key
+///
+/// RFC 4568 gives each direction its own key: in an offer/answer each side's `a=crypto` line
+/// is the key *it* sends with. rtpmic publishes one stream with one `a=crypto` line and no
+/// answer comes back, so a receiver has no key of its own that rtpmic could know: a receiver
+/// that protects its reports can only use the key of the line it was given (a libsrtp-based
+/// receiver set up from our SDP with one key for the session, e.g. GStreamer's
+/// `srtpdec`/`srtpenc` pair). Reports are therefore checked against the stream's own master
+/// key, with the SRTCP session keys of labels 3–5 (§4.3.1, §4.3.2); the libsrtp-made packets
+/// in the tests below pass. Key stream is not shared with our own SRTCP as long as the
+/// sending SSRCs differ (the SSRC is in the IV, §4.1.1): packets carrying our own SSRC are
+/// the caller's to drop before they get here.
+///
+/// # Order of checks
+///
+/// Length and version, then the tag over the whole packet up to and including E || index
+/// (constant-time compare), then the replay window of that SSRC, then decryption. The tag
+/// comes before the replay check so that a forged packet is reported as
+/// [`SrtpError::Authentication`], never as a replay, and only authentic packets create or
+/// move replay state. Nothing changes for a packet that is refused.
+///
+/// Not for the real-time threads: it allocates (the per-SSRC replay table).
+pub struct SrtcpInbound {
+    keys: SessionKeys,
+    tag_len: usize,
+    replay: std::collections::HashMap<u32, ReplayWindow>,
+    clock: u64,
+}
+
+impl SrtcpInbound {
+    pub fn new(profile: Profile, master: &MasterKey) -> SrtcpInbound {
+        SrtcpInbound {
+            keys: SessionKeys::derive(master, SRTCP_LABELS),
+            tag_len: profile.srtcp_tag_len(),
+            replay: std::collections::HashMap::new(),
+            clock: 0,
+        }
+    }
+
+    /// Unprotects the SRTCP packet in `buf` in place (RFC 3711 §3.4): returns the length of
+    /// the plain compound RTCP packet at the start of `buf`. On any error `buf` and the
+    /// replay state are unchanged.
+    pub fn unprotect_rtcp(&mut self, buf: &mut [u8]) -> Result<usize, SrtpError> {
+        let tagged = buf
+            .len()
+            .checked_sub(self.tag_len)
+            .filter(|&t| t >= RTCP_CLEAR_LEN + SRTCP_INDEX_LEN)
+            .ok_or(SrtpError::MalformedRtcp(
+                "shorter than an RTCP header, sender SSRC, SRTCP index and tag",
+            ))?;
+        if buf[0] >> 6 != 2 {
+            return Err(SrtpError::MalformedRtcp("RTCP version is not 2"));
+        }
+        let len = tagged - SRTCP_INDEX_LEN;
+        let word = u32::from_be_bytes([buf[len], buf[len + 1], buf[len + 2], buf[len + 3]]);
+        let (encrypted, index) = (word & SRTCP_E_FLAG != 0, word & MAX_SRTCP_INDEX);
+        let ssrc = u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]);
+        // §3.4: the tag covers the packet up to and including E || index.
+        let mut mac = self.keys.mac.clone();
+        mac.update(&buf[..tagged]);
+        mac.verify_truncated_left(&buf[tagged..])
+            .map_err(|_| SrtpError::Authentication)?;
+        if self.replay.get(&ssrc).is_some_and(|w| !w.is_new(index)) {
+            return Err(SrtpError::Replayed { ssrc, index });
+        }
+        if encrypted {
+            let iv = counter_iv(&self.keys.salt, ssrc, u64::from(index));
+            apply_keystream(&self.keys.aes, &iv, &mut buf[RTCP_CLEAR_LEN..len]);
+        }
+        self.clock += 1;
+        let clock = self.clock;
+        if !self.replay.contains_key(&ssrc) && self.replay.len() >= MAX_SRTCP_SOURCES {
+            if let Some(stalest) = self.replay.iter().min_by_key(|(_, w)| w.used).map(|(s, _)| *s) {
+                self.replay.remove(&stalest);
+            }
+        }
+        let window = self.replay.entry(ssrc).or_insert(ReplayWindow {
+            highest: index,
+            seen: 0,
+            used: clock,
+        });
+        window.accept(index);
+        window.used = clock;
+        Ok(len)
+    }
+
+    /// Sending SSRCs with replay state (at most [`MAX_SRTCP_SOURCES`]).
+    pub fn sources(&self) -> usize {
+        self.replay.len()
+    }
+}
+
+impl fmt::Debug for SrtcpInbound {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SrtcpInbound")
+            .field("sources", &self.replay.len())
             .field("keys", &format_args!("<redacted>"))
             .finish()
     }
@@ -1008,6 +1163,158 @@ mod tests {
         let stranger = Receiver::new(Profile::AesCm128HmacSha1_80, &MasterKey::random().unwrap());
         let srtcp = protect_rtcp(&mut ctx, &hex(RTCP_PLAIN));
         assert_eq!(stranger.unprotect_rtcp(&srtcp), Err(Rejected::Authentication));
+    }
+
+    /// Unprotects a copy of `srtcp`; the plain compound, or the error and proof that the
+    /// buffer was left as it was.
+    fn unprotect_rtcp(rx: &mut SrtcpInbound, srtcp: &[u8]) -> Result<Vec<u8>, SrtpError> {
+        let mut buf = srtcp.to_vec();
+        match rx.unprotect_rtcp(&mut buf) {
+            Ok(n) => Ok(buf[..n].to_vec()),
+            Err(e) => {
+                assert_eq!(buf, srtcp, "a refused packet is left as it was");
+                Err(e)
+            }
+        }
+    }
+
+    #[test]
+    fn srtcp_inbound_takes_libsrtp_packets() {
+        let mut rx = SrtcpInbound::new(Profile::AesCm128HmacSha1_80, &rfc_master());
+        for protected in [RTCP_LIBSRTP_INDEX_1, RTCP_LIBSRTP_INDEX_2] {
+            assert_eq!(unprotect_rtcp(&mut rx, &hex(protected)).unwrap(), hex(RTCP_PLAIN));
+        }
+        // The short-tag profile keeps the 80-bit SRTCP tag: the same packets.
+        let mut short = SrtcpInbound::new(Profile::AesCm128HmacSha1_32, &rfc_master());
+        assert_eq!(
+            unprotect_rtcp(&mut short, &hex(RTCP_LIBSRTP_INDEX_2)).unwrap(),
+            hex(RTCP_PLAIN)
+        );
+    }
+
+    #[test]
+    fn srtcp_inbound_round_trips_reports_of_any_ssrc() {
+        let key = MasterKey::random().unwrap();
+        let mut rx = SrtcpInbound::new(Profile::AesCm128HmacSha1_80, &key);
+        for ssrc in [1u32, 0x5151, u32::MAX] {
+            let mut ctx = SrtpContext::new(Profile::AesCm128HmacSha1_80, &key, ssrc);
+            let mut plain = hex(RTCP_PLAIN);
+            plain[4..8].copy_from_slice(&ssrc.to_be_bytes());
+            plain[32..36].copy_from_slice(&ssrc.to_be_bytes()); // the SDES chunk's SSRC
+            for _ in 0..3 {
+                let srtcp = protect_rtcp(&mut ctx, &plain);
+                assert_eq!(unprotect_rtcp(&mut rx, &srtcp).unwrap(), plain);
+            }
+        }
+        assert_eq!(rx.sources(), 3);
+    }
+
+    #[test]
+    fn srtcp_inbound_refuses_forged_altered_and_plain_packets() {
+        let key = MasterKey::random().unwrap();
+        let mut rx = SrtcpInbound::new(Profile::AesCm128HmacSha1_80, &key);
+        let mut ctx = SrtpContext::new(Profile::AesCm128HmacSha1_80, &key, SSRC);
+        let srtcp = protect_rtcp(&mut ctx, &hex(RTCP_PLAIN));
+        for at in [0, 1, 5, 9, 44, 47, srtcp.len() - 1] {
+            let mut bad = srtcp.clone();
+            bad[at] ^= 0x04;
+            assert!(
+                matches!(
+                    unprotect_rtcp(&mut rx, &bad),
+                    Err(SrtpError::Authentication | SrtpError::MalformedRtcp(_))
+                ),
+                "byte {at}"
+            );
+        }
+        // A plaintext report, and one under another key.
+        assert_eq!(
+            unprotect_rtcp(&mut rx, &hex(RTCP_PLAIN)),
+            Err(SrtpError::Authentication)
+        );
+        let mut stranger = SrtpContext::new(Profile::AesCm128HmacSha1_80, &MasterKey::random().unwrap(), SSRC);
+        let forged = protect_rtcp(&mut stranger, &hex(RTCP_PLAIN));
+        assert_eq!(unprotect_rtcp(&mut rx, &forged), Err(SrtpError::Authentication));
+        // Too short for header, SSRC, index and tag; not version 2.
+        for short in [&srtcp[..0], &srtcp[..21], &hex("80c80006deadbeef")[..]] {
+            assert!(matches!(
+                unprotect_rtcp(&mut rx, short),
+                Err(SrtpError::MalformedRtcp(_))
+            ));
+        }
+        let mut v1 = srtcp.clone();
+        v1[0] = 0x40;
+        assert!(matches!(unprotect_rtcp(&mut rx, &v1), Err(SrtpError::MalformedRtcp(_))));
+        assert_eq!(rx.sources(), 0, "nothing refused leaves state behind");
+        // The genuine packet still goes through, once.
+        assert_eq!(unprotect_rtcp(&mut rx, &srtcp).unwrap(), hex(RTCP_PLAIN));
+        assert_eq!(
+            unprotect_rtcp(&mut rx, &srtcp),
+            Err(SrtpError::Replayed { ssrc: SSRC, index: 0 })
+        );
+    }
+
+    #[test]
+    fn srtcp_inbound_takes_an_unencrypted_but_authenticated_packet() {
+        // E = 0 (§3.4): the payload is in the clear, the tag still covers it.
+        let key = rfc_master();
+        let keys = SessionKeys::derive(&key, SRTCP_LABELS);
+        let mut packet = hex(RTCP_PLAIN);
+        packet.extend_from_slice(&7u32.to_be_bytes());
+        let mut tag = [0u8; 10];
+        auth_tag(&keys.mac, [&packet, &[]], &mut tag);
+        packet.extend_from_slice(&tag);
+        let mut rx = SrtcpInbound::new(Profile::AesCm128HmacSha1_80, &key);
+        assert_eq!(unprotect_rtcp(&mut rx, &packet).unwrap(), hex(RTCP_PLAIN));
+    }
+
+    #[test]
+    fn srtcp_replay_window_is_128_indices_per_ssrc() {
+        let key = MasterKey::random().unwrap();
+        let mut rx = SrtcpInbound::new(Profile::AesCm128HmacSha1_80, &key);
+        let mut ctx = SrtpContext::new(Profile::AesCm128HmacSha1_80, &key, SSRC);
+        let packets: Vec<Vec<u8>> = (0..400).map(|_| protect_rtcp(&mut ctx, &hex(RTCP_PLAIN))).collect();
+        // Out of order within the window: each once.
+        for i in [10usize, 5, 7, 6, 200] {
+            assert!(unprotect_rtcp(&mut rx, &packets[i]).is_ok(), "index {i}");
+        }
+        for i in [10usize, 5, 200] {
+            assert_eq!(
+                unprotect_rtcp(&mut rx, &packets[i]),
+                Err(SrtpError::Replayed {
+                    ssrc: SSRC,
+                    index: i as u32
+                })
+            );
+        }
+        // 200 − 127 is the oldest index the window holds; 200 − 128 is behind it.
+        assert!(unprotect_rtcp(&mut rx, &packets[73]).is_ok());
+        assert!(matches!(
+            unprotect_rtcp(&mut rx, &packets[72]),
+            Err(SrtpError::Replayed { index: 72, .. })
+        ));
+        // A jump beyond the window forgets it; the index just below the new highest is new.
+        assert!(unprotect_rtcp(&mut rx, &packets[399]).is_ok());
+        assert!(unprotect_rtcp(&mut rx, &packets[398]).is_ok());
+        assert!(unprotect_rtcp(&mut rx, &packets[201]).is_err(), "behind the window now");
+        // Another SSRC has a window of its own, from its own index 0.
+        let mut other = SrtpContext::new(Profile::AesCm128HmacSha1_80, &key, 7);
+        let mut plain = hex(RTCP_PLAIN);
+        plain[4..8].copy_from_slice(&7u32.to_be_bytes());
+        assert!(unprotect_rtcp(&mut rx, &protect_rtcp(&mut other, &plain)).is_ok());
+    }
+
+    #[test]
+    fn srtcp_replay_state_is_bounded() {
+        let key = MasterKey::random().unwrap();
+        let mut rx = SrtcpInbound::new(Profile::AesCm128HmacSha1_80, &key);
+        let mut plain = hex(RTCP_PLAIN);
+        for ssrc in 0..(MAX_SRTCP_SOURCES as u32 + 50) {
+            let mut ctx = SrtpContext::new(Profile::AesCm128HmacSha1_80, &key, ssrc);
+            plain[4..8].copy_from_slice(&ssrc.to_be_bytes());
+            assert!(unprotect_rtcp(&mut rx, &protect_rtcp(&mut ctx, &plain)).is_ok());
+        }
+        assert_eq!(rx.sources(), MAX_SRTCP_SOURCES);
+        assert!(!format!("{rx:?}").contains(&key.to_sdes_inline()[..8]));
     }
 
     #[test]
