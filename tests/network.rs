@@ -405,7 +405,8 @@ fn receiver_reported_loss_matches_the_nftables_counter() {
     let caps = "application/x-rtp,media=audio,clock-rate=8000,encoding-name=PCMU,payload=0";
     let pipeline = format!(
         "rtpbin name=rb udpsrc port=5004 caps={caps} ! rb.recv_rtp_sink_0 udpsrc port=5005 ! rb.recv_rtcp_sink_0 \
-         rb.send_rtcp_src_0 ! udpsink host=10.231.0.1 port=6001 sync=false async=false rb. ! rtppcmudepay ! fakesink"
+         rb.send_rtcp_src_0 ! udpsink host=10.231.0.1 port=6001 bind-port=5005 sync=false async=false \
+         rb. ! rtppcmudepay ! fakesink"
     );
     let mut gst = Command::new("ip")
         .args(["netns", "exec", &ns.b, "gst-launch-1.0", "-q"])

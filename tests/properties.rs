@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use proptest::prelude::*;
 use rtpmic::config::{Config, KEYS};
-use rtpmic::net::rtcp_in::{handle, Policy, RtcpInStats};
+use rtpmic::net::rtcp_in::{Policy, Reader, RtcpInStats};
 
 fn key() -> impl Strategy<Value = String> {
     prop_oneof![
@@ -56,13 +56,23 @@ proptest! {
         rtcp_like in any::<bool>(),
     ) {
         let stats = RtcpInStats::default();
-        let policy = Policy { our_ssrc: 0x1234, first_seq: 0, clock_rate: 48_000, allowed: None, learned: Default::default() };
-        for mut d in datagrams.clone() {
+        let policy = Policy {
+            our_ssrc: 0x1234,
+            first_seq: 0,
+            clock_rate: 48_000,
+            allowed: None,
+            learned: Default::default(),
+            mux: false,
+            session_bw: 6000.0,
+            destinations: 1,
+        };
+        let mut reader = Reader::new(policy, None);
+        for (i, mut d) in datagrams.clone().into_iter().enumerate() {
             if rtcp_like && d.len() >= 2 {
                 d[0] = 0x80 | (d[0] & 0x1f); // version 2
                 d[1] = 200 + d[1] % 5; // SR, RR, SDES, BYE, APP
             }
-            handle(&d, "127.0.0.1:5005".parse().unwrap(), 0, &policy, &stats);
+            reader.handle(&d, "127.0.0.1:5005".parse().unwrap(), 0, i as u64, &stats);
         }
         let counted = stats.malformed.load(Relaxed) + stats.unrelated.load(Relaxed) + stats.reports.load(Relaxed);
         // Every datagram lands in a counter (a report block about us counts per block).

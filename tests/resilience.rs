@@ -367,7 +367,8 @@ fn fec_follows_the_loss_receivers_report() {
     let caps = "application/x-rtp,media=audio,clock-rate=48000,encoding-name=OPUS,payload=96";
     let pipeline = format!(
         "rtpbin name=rb udpsrc port=5012 caps={caps} ! rb.recv_rtp_sink_0 udpsrc port=5013 ! rb.recv_rtcp_sink_0 \
-         rb.send_rtcp_src_0 ! udpsink host=127.0.0.1 port=6001 sync=false async=false rb. ! rtpopusdepay ! fakesink"
+         rb.send_rtcp_src_0 ! udpsink host=127.0.0.1 port=6001 bind-port=5013 sync=false async=false \
+         rb. ! rtpopusdepay ! fakesink"
     );
     let mut gst = ns
         .command("gst-launch-1.0")

@@ -183,15 +183,18 @@ fn sender_reports_match_the_rtp_stream_and_end_with_bye() {
 }
 
 /// Receivers' reports come back to the RTCP port (RTPMIC_BIND's port + 1): a valid RR about
-/// our stream is taken in (loss over the threshold is warned about), and 10 000 garbage,
-/// truncated and unrelated datagrams during the stream are counted and dropped without a
-/// panic or a pause in the RTP stream.
+/// our stream, from the receiver's RTCP port, is taken in (loss over the threshold is warned
+/// about), and 10 000 garbage, truncated and unrelated datagrams from there during the stream
+/// are counted and dropped without a panic or a pause in the RTP stream.
 #[test]
 fn receiver_reports_are_taken_and_garbage_is_counted_without_pausing_the_stream() {
     use rtcp_types::{ReceiverReport, ReportBlock, RtcpPacketWriterExt};
     let board = SimBoard::shared();
     let infile = board.infile("in.raw", &two_tone(8000, 8.0));
-    let rx = Receiver::bind();
+    let rx_port = free_even_port();
+    let rx = Receiver {
+        socket: UdpSocket::bind(("127.0.0.1", rx_port)).unwrap(),
+    };
     let base = free_even_port();
     let child = board
         .rtpmic(&infile)
@@ -207,7 +210,8 @@ fn receiver_reports_are_taken_and_garbage_is_counted_without_pausing_the_stream(
         .unwrap();
     let collector = std::thread::spawn(move || rx.collect(10_000, Duration::from_secs(10), Duration::from_secs(1)));
     let flood = std::thread::spawn(move || {
-        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+        // From the receiver's RTCP port: the only port of its address that is believed.
+        let s = UdpSocket::bind(("127.0.0.1", rx_port + 1)).unwrap();
         let to = ("127.0.0.1", base + 1);
         let rr = |about: u32, lost: u8| {
             let rb = ReportBlock::builder(about).fraction_lost(lost).interarrival_jitter(80);
@@ -280,7 +284,9 @@ fn receiver_reports_are_taken_and_garbage_is_counted_without_pausing_the_stream(
 }
 
 /// A real receiver's RTCP: GStreamer's rtpbin plays our PCMU stream and sends receiver
-/// reports back to the RTCP port; rtpmic logs that receiver's SSRC with no loss.
+/// reports back to the RTCP port, from its own RTCP port (udpsink `bind-port`: symmetric RTCP,
+/// RFC 4961; from any other port they would not be believed); rtpmic logs that receiver's
+/// SSRC with no loss.
 #[test]
 fn gstreamer_receiver_reports_reach_us() {
     let board = SimBoard::shared();
@@ -291,10 +297,11 @@ fn gstreamer_receiver_reports_reach_us() {
     let pipeline = format!(
         "rtpbin name=rb udpsrc address=127.0.0.1 port={rtp_port} caps={caps} ! rb.recv_rtp_sink_0 \
          udpsrc address=127.0.0.1 port={} ! rb.recv_rtcp_sink_0 \
-         rb.send_rtcp_src_0 ! udpsink host=127.0.0.1 port={} sync=false async=false \
-         rb. ! rtppcmudepay ! mulawdec ! fakesink",
+         rb.send_rtcp_src_0 ! udpsink host=127.0.0.1 port={} bind-address=127.0.0.1 bind-port={} \
+         sync=false async=false rb. ! rtppcmudepay ! mulawdec ! fakesink",
         rtp_port + 1,
-        base + 1
+        base + 1,
+        rtp_port + 1
     );
     let mut gst = std::process::Command::new("gst-launch-1.0")
         .arg("-q")
@@ -412,4 +419,213 @@ fn rtp_and_rtcp_leave_from_an_even_odd_port_pair() {
         assert_eq!(rtcp_from.port(), rtp_from.port() + 1, "RTCP from the next: {sources:?}");
     }
     assert_eq!(rtcp_in_counter(&log, "reports"), 2, "{log}");
+}
+
+/// Collects RTP packets and the largest gap between two arrivals, until `idle` passes with
+/// none.
+fn collect_with_gaps(socket: UdpSocket, idle: Duration) -> (Vec<Rtp>, Duration) {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 2048];
+    let (mut last, mut worst) = (None::<Instant>, Duration::ZERO);
+    socket.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    while let Ok(n) = socket.recv(&mut buf) {
+        let now = Instant::now();
+        if let Some(l) = last {
+            worst = worst.max(now - l);
+        }
+        last = Some(now);
+        let p = rtp_types::RtpPacket::parse(&buf[..n]).expect("valid RTP");
+        out.push(Rtp {
+            seq: p.sequence_number(),
+            ts: p.timestamp(),
+            ssrc: p.ssrc(),
+            pt: p.payload_type(),
+            marker: p.marker_bit(),
+            payload: p.payload().to_vec(),
+        });
+        socket.set_read_timeout(Some(idle)).unwrap();
+    }
+    (out, worst)
+}
+
+/// 5000 forged receiver reports (5000 SSRCs, 100 % loss) from the destination's address but
+/// not from its RTCP port, during a live Opus stream with FEC following receivers: none is
+/// believed, the real receiver's reports (from its RTCP port) are tracked, the stats line
+/// stays short, warnings are few, the FEC loss target is not pinned, the stream never pauses.
+#[test]
+fn forged_reports_from_wrong_ports_poison_nothing() {
+    let board = SimBoard::shared();
+    let infile = board.infile("in.raw", &two_tone(48_000, 9.0));
+    let port = free_even_port();
+    let rtp = UdpSocket::bind(("127.0.0.1", port)).unwrap();
+    let rtcp = UdpSocket::bind(("127.0.0.1", port + 1)).unwrap();
+    let base = free_even_port();
+    let child = board
+        .rtpmic(&infile)
+        .args(["run", "--seconds", "7"])
+        .env("RTPMIC_DEVICE", "simfile")
+        .env("RTPMIC_SSRC", "0xabcdef01")
+        .env("RTPMIC_OPUS_FEC", "on")
+        .env("RTPMIC_LOG_LEVEL", "debug")
+        .env("RTPMIC_BIND", format!("127.0.0.1:{base}"))
+        .env("RTPMIC_STATS_INTERVAL_S", "1")
+        .env("RTPMIC_DEST", format!("127.0.0.1:{port}"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let collector = std::thread::spawn(move || collect_with_gaps(rtp, Duration::from_secs(1)));
+    let to = ("127.0.0.1", base + 1);
+    let forger = UdpSocket::bind("127.0.0.1:0").unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    for i in 0..5000u32 {
+        forger.send_to(&rr(0x1000_0000 + i, 0xabcd_ef01, 255), to).unwrap();
+        if i % 50 == 49 {
+            std::thread::sleep(Duration::from_millis(20)); // 2 s of flood, little overflow
+        }
+    }
+    // The real receiver reports, from its RTCP port, once a second.
+    for _ in 0..4 {
+        rtcp.send_to(&rr(0x7777, 0xabcd_ef01, 0), to).unwrap();
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let (pkts, worst_gap) = collector.join().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{}", &log[..log.len().min(20_000)]);
+    assert_eq!(pkts.len(), 350, "every packet of 7 s");
+    assert_clean_stream(&pkts, 96, 960);
+    assert!(
+        worst_gap < Duration::from_millis(250),
+        "the stream paused {worst_gap:?}"
+    );
+    let last = log.lines().rfind(|l| l.contains("rtcp_in:")).unwrap_or_default();
+    assert!(last.len() < 1000, "a {}-byte rtcp_in line", last.len());
+    assert!(
+        last.contains("ssrc=0x00007777") && last.contains("fraction_lost=0.000"),
+        "the real receiver is tracked: {last}"
+    );
+    assert!(!last.contains("ssrc=0x1000"), "a forged receiver is tracked: {last}");
+    assert!(rtcp_in_counter(&log, "foreign") >= 1000, "{last}");
+    let warnings = log
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains("receiver"))
+        .count();
+    assert!(warnings <= 5, "{warnings} receiver warnings");
+    let planned: Vec<u32> = log
+        .lines()
+        .filter_map(|l| l.split("Opus FEC now planned for ").nth(1))
+        .filter_map(|rest| rest.split('%').next()?.parse().ok())
+        .collect();
+    assert!(planned.iter().all(|&p| p <= 5), "FEC loss target moved: {planned:?}");
+}
+
+/// Two network namespaces joined by a veth pair (10.232.0.1 in `a`, 10.232.0.2 in `b`, a
+/// multicast route on each side); removed on drop.
+struct Netns {
+    a: String,
+    b: String,
+    va: String,
+    vb: String,
+}
+
+impl Netns {
+    fn create(tag: &str) -> Netns {
+        let id = std::process::id() % 10_000;
+        let ns = Netns {
+            a: format!("rtpmic-{tag}-a-{id}"),
+            b: format!("rtpmic-{tag}-b-{id}"),
+            va: format!("rca{id}"),
+            vb: format!("rcb{id}"),
+        };
+        for cmd in [
+            format!("ip netns add {}", ns.a),
+            format!("ip netns add {}", ns.b),
+            format!(
+                "ip link add {} netns {} type veth peer name {} netns {}",
+                ns.va, ns.a, ns.vb, ns.b
+            ),
+            format!("ip -n {} addr add 10.232.0.1/24 dev {}", ns.a, ns.va),
+            format!("ip -n {} addr add 10.232.0.2/24 dev {}", ns.b, ns.vb),
+            format!("ip -n {} link set {} up", ns.a, ns.va),
+            format!("ip -n {} link set {} up", ns.b, ns.vb),
+            format!("ip -n {} link set lo up", ns.a),
+            format!("ip -n {} link set lo up", ns.b),
+            format!("ip -n {} route add 224.0.0.0/4 dev {}", ns.a, ns.va),
+            format!("ip -n {} route add 224.0.0.0/4 dev {}", ns.b, ns.vb),
+        ] {
+            let st = std::process::Command::new("sh").arg("-c").arg(&cmd).status().unwrap();
+            assert!(st.success(), "{cmd}");
+        }
+        ns
+    }
+
+    /// Runs `f` on a thread inside namespace `name` (setns is per thread).
+    fn in_ns<T: Send + 'static>(name: &str, f: impl FnOnce() -> T + Send + 'static) -> std::thread::JoinHandle<T> {
+        let path = format!("/run/netns/{name}");
+        std::thread::spawn(move || {
+            let fd = std::fs::File::open(&path).unwrap();
+            nix::sched::setns(fd, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+            f()
+        })
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        for ns in [&self.a, &self.b] {
+            let _ = std::process::Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+/// Multicast (RFC 3550 §6): a receiver of the group, in another namespace, sends its report
+/// to the group's RTCP port, as GStreamer's rtpbin does in a multicast session; rtpmic, which
+/// joined the group there, takes it.
+#[test]
+fn receiver_reports_sent_to_the_multicast_group_are_heard() {
+    let board = SimBoard::shared();
+    let infile = board.infile("in.raw", &two_tone(8000, 7.0));
+    let ns = Netns::create("rtcpmc");
+    let vb = ns.vb.clone();
+    let receiver = Netns::in_ns(&ns.b, move || {
+        let group: std::net::Ipv4Addr = "239.255.7.9".parse().unwrap();
+        let index = nix::net::if_::if_nametoindex(vb.as_str()).unwrap();
+        let rtp = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
+        rtp.set_reuse_address(true).unwrap();
+        rtp.bind(&"0.0.0.0:5004".parse::<std::net::SocketAddr>().unwrap().into())
+            .unwrap();
+        rtp.join_multicast_v4_n(&group, &socket2::InterfaceIndexOrAddress::Index(index))
+            .unwrap();
+        let rtp: UdpSocket = rtp.into();
+        rtp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut buf = [0u8; 1500];
+        let n = rtp.recv(&mut buf).expect("the stream reaches the group");
+        assert!(n > 12);
+        // Reports go to the group's RTCP port, from a port of the receiver's choosing.
+        let out = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
+        out.set_multicast_if_v4(&"10.232.0.2".parse().unwrap()).unwrap();
+        let out: UdpSocket = out.into();
+        for _ in 0..3 {
+            out.send_to(&rr(0x4242, 0x0bad_cafe, 0), (group, 5005)).unwrap();
+            std::thread::sleep(Duration::from_millis(700));
+        }
+    });
+    let mut cmd = std::process::Command::new("ip");
+    cmd.args(["netns", "exec", &ns.a, RTPMIC, "run", "--seconds", "5"]);
+    board.apply_env(&mut cmd, &infile);
+    let out = cmd
+        .env("RTPMIC_DEVICE", "simfile")
+        .env("RTPMIC_CODEC", "pcmu")
+        .env("RTPMIC_SSRC", "0x0badcafe")
+        .env("RTPMIC_STATS_INTERVAL_S", "1")
+        .env("RTPMIC_DEST", "239.255.7.9:5004")
+        .env("RTPMIC_MULTICAST_IF", &ns.va)
+        .output()
+        .unwrap();
+    receiver.join().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert_eq!(rtcp_in_counter(&log, "reports"), 3, "{log}");
+    let last = log.lines().rfind(|l| l.contains("rtcp_in:")).unwrap_or_default();
+    assert!(last.contains("[ssrc=0x00004242 from=10.232.0.2:"), "{last}");
 }

@@ -176,3 +176,81 @@ fn tshark_sees_no_plaintext() {
         );
     }
 }
+
+/// Receivers' reports under SRTP: an SRTCP receiver report protected with the stream's key
+/// (RFC 3711 §3.4, the key of the SDP's a=crypto line) is taken; a replay of one is not; a
+/// plaintext report, or one under another key, is counted as unauthenticated and not believed.
+#[test]
+fn srtcp_reports_are_believed_and_plaintext_or_replayed_ones_are_not() {
+    use rtcp_types::{ReceiverReport, ReportBlock, RtcpPacketWriterExt};
+    use rtpmic::rtp::srtp::{MasterKey, Profile, SrtpContext};
+    let board = SimBoard::shared();
+    let infile = board.infile("tone.raw", &two_tone(8000, 7.0));
+    let port = free_even_port();
+    let rtp = std::net::UdpSocket::bind(("127.0.0.1", port)).unwrap();
+    let rtcp = std::net::UdpSocket::bind(("127.0.0.1", port + 1)).unwrap();
+    let base = free_even_port();
+    let child = board
+        .rtpmic(&infile)
+        .args(["run", "--seconds", "5"])
+        .env("RTPMIC_DEVICE", "simfile")
+        .env("RTPMIC_CODEC", "pcma")
+        .env("RTPMIC_SRTP", "AES_CM_128_HMAC_SHA1_80")
+        .env("RTPMIC_SRTP_KEY", KEY)
+        .env("RTPMIC_BIND", format!("127.0.0.1:{base}"))
+        .env("RTPMIC_STATS_INTERVAL_S", "1")
+        .env("RTPMIC_DEST", format!("127.0.0.1:{port}"))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    rtp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut first_packet = [0u8; 1500];
+    rtp.recv(&mut first_packet).unwrap(); // streaming; the SSRC is in the clear
+    let ssrc = u32::from_be_bytes(first_packet[8..12].try_into().unwrap());
+    let rr = |reporter: u32, lost: u8| {
+        let rb = ReportBlock::builder(ssrc).fraction_lost(lost);
+        let mut buf = vec![0u8; 128];
+        let n = ReceiverReport::builder(reporter)
+            .add_report_block(rb)
+            .write_into(&mut buf)
+            .unwrap();
+        (buf, n)
+    };
+    let protect = |ctx: &mut SrtpContext, (mut buf, n): (Vec<u8>, usize)| {
+        let n = ctx.protect_rtcp(&mut buf, n).unwrap();
+        buf.truncate(n);
+        buf
+    };
+    let key = MasterKey::from_sdes_inline(KEY).unwrap();
+    let mut receiver = SrtpContext::new(Profile::AesCm128HmacSha1_80, &key, 0x5151);
+    let mut stranger = SrtpContext::new(
+        Profile::AesCm128HmacSha1_80,
+        &MasterKey::from_sdes_inline(OTHER_KEY).unwrap(),
+        0x7171,
+    );
+    let to = ("127.0.0.1", base + 1);
+    let first = protect(&mut receiver, rr(0x5151, 0));
+    rtcp.send_to(&first, to).unwrap();
+    for _ in 0..2 {
+        std::thread::sleep(Duration::from_millis(700));
+        rtcp.send_to(&protect(&mut receiver, rr(0x5151, 0)), to).unwrap();
+    }
+    rtcp.send_to(&first, to).unwrap(); // a replay
+    let (plain, n) = rr(0x6161, 128);
+    rtcp.send_to(&plain[..n], to).unwrap();
+    rtcp.send_to(&protect(&mut stranger, rr(0x7171, 128)), to).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    let last = log.lines().rfind(|l| l.contains("rtcp_in:")).unwrap_or_default();
+    let field = |name: &str| -> u64 {
+        last.split_whitespace()
+            .find_map(|w| w.strip_prefix(&format!("{name}=")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name}= in {last}"))
+    };
+    assert_eq!(field("reports"), 3, "{last}");
+    assert_eq!((field("unauthenticated"), field("replayed")), (2, 1), "{last}");
+    assert!(last.contains("[ssrc=0x00005151"), "{last}");
+    assert!(!last.contains("0x00006161") && !last.contains("0x00007171"), "{last}");
+}

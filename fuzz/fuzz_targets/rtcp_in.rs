@@ -1,4 +1,4 @@
-//! The RTCP receive path, `rtpmic::net::rtcp_in::handle`, on a hostile datagram.
+//! The RTCP receive path, `rtpmic::net::rtcp_in::Reader::handle`, on a hostile datagram.
 //!
 //! Input: the datagram. Our SSRC is 0x00000abc (as in src/net/rtcp_in.rs's tests and the
 //! seeds), our first sequence number 990, the RTP clock 48 kHz.
@@ -10,33 +10,39 @@
 //!    was taken; the table holds at most one entry per report taken, with the sender's address
 //!    and values in their ranges (fraction lost 0..1, expected 1..=65536, jitter finite and
 //!    ≥ 0, RTT 0..60000 ms).
-//! 2. from the IPv4-mapped IPv6 form of a learned destination address: believed, counted
-//!    exactly as in 1.
-//! 3. from an address that is no destination: `foreign` 1, nothing else counted, table empty.
-//! 4. believed, with a table that already holds receivers (0x77, the SSRC of the first packet
-//!    in the datagram, and a full table's worth): as in 1, except that a BYE removing a known
-//!    receiver accounts for the datagram too; the table never grows past 1024 entries and
-//!    `unrelated` leaves it as it was.
+//! 2. from the IPv4-mapped IPv6 form of a learned destination's RTCP address: believed,
+//!    counted exactly as in 1.
+//! 3. from a destination's address but another port: `foreign` 1, nothing else counted,
+//!    table empty.
+//! 4. believed, with a table that already holds receivers (0x77 and the SSRC of the first
+//!    packet in the datagram, both from the sender's address, and enough others to leave one
+//!    free slot): as in 1, except that a BYE removing a known receiver accounts for the
+//!    datagram too; the table never grows past `MAX_RECEIVERS` entries and `unrelated` leaves
+//!    it as it was.
 #![no_main]
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 
 use libfuzzer_sys::fuzz_target;
-use rtpmic::net::rtcp_in::{handle, Learned, Policy, ReceiverState, RtcpInStats};
+use rtpmic::net::rtcp_in::{Learned, Policy, Reader, ReceiverState, RtcpInStats, MAX_RECEIVERS};
 
 const OUR_SSRC: u32 = 0xabc;
-/// MAX_RECEIVERS in src/net/rtcp_in.rs (private there).
-const MAX_RECEIVERS: usize = 1024;
 
-fn policy(allowed: Option<Vec<IpAddr>>, learned: Vec<IpAddr>) -> Policy {
-    Policy {
-        our_ssrc: OUR_SSRC,
-        first_seq: 990,
-        clock_rate: 48_000,
-        allowed,
-        learned: Learned::new(std::sync::Mutex::new(learned)),
-    }
+fn reader(allowed: Option<Vec<SocketAddr>>, learned: Vec<SocketAddr>) -> Reader {
+    Reader::new(
+        Policy {
+            our_ssrc: OUR_SSRC,
+            first_seq: 990,
+            clock_rate: 48_000,
+            allowed,
+            learned: Learned::new(std::sync::Mutex::new(learned)),
+            mux: false,
+            session_bw: 6000.0,
+            destinations: 1,
+        },
+        None,
+    )
 }
 
 #[derive(Debug, PartialEq, Eq, Clone, Copy)]
@@ -95,18 +101,20 @@ fn state(ssrc: u32, from: SocketAddr) -> ReceiverState {
         jitter_ms: 0.0,
         rtt_ms: None,
         reports: OLD,
+        heard_ns: 0,
     }
 }
 
 fuzz_target!(|data: &[u8]| {
+    // The destination's RTP address is 10.0.0.2:5004; its RTCP address is port 5005.
+    let rtp: SocketAddr = "10.0.0.2:5004".parse().unwrap();
     let dest: SocketAddr = "10.0.0.2:5005".parse().unwrap();
     // Arrival: some NTP time (its middle 32 bits feed the RTT).
     let arrival: u64 = 0xe9a1_0000_8000_0000 | u64::from(data.len() as u32);
 
     // 1. Believed, empty table.
-    let open = policy(None, Vec::new());
     let s = RtcpInStats::default();
-    handle(data, dest, arrival, &open, &s);
+    reader(None, Vec::new()).handle(data, dest, arrival, 1, &s);
     let c = counts(&s);
     assert_eq!(c.foreign, 0, "{c:?}");
     assert!(c.malformed <= 1 && c.unrelated <= 1, "{c:?}");
@@ -130,17 +138,15 @@ fuzz_target!(|data: &[u8]| {
     }
     let first = c;
 
-    // 2. From the IPv4-mapped form of an address the resolver learned.
+    // 2. From the IPv4-mapped form of the RTCP address of a destination the resolver learned.
     let mapped: SocketAddr = "[::ffff:10.0.0.2]:5005".parse().unwrap();
-    let learned = policy(Some(Vec::new()), vec!["10.0.0.2".parse().unwrap()]);
     let s = RtcpInStats::default();
-    handle(data, mapped, arrival, &learned, &s);
+    reader(Some(Vec::new()), vec![rtp]).handle(data, mapped, arrival, 1, &s);
     assert_eq!(counts(&s), first, "a learned, IPv4-mapped address is believed alike");
 
-    // 3. From an address that is no destination.
-    let filtered = policy(Some(vec!["10.0.0.2".parse().unwrap()]), Vec::new());
+    // 3. From the destination's address, but neither its RTCP nor its RTP port.
     let s = RtcpInStats::default();
-    handle(data, "10.9.9.9:5005".parse().unwrap(), arrival, &filtered, &s);
+    reader(Some(vec![rtp]), Vec::new()).handle(data, "10.0.0.2:5006".parse().unwrap(), arrival, 1, &s);
     let c = counts(&s);
     assert_eq!(
         c,
@@ -154,17 +160,17 @@ fuzz_target!(|data: &[u8]| {
     assert!(s.receivers.lock().unwrap().is_empty());
 
     // 4. Believed, with receivers already known (one slot short of a full table, so one new
-    // reporter fits and the next does not). Known entries carry `reports` ≥ OLD, which an
-    // update keeps (it adds one) and a new entry does not have.
+    // reporter fits and the next takes its place). Known entries carry `reports` ≥ OLD,
+    // which an update keeps (it adds one) and a new entry does not have.
     let s = RtcpInStats::default();
     let before = {
         let mut t = s.receivers.lock().unwrap();
         t.reserve_exact(MAX_RECEIVERS);
-        t.push(state(0x77, other()));
+        t.push(state(0x77, dest));
         if let Some(b) = data.get(4..8) {
             let ssrc = u32::from_be_bytes(b.try_into().unwrap());
             if ssrc != 0x77 {
-                t.push(state(ssrc, other()));
+                t.push(state(ssrc, dest));
             }
         }
         let known = [t[0].ssrc, t[t.len() - 1].ssrc];
@@ -173,7 +179,7 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(t.len(), MAX_RECEIVERS - 1);
         t.len()
     };
-    handle(data, dest, arrival, &open, &s);
+    reader(None, Vec::new()).handle(data, dest, arrival, 1, &s);
     let c = counts(&s);
     let t = s.receivers.lock().unwrap();
     assert_eq!(c.foreign, 0, "{c:?}");

@@ -224,8 +224,8 @@ fn switch_list(
 fn publish(ctx: &mut ResolverContext<'_>, index: usize, addr: Option<SocketAddr>) {
     if let Some(a) = addr {
         if let Ok(mut l) = ctx.learned.lock() {
-            if !l.contains(&a.ip()) {
-                l.push(a.ip());
+            if !l.contains(&a) {
+                l.push(a);
             }
         }
     }

@@ -30,7 +30,7 @@ use crate::codec::{EncodeError, Encoder};
 use crate::config::{Config, SenderKind};
 use crate::net::dest::{DestTable, DestUpdate};
 use crate::net::pacer::Pacer;
-use crate::net::rtcp_in::{Learned, Policy, RtcpInStats, RtcpSockets};
+use crate::net::rtcp_in::{self, Learned, Policy, Reader, RtcpInStats, RtcpSockets};
 use crate::net::rtcp_out::{RtcpOut, StreamInfo};
 use crate::net::sender::{self, Packet, SendStage};
 use crate::net::socket::{SocketError, SocketOptions};
@@ -438,9 +438,25 @@ impl Pipeline {
         let learned = Learned::default();
         if let Some((sockets, ssrc)) = rtcp_reader {
             let (stop, shared) = (stop.clone(), rtcp_in.clone());
-            let policy = Policy::from_config(config, ssrc, seq0, &report.destinations, learned.clone());
+            let policy = Policy::from_config(
+                config,
+                ssrc,
+                seq0,
+                &report.destinations,
+                learned.clone(),
+                session_bandwidth(config),
+            );
+            // Under SRTP, receivers' reports must be SRTCP under the stream's key.
+            let srtcp = config
+                .srtp
+                .as_ref()
+                .map(|s| crate::rtp::srtp::SrtcpInbound::new(s.profile, &s.key));
+            let groups = rtcp_in::Groups {
+                addrs: rtcp_in::multicast_rtcp_groups(&report.destinations, config.rtcp_mux),
+                multicast_if: config.multicast_if.clone(),
+            };
             helpers.push(spawn_helper("rtpmic-rtcp", move || {
-                crate::net::rtcp_in::run(sockets, policy, &shared, &stop)
+                rtcp_in::run(sockets, groups, Reader::new(policy, srtcp), &shared, &stop)
             })?);
         }
         if config.sap {

@@ -163,6 +163,29 @@ impl RtcpScheduler {
     }
 }
 
+/// RFC 3550 §6.3.5: a participant silent for this many deterministic intervals times out.
+pub const TIMEOUT_MULTIPLIER: f64 = 5.0;
+
+/// The deterministic reporting interval Td of a receiver (§6.3.1 with `we_sent` false, no
+/// randomisation, no halving for a first report), in nanoseconds: what §6.3.5 multiplies by
+/// [`TIMEOUT_MULTIPLIER`] to time receivers out. `session_bw` in octets/s, `avg_rtcp_size`
+/// in octets (UDP and IP headers included, §6.3.3), `members` counting us, `senders` the
+/// members that send RTP. Pure.
+pub fn receiver_interval_ns(session_bw: f64, avg_rtcp_size: f64, members: usize, senders: usize) -> u64 {
+    let rtcp_bw = 0.05 * session_bw;
+    let members = members.max(1) as f64;
+    let senders = senders as f64;
+    // While senders are at most a quarter of the members, receivers share 75 % of the RTCP
+    // bandwidth among themselves; otherwise everyone shares all of it.
+    let (bw, n) = if senders > 0.0 && senders <= 0.25 * members {
+        (0.75 * rtcp_bw, members - senders)
+    } else {
+        (rtcp_bw, members)
+    };
+    let td = T_MIN_S.max(avg_rtcp_size.max(0.0) * n / bw.max(1.0));
+    (td * 1e9) as u64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,6 +252,18 @@ mod tests {
         // rtcp_bw = 0.05 × 8000 × 0.25 = 100 B/s; Td = 2028 / 100 = 20.28 s > 5 s.
         let t = s.next_interval_ns(8, 0.5) as f64 / 1e9;
         assert!((t - 20.28 / (std::f64::consts::E - 1.5)).abs() < 1e-3, "{t}");
+    }
+
+    #[test]
+    fn receivers_report_every_five_seconds_unless_the_session_is_large() {
+        // 32 kb/s Opus in 20 ms packets: 6000 B/s; two members, one of them a sender.
+        assert_eq!(receiver_interval_ns(6000.0, 100.0, 2, 1), 5_000_000_000);
+        // 300 receivers of 100-byte reports share 75 % of 300 B/s: 299 × 100 / 225 s.
+        let td = receiver_interval_ns(6000.0, 100.0, 300, 1) as f64 / 1e9;
+        assert!((td - 299.0 * 100.0 / 225.0).abs() < 1e-6, "{td}");
+        // Three members, one sender (more than a quarter): all share 300 B/s, n = 3.
+        let small = receiver_interval_ns(6000.0, 1000.0, 3, 1) as f64 / 1e9;
+        assert!((small - 10.0).abs() < 1e-6, "{small}");
     }
 
     #[test]
