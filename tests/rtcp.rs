@@ -629,3 +629,44 @@ fn receiver_reports_sent_to_the_multicast_group_are_heard() {
     let last = log.lines().rfind(|l| l.contains("rtcp_in:")).unwrap_or_default();
     assert!(last.contains("[ssrc=0x00004242 from=10.232.0.2:"), "{last}");
 }
+
+/// RTCP multiplexed with RTP (RFC 5761, `RTPMIC_RTCP_MUX=on`): sender reports leave from the
+/// RTP source port, and a receiver's report sent back to that port (from its RTP port, the
+/// only port it uses) is taken.
+#[test]
+fn with_rtcp_mux_rtcp_travels_on_the_rtp_ports() {
+    let board = SimBoard::shared();
+    let infile = board.infile("in.raw", &two_tone(8000, 8.0));
+    let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let child = board
+        .rtpmic(&infile)
+        .args(["run", "--seconds", "6"])
+        .env("RTPMIC_DEVICE", "simfile")
+        .env("RTPMIC_CODEC", "pcmu")
+        .env("RTPMIC_SSRC", "0x0badcafe")
+        .env("RTPMIC_RTCP_MUX", "on")
+        .env("RTPMIC_STATS_INTERVAL_S", "1")
+        .env("RTPMIC_DEST", rx.local_addr().unwrap().to_string())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    rx.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut buf = [0u8; 1500];
+    let (mut rtp_from, mut rtcp_from) = (None, None);
+    while rtcp_from.is_none() {
+        let (n, from) = rx.recv_from(&mut buf).expect("RTP and an SR");
+        // RFC 5761 §4: packet types 200..=204 are RTCP.
+        if n >= 2 && (200..=204).contains(&buf[1]) {
+            rtcp_from = Some(from);
+        } else {
+            rtp_from = Some(from);
+        }
+    }
+    let to = rtcp_from.unwrap();
+    rx.send_to(&rr(0x4242, 0x0bad_cafe, 0), to).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert_eq!(rtp_from, rtcp_from, "RTP and RTCP from one port");
+    assert_eq!(rtcp_in_counter(&log, "reports"), 1, "{log}");
+}

@@ -161,10 +161,21 @@ pub struct StreamSockets {
     pub v6: Option<SocketPair>,
 }
 
-/// Opens [`open_pair`] for IPv4, then for IPv6 (preferring the same ports).
-pub fn open_stream_sockets(o: &SocketOptions) -> Result<StreamSockets, SocketError> {
-    let v4 = open_pair(true, o, None)?;
-    let v6 = match open_pair(false, o, Some(port_of(&v4.rtp))) {
+/// Opens [`open_pair`] for IPv4, then for IPv6 (preferring the same ports). With `mux`
+/// (RFC 5761, `RTPMIC_RTCP_MUX=on`) RTCP shares the RTP port: each family's RTCP socket is
+/// a clone of its RTP socket, so our reports leave from the RTP port and receivers' reports
+/// sent back to it are read.
+pub fn open_stream_sockets(o: &SocketOptions, mux: bool) -> Result<StreamSockets, SocketError> {
+    let pair = |ipv4: bool, prefer: Option<u16>| {
+        if !mux {
+            return open_pair(ipv4, o, prefer);
+        }
+        let rtp = open(ipv4, o)?;
+        let rtcp = rtp.try_clone().map_err(ctx("RTPMIC_RTCP_MUX", "dup"))?;
+        Ok(SocketPair { rtp, rtcp })
+    };
+    let v4 = pair(true, None)?;
+    let v6 = match pair(false, Some(port_of(&v4.rtp))) {
         Ok(p) => Some(p),
         Err(e) if e.source.raw_os_error() == Some(libc::EAFNOSUPPORT) => None,
         Err(e) => return Err(e),
@@ -291,7 +302,7 @@ mod tests {
     #[test]
     fn rtp_and_rtcp_sockets_take_an_even_odd_port_pair() {
         let o = opts();
-        let all = open_stream_sockets(&o).unwrap();
+        let all = open_stream_sockets(&o, false).unwrap();
         for pair in std::iter::once(&all.v4).chain(all.v6.as_ref()) {
             let (rtp, rtcp) = (port_of(&pair.rtp), port_of(&pair.rtcp));
             assert!(rtp.is_multiple_of(2) && rtcp == rtp + 1, "{rtp} {rtcp}");
@@ -310,7 +321,7 @@ mod tests {
         drop(free);
         let mut bound = opts();
         bound.bind = Some(SocketAddr::new("127.0.0.1".parse().unwrap(), p));
-        let all = open_stream_sockets(&bound).unwrap();
+        let all = open_stream_sockets(&bound, false).unwrap();
         assert_eq!((port_of(&all.v4.rtp), port_of(&all.v4.rtcp)), (p, p + 1));
         assert_eq!(
             all.v4.rtp.local_addr().unwrap().ip(),
@@ -320,6 +331,9 @@ mod tests {
         assert_eq!(port_of(&v6.rtcp), port_of(&v6.rtp) + 1);
         // The bound ports are taken now: binding them again is an error naming the key.
         assert_eq!(open_pair(true, &bound, None).err().unwrap().key, "RTPMIC_BIND");
+        // rtcp-mux: one port per family, RTCP on it.
+        let muxed = open_stream_sockets(&o, true).unwrap();
+        assert_eq!(port_of(&muxed.v4.rtp), port_of(&muxed.v4.rtcp));
     }
 
     #[test]

@@ -243,9 +243,9 @@ impl Pipeline {
         slots.resize(config.max_dest.max(slots.len()), None);
         let table = DestTable::new(&slots);
         report.threads = config.stream_threads();
-        // With RTCP, RTP and RTCP sockets on adjacent ports (RFC 3550 §11).
+        // With RTCP, RTP and RTCP sockets on adjacent ports (RFC 3550 §11), or one port (RFC 5761).
         let (rtp_sockets, mut rtcp_sockets) = if config.rtcp {
-            let s = crate::net::socket::open_stream_sockets(&SocketOptions::from_config(config))?;
+            let s = crate::net::socket::open_stream_sockets(&SocketOptions::from_config(config), config.rtcp_mux)?;
             let (v6_rtp, v6_rtcp) = s.v6.map(|p| (p.rtp, p.rtcp)).unzip();
             let rtcp = RtcpSockets {
                 v4: s.v4.rtcp,
