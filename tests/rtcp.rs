@@ -670,3 +670,67 @@ fn with_rtcp_mux_rtcp_travels_on_the_rtp_ports() {
     assert_eq!(rtp_from, rtcp_from, "RTP and RTCP from one port");
     assert_eq!(rtcp_in_counter(&log, "reports"), 1, "{log}");
 }
+
+/// A new multicast group on SIGHUP (applied live, same SSRC): rtpmic joins the new group's
+/// RTCP port too, and takes the reports its receivers send there.
+#[test]
+fn a_multicast_group_set_on_sighup_is_joined_for_reports() {
+    let board = SimBoard::shared();
+    let infile = board.infile("in.raw", &two_tone(8000, 10.0));
+    let ns = Netns::create("rtcpmh");
+    let env = board.dir.path().join("rtpmic.env");
+    let write_env = |group: &str| {
+        std::fs::write(
+            &env,
+            format!(
+                "RTPMIC_DEVICE=simfile\nRTPMIC_CODEC=pcmu\nRTPMIC_SSRC=0x0badcafe\nRTPMIC_STATS_INTERVAL_S=1\n\
+                 RTPMIC_MULTICAST_IF={}\nRTPMIC_DEST={group}:5004\n",
+                ns.va
+            ),
+        )
+        .unwrap();
+    };
+    write_env("239.255.7.11");
+    let vb = ns.vb.clone();
+    let receiver = Netns::in_ns(&ns.b, move || {
+        let group: std::net::Ipv4Addr = "239.255.7.12".parse().unwrap();
+        let index = nix::net::if_::if_nametoindex(vb.as_str()).unwrap();
+        let rtp = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
+        rtp.set_reuse_address(true).unwrap();
+        rtp.bind(&"239.255.7.12:5004".parse::<std::net::SocketAddr>().unwrap().into())
+            .unwrap();
+        rtp.join_multicast_v4_n(&group, &socket2::InterfaceIndexOrAddress::Index(index))
+            .unwrap();
+        let rtp: UdpSocket = rtp.into();
+        rtp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut buf = [0u8; 1500];
+        rtp.recv(&mut buf).expect("the stream moves to the new group");
+        let out = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
+        out.set_multicast_if_v4(&"10.232.0.2".parse().unwrap()).unwrap();
+        let out: UdpSocket = out.into();
+        for _ in 0..5 {
+            out.send_to(&rr(0x4343, 0x0bad_cafe, 0), (group, 5005)).unwrap();
+            std::thread::sleep(Duration::from_millis(700));
+        }
+    });
+    let mut cmd = std::process::Command::new("ip");
+    cmd.args(["netns", "exec", &ns.a, RTPMIC, "run", "--seconds", "8", "--env-file"])
+        .arg(&env);
+    board.apply_env(&mut cmd, &infile);
+    let child = cmd.stderr(std::process::Stdio::piped()).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    write_env("239.255.7.12");
+    // SAFETY: signalling our own child (`ip netns exec` execs rtpmic in its place).
+    unsafe { libc::kill(child.id() as i32, libc::SIGHUP) };
+    receiver.join().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(
+        log.contains("listening for receivers' reports on 239.255.7.12:5005"),
+        "{log}"
+    );
+    assert!(rtcp_in_counter(&log, "reports") >= 2, "{log}");
+    let last = log.lines().rfind(|l| l.contains("rtcp_in:")).unwrap_or_default();
+    assert!(last.contains("[ssrc=0x00004343 from=10.232.0.2:"), "{last}");
+}

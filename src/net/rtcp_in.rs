@@ -480,8 +480,8 @@ pub fn multicast_rtcp_groups(resolved: &[Option<SocketAddr>], mux: bool) -> Vec<
         .collect()
 }
 
-/// How often the reader expires silent receivers.
-const EXPIRE_EVERY_NS: u64 = 1_000_000_000;
+/// How often the reader expires silent receivers and looks for new multicast groups.
+const TICK_NS: u64 = 1_000_000_000;
 
 /// What the `rtpmic-rtcp` thread listens on besides the RTCP sockets.
 pub struct Groups {
@@ -491,35 +491,43 @@ pub struct Groups {
 }
 
 /// Body of the `rtpmic-rtcp` thread: joins the multicast groups, then reads every socket
-/// until `stop`, expiring silent receivers once a second.
+/// until `stop`. Once a second it expires silent receivers and joins the group of a
+/// multicast destination the resolver learned since (a new `RTPMIC_DEST` on SIGHUP).
 pub fn run(sockets: RtcpSockets, groups: Groups, mut reader: Reader, stats: &RtcpInStats, stop: &AtomicBool) {
-    let mut joined = Vec::new();
-    for g in &groups.addrs {
-        match open_group(*g, groups.multicast_if.as_ref()) {
+    let mut socks: Vec<UdpSocket> = std::iter::once(sockets.v4).chain(sockets.v6).collect();
+    // Every group tried, joined or not: a group that cannot be joined is reported once.
+    let mut tried = HashSet::new();
+    let join = |g: SocketAddr, socks: &mut Vec<UdpSocket>, tried: &mut HashSet<SocketAddr>| {
+        if !tried.insert(g) {
+            return;
+        }
+        match open_group(g, groups.multicast_if.as_ref()) {
             Ok(s) => {
                 info!(event = "rtcp_group", "listening for receivers' reports on {g}");
-                joined.push(s);
+                socks.push(s);
             }
             Err(e) => warn!(
                 event = "rtcp_group",
                 "cannot listen for receivers' reports on {g}: {e}; reports sent to the group are not heard"
             ),
         }
+    };
+    for g in &groups.addrs {
+        join(*g, &mut socks, &mut tried);
     }
-    let socks: Vec<&UdpSocket> = std::iter::once(&sockets.v4)
-        .chain(sockets.v6.as_ref())
-        .chain(joined.iter())
-        .collect();
-    let mut pfds: Vec<libc::pollfd> = socks
-        .iter()
-        .map(|s| libc::pollfd {
-            fd: s.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        })
-        .collect();
+    let pollfds = |socks: &[UdpSocket]| -> Vec<libc::pollfd> {
+        socks
+            .iter()
+            .map(|s| libc::pollfd {
+                fd: s.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect()
+    };
+    let mut pfds = pollfds(&socks);
     let mut buf = [0u8; 2048];
-    let mut next_expiry = crate::rt::now_ns() + EXPIRE_EVERY_NS;
+    let mut next_tick = crate::rt::now_ns() + TICK_NS;
     while !stop.load(Relaxed) {
         // SAFETY: valid pollfd array of the right length.
         let n = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, 200) };
@@ -533,9 +541,22 @@ pub fn run(sockets: RtcpSockets, groups: Groups, mut reader: Reader, stats: &Rtc
             }
         }
         let now = crate::rt::now_ns();
-        if now >= next_expiry {
-            next_expiry = now + EXPIRE_EVERY_NS;
+        if now >= next_tick {
+            next_tick = now + TICK_NS;
             reader.expire(now, stats);
+            let learned: Vec<SocketAddr> = reader
+                .policy()
+                .learned
+                .lock()
+                .map(|l| l.iter().filter(|a| a.ip().is_multicast()).copied().collect())
+                .unwrap_or_default();
+            let before = socks.len();
+            for a in learned {
+                join(rtcp_addr(a, reader.policy().mux), &mut socks, &mut tried);
+            }
+            if socks.len() != before {
+                pfds = pollfds(&socks);
+            }
         }
     }
 }
