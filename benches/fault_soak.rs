@@ -69,7 +69,8 @@ fn main() {
         .unwrap()
     };
     let rx = in_b(Box::new(|| UdpSocket::bind("10.232.0.2:5004").unwrap()));
-    let garbage = in_b(Box::new(|| UdpSocket::bind("10.232.0.2:0").unwrap()));
+    // From the receiver's RTCP port: from any other port rtpmic drops it unread (`foreign`).
+    let garbage = in_b(Box::new(|| UdpSocket::bind("10.232.0.2:5005").unwrap()));
     let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
     let done = Arc::new(AtomicBool::new(false));
     let receiver = {
