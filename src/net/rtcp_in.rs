@@ -195,13 +195,17 @@ impl Policy {
         let Some(allowed) = &self.allowed else {
             return true;
         };
-        let from = canonical(from);
-        let matches = |rtp: &SocketAddr| {
-            let rtp = canonical(*rtp);
-            from == rtp || from == rtcp_addr(rtp, self.mux)
-        };
+        let matches = |rtp: &SocketAddr| same_endpoint(from, *rtp) || same_endpoint(from, rtcp_addr(*rtp, self.mux));
         allowed.iter().any(matches) || self.learned.lock().is_ok_and(|l| l.iter().any(matches))
     }
+}
+
+/// Whether `a` and `b` are the same address and port: IPv4-mapped IPv6 taken as IPv4, an
+/// IPv6 flow label or zone (scope id) not compared (a datagram's source carries no zone the
+/// way a configured `fe80::1%eth0` does).
+fn same_endpoint(a: SocketAddr, b: SocketAddr) -> bool {
+    let (a, b) = (canonical(a), canonical(b));
+    a.ip() == b.ip() && a.port() == b.port()
 }
 
 fn canonical(a: SocketAddr) -> SocketAddr {
@@ -319,7 +323,7 @@ impl Reader {
                     // §6.6: a receiver leaves; only its own address can say so.
                     let gone: Vec<u32> = bye.ssrcs().collect();
                     let before = table.len();
-                    table.retain(|r| !(gone.contains(&r.ssrc) && canonical(r.from) == canonical(from)));
+                    table.retain(|r| !(gone.contains(&r.ssrc) && same_endpoint(r.from, from)));
                     about_us |= table.len() != before;
                 }
                 _ => {}
@@ -455,7 +459,13 @@ pub fn open_group(group: SocketAddr, mif: Option<&MulticastIf>) -> std::io::Resu
             let s = Socket::new(Domain::IPV6, Type::DGRAM, Some(Protocol::UDP))?;
             s.set_reuse_address(true)?;
             s.set_only_v6(true)?;
+            // The group's own zone (`[ff02::1%eth0]`), else RTPMIC_MULTICAST_IF's interface.
+            let zone = match group {
+                SocketAddr::V6(g) => g.scope_id(),
+                SocketAddr::V4(_) => 0,
+            };
             let ifindex = match mif {
+                _ if zone != 0 => zone,
                 Some(MulticastIf::Name(n)) => index(n)?,
                 _ => 0,
             };
@@ -648,6 +658,19 @@ mod tests {
             r.handle(&rr(0xabc, 0, 0), from.parse().unwrap(), 0, 0, &s);
         }
         assert_eq!(counts(&s), [3, 0, 4, 0]);
+        // A link-local destination with a zone; the datagram's source has its own scope id
+        // and a flow label.
+        let s = RtcpInStats::default();
+        let mut zoned = Reader::new(
+            Policy {
+                allowed: Some(vec!["[fe80::1%2]:5004".parse().unwrap()]),
+                ..policy()
+            },
+            None,
+        );
+        let from = std::net::SocketAddrV6::new("fe80::1".parse().unwrap(), 5005, 0x1234, 0);
+        zoned.handle(&rr(0xabc, 0, 0), from.into(), 0, 0, &s);
+        assert_eq!(counts(&s), [1, 0, 0, 0]);
         // With rtcp-mux the RTCP address is the RTP address.
         let mut mux = Reader::new(Policy { mux: true, ..policy() }, None);
         let s = RtcpInStats::default();

@@ -121,7 +121,7 @@ fn port_of(s: &UdpSocket) -> u16 {
 /// * `prefer`: a port pair to try first (IPv6 takes the pair IPv4 got, when free).
 pub fn open_pair(ipv4: bool, o: &SocketOptions, prefer: Option<u16>) -> Result<SocketPair, SocketError> {
     let base = bind_address(ipv4, o);
-    let at = |port: u16| open_on(ipv4, o, SocketAddr::new(base.ip(), port));
+    let at = |port: u16| open_on(ipv4, o, with_port(base, port));
     if base.port() != 0 {
         return Ok(SocketPair {
             rtp: at(base.port())?,
@@ -153,6 +153,12 @@ pub fn open_pair(ipv4: bool, o: &SocketOptions, prefer: Option<u16>) -> Result<S
         rtp: at(0)?,
         rtcp: at(0)?,
     })
+}
+
+/// `a` on another port; an IPv6 zone (scope id) stays.
+fn with_port(mut a: SocketAddr, port: u16) -> SocketAddr {
+    a.set_port(port);
+    a
 }
 
 /// The RTP and RTCP sockets of both families (IPv6 may be absent from the kernel).
@@ -334,6 +340,12 @@ mod tests {
         // rtcp-mux: one port per family, RTCP on it.
         let muxed = open_stream_sockets(&o, true).unwrap();
         assert_eq!(port_of(&muxed.v4.rtp), port_of(&muxed.v4.rtcp));
+    }
+
+    #[test]
+    fn a_pair_keeps_the_zone_of_a_link_local_bind_address() {
+        let a: SocketAddr = "[fe80::1%7]:5000".parse().unwrap();
+        assert_eq!(with_port(a, 5001).to_string(), "[fe80::1%7]:5001");
     }
 
     #[test]
