@@ -4,8 +4,9 @@
 //!
 //! * **Sockets.** One per address family, on the port after the RTP port (RFC 3550 §11,
 //!   `RTPMIC_BIND`'s port + 1, else the partner of an even ephemeral port, see
-//!   [`crate::net::socket::open_pair`]); sender reports leave from the same sockets. For each
-//!   multicast destination, one more socket bound to the group's RTCP port and joined to the
+//!   [`crate::net::socket::open_pair`]; with rtcp-mux, clones of the RTP sockets, RFC 5761);
+//!   sender reports leave from the same sockets. For each multicast destination (at start, or
+//!   set later by SIGHUP), one more socket bound to the group's RTCP port and joined to the
 //!   group, since receivers of a multicast session send their reports to the group (§6).
 //! * **Whom to believe.** For unicast destinations, only datagrams from a destination's RTCP
 //!   address (its RTP port + 1, or the RTP port itself with rtcp-mux) or from its RTP address
