@@ -19,14 +19,16 @@ use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 
-use rtpmic::net::dest::DestTable;
 use rtpmic::net::socket::SocketOptions;
-use rtpmic::net::udp::MmsgSender;
+use rtpmic::net::udp::{MmsgSender, StreamSockets, CHUNK};
 use rtpmic::net::uring::UringSender;
 use rtpmic::net::DatagramSender;
 use rtpmic::ops::stats::Stats;
+use rtpmic::rtp::session::{Kind, Local, PeerId, Route, SendResult, Transmit};
 
 const DATAGRAMS_PER_RUN: usize = 200_000;
+/// A PCMU 20 ms packet's size.
+static PACKET: [u8; 172] = [0x80; 172];
 
 fn thread_cpu_us() -> f64 {
     // SAFETY: valid out pointer.
@@ -38,7 +40,7 @@ fn thread_cpu_us() -> f64 {
 
 /// (CPU µs per datagram, datagrams per second, datagrams accepted)
 fn measure(mut send_one: impl FnMut(&[u8]) -> u64, n_dest: usize) -> (f64, f64, u64) {
-    let packet = [0x80u8; 172];
+    let packet = PACKET;
     let rounds = (DATAGRAMS_PER_RUN / n_dest).max(200);
     for _ in 0..50 {
         send_one(&packet);
@@ -96,7 +98,6 @@ fn main() {
         } else {
             sinks.iter().map(|s| s.local_addr().unwrap()).collect()
         };
-        let slots: Vec<Option<SocketAddr>> = addrs.iter().copied().map(Some).collect();
 
         let naive_sock = UdpSocket::bind(if nic { "10.233.0.1:0" } else { "127.0.0.1:0" }).unwrap();
         naive_sock.set_nonblocking(true).unwrap();
@@ -106,17 +107,35 @@ fn main() {
         );
 
         let mut results = vec![("naive sendto loop", naive)];
+        let sockets = || StreamSockets::open(&opts, false, false).unwrap();
         let backends: Vec<(&str, Box<dyn DatagramSender>)> = vec![
-            ("sendmmsg", Box::new(MmsgSender::new(n, &opts).unwrap())),
-            ("io_uring", Box::new(UringSender::new(n, &opts).unwrap())),
+            ("sendmmsg", Box::new(MmsgSender::new(sockets()).unwrap())),
+            ("io_uring", Box::new(UringSender::new(sockets()).unwrap())),
         ];
+        // What the sending shell hands the backend: the packet to every peer, in chunks,
+        // then counted.
+        let batch: Vec<Transmit<'_>> = addrs
+            .iter()
+            .enumerate()
+            .map(|(i, a)| Transmit {
+                peer: PeerId::new(i as u32, 1),
+                route: Route::Udp(*a),
+                local: Local::Rtp,
+                kind: Kind::Rtp,
+                bytes: &PACKET,
+            })
+            .collect();
         for (name, mut b) in backends {
-            let mut table = DestTable::new(&slots);
             let stats = Stats::new(n);
+            let mut results_buf: Vec<SendResult> = vec![Ok(0); CHUNK];
             let r = measure(
-                |p| {
+                |_| {
                     let before = stats.datagrams.load(Relaxed);
-                    b.send(&[p], &mut table, &stats);
+                    for chunk in batch.chunks(CHUNK) {
+                        let results = &mut results_buf[..chunk.len()];
+                        b.send(chunk, results);
+                        stats.account(chunk, results);
+                    }
                     stats.datagrams.load(Relaxed) - before
                 },
                 n,

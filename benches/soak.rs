@@ -80,6 +80,7 @@ fn main() {
         RunOptions {
             seconds: Some(seconds),
             no_drop: true,
+            ..RunOptions::default()
         },
     )
     .expect("start");

@@ -1,6 +1,7 @@
 //! rtpmic: ALSA microphone → Opus / G.711 / L16 → RTP over UDP, on up to three real-time threads.
 //!
-//! See `../shared/DESIGN.md` and `docs/` for the architecture; each module documents the rules
+//! See docs/ARCHITECTURE.md for the architecture (threads, the sans-I/O session core in
+//! `rtp::session` and its shells in `net` and `pipeline`); each module documents the rules
 //! it implements.
 
 pub mod capture;

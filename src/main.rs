@@ -133,7 +133,15 @@ fn main() -> ExitCode {
             seconds,
             no_drop,
         } => match load(env_file.clone()) {
-            Ok(c) => run(c, env_file, RunOptions { seconds, no_drop }),
+            Ok(c) => run(
+                c,
+                env_file,
+                RunOptions {
+                    seconds,
+                    no_drop,
+                    ..RunOptions::default()
+                },
+            ),
             Err(code) => code,
         },
     }

@@ -2,11 +2,9 @@
 //! toolchain this project's machines do not have): the config parser and the RTCP receive
 //! path take arbitrary input without panicking, and account for every input.
 
-use std::sync::atomic::Ordering::Relaxed;
-
 use proptest::prelude::*;
 use rtpmic::config::{Config, KEYS};
-use rtpmic::net::rtcp_in::{Policy, Reader, RtcpInStats};
+use rtpmic::rtp::session::{PeerId, PeerSpec, SendConfig, SendSession};
 
 fn key() -> impl Strategy<Value = String> {
     prop_oneof![
@@ -55,26 +53,40 @@ proptest! {
         datagrams in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..200), 1..50),
         rtcp_like in any::<bool>(),
     ) {
-        let stats = RtcpInStats::default();
-        let policy = Policy {
-            our_ssrc: 0x1234,
-            first_seq: 0,
-            clock_rate: 48_000,
-            allowed: None,
-            learned: Default::default(),
-            mux: false,
-            session_bw: 6000.0,
-            destinations: 1,
-        };
-        let mut reader = Reader::new(policy, None);
-        for (i, mut d) in datagrams.clone().into_iter().enumerate() {
+        let mut session = SendSession::new(
+            SendConfig {
+                ssrc: 0x1234,
+                payload_type: 96,
+                first_seq: 0,
+                ts_base: 0,
+                clock_rate: 48_000,
+                sample_rate: 48_000,
+                ticks_per_frame: 960,
+                frame_ns: 20_000_000,
+                cname: "c".into(),
+                session_bw: 4000.0,
+                rtcp: true,
+                srtp: None,
+                srtcp_in: None,
+                pacing: false,
+                fec_loss: Some((5, 30)),
+                max_peers: 1,
+            },
+            0,
+        )
+        .unwrap();
+        // A multicast group: every source may report.
+        session.set_peer(PeerId::new(0, 1), PeerSpec::udp(Some("239.1.2.3:5004".parse().unwrap()), true, false));
+        for mut d in datagrams.clone() {
             if rtcp_like && d.len() >= 2 {
                 d[0] = 0x80 | (d[0] & 0x1f); // version 2
                 d[1] = 200 + d[1] % 5; // SR, RR, SDES, BYE, APP
             }
-            reader.handle(&d, "127.0.0.1:5005".parse().unwrap(), 0, i as u64, &stats);
+            session.handle_rtcp(0, 0, "127.0.0.1:5005".parse().unwrap(), &mut d);
         }
-        let counted = stats.malformed.load(Relaxed) + stats.unrelated.load(Relaxed) + stats.reports.load(Relaxed);
+        while session.poll_event().is_some() {}
+        let c = session.counters();
+        let counted = c.malformed + c.unrelated + c.reports;
         // Every datagram lands in a counter (a report block about us counts per block).
         prop_assert!(counted >= datagrams.len() as u64, "{} counted for {}", counted, datagrams.len());
     }

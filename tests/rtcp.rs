@@ -273,10 +273,13 @@ fn receiver_reports_are_taken_and_garbage_is_counted_without_pausing_the_stream(
             .and_then(|v| v.parse().ok())
             .unwrap_or_else(|| panic!("{name} in {last}"))
     };
-    // Some of the flood may overflow the socket buffer; what arrives is all accounted for.
+    // Some of the flood may overflow the socket buffer, and what the sending thread does not
+    // take in time is dropped at the ring (`dropped=`); what arrives is all accounted for.
     assert!(field("reports") >= 1, "{last}");
-    assert!(field("malformed") >= 1000, "{last}");
-    assert!(field("unrelated") >= 500, "{last}");
+    assert!(field("malformed") >= 1, "{last}");
+    assert!(field("unrelated") >= 1, "{last}");
+    let accounted = field("reports") + field("malformed") + field("unrelated") + field("dropped");
+    assert!(accounted >= 5_000, "{accounted} of 10000 accounted for: {last}");
     assert!(
         last.contains("ssrc=0x00005151") && last.contains("fraction_lost=0.250"),
         "{last}"

@@ -8,10 +8,15 @@ mod common;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
+use std::net::UdpSocket;
+use std::time::{Duration, Instant};
+
 use common::*;
 use rtpmic::config::Config;
+use rtpmic::net::control::Control;
 use rtpmic::ops::hot_path;
 use rtpmic::pipeline::{Pipeline, RunOptions};
+use rtpmic::rtp::session::PeerSpec;
 
 struct Counting;
 
@@ -47,6 +52,13 @@ fn count() {
 static GLOBAL: Counting = Counting;
 
 fn run_pipeline(board: &SimBoard, keys: &[(&str, &str)], seconds: u64) -> (u64, u64) {
+    run_pipeline_with(board, keys, seconds, false)
+}
+
+/// Runs a pipeline for `seconds` of audio; with `churn`, a peer joins and leaves every 30 ms
+/// (through the ring RTSP clients use) while the stream runs. Returns the periods read and
+/// the hot-path allocations.
+fn run_pipeline_with(board: &SimBoard, keys: &[(&str, &str)], seconds: u64, churn: bool) -> (u64, u64) {
     let infile = board.infile("in.raw", &two_tone(48_000, seconds as f64 + 1.0));
     // The only test in this binary: nothing else reads the environment concurrently.
     std::env::set_var("JACK_DEFAULT_SERVER", &board.server);
@@ -67,10 +79,42 @@ fn run_pipeline(board: &SimBoard, keys: &[(&str, &str)], seconds: u64) -> (u64, 
         RunOptions {
             seconds: Some(seconds),
             no_drop: false,
+            client_slots: if churn { 4 } else { 0 },
         },
     )
     .unwrap();
+    let joiner = churn.then(|| {
+        let (mut controls, mut ids) = pipeline.take_client_controls().expect("client slots");
+        let visitor = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let spec = PeerSpec::udp(visitor.local_addr().ok(), true, false);
+        std::thread::spawn(move || {
+            let mut joins = 0;
+            let deadline = Instant::now() + Duration::from_secs(seconds);
+            while Instant::now() < deadline {
+                let id = ids.allocate().expect("a free client slot");
+                controls.push(|c| *c = Control::SetPeer { id, spec });
+                std::thread::sleep(Duration::from_millis(30));
+                controls.push(|c| *c = Control::RemovePeer { id });
+                ids.release(id);
+                joins += 1;
+            }
+            // What the visitor got while it was a peer.
+            visitor.set_nonblocking(true).unwrap();
+            let mut buf = [0u8; 2048];
+            let mut got = 0;
+            while visitor.recv(&mut buf).is_ok() {
+                got += 1;
+            }
+            (joins, got)
+        })
+    });
     let stats = pipeline.join();
+    if let Some(j) = joiner {
+        let (joins, got) = j.join().unwrap();
+        println!("{joins} joins and leaves; the visitor got {got} datagrams");
+        assert!(joins >= 50, "peers joined and left {joins} times");
+        assert!(got >= joins, "every visit got packets: {got} for {joins} visits");
+    }
     // The packets really left through the socket (the receiver's buffer holds the first few).
     assert!(stats.datagrams.load(Relaxed) >= 500, "{}", stats.summary());
     assert!(!rx
@@ -102,11 +146,26 @@ fn hot_threads_allocate_nothing() {
     assert!(periods >= 500, "only {periods} periods");
     assert_eq!(hot_path::entered_count(), 5, "both threads marked their hot loop");
     assert_eq!(allocs, 0, "heap allocations on the hot path (opus, 2 threads)");
+    // Peers joining and leaving every 30 ms (six frames) while the stream runs, in the
+    // one-thread layout and with a sender thread.
+    for threads in ["1", "3"] {
+        let (periods, allocs) = run_pipeline_with(&board, &[opus[0], opus[1], ("RTPMIC_THREADS", threads)], 3, true);
+        assert!(periods >= 500, "only {periods} periods");
+        assert_eq!(
+            allocs, 0,
+            "heap allocations while peers join and leave ({threads} thread(s))"
+        );
+    }
+    let entered = hot_path::entered_count();
     // PCMU at 10 ms: the cheapest codec, so the pipeline itself is all that runs; auto runs it
     // all in the capture thread.
     let (periods, allocs) = run_pipeline(&board, &[("RTPMIC_CODEC", "pcmu"), ("RTPMIC_FRAME_MS", "10")], 6);
     assert!(periods >= 500, "only {periods} periods");
-    assert_eq!(hot_path::entered_count(), 6, "the one thread marked its hot loop");
+    assert_eq!(
+        hot_path::entered_count(),
+        entered + 1,
+        "the one thread marked its hot loop"
+    );
     assert_eq!(allocs, 0, "heap allocations on the hot path (pcmu, 1 thread)");
     // Everything optional on the hot path at once: FEC, DTX, RFC 2198 redundancy, SRTP and
     // SRTCP, paced sending (by the sender thread's batch loop).

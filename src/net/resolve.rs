@@ -1,7 +1,9 @@
 //! Host name resolution, off the hot path: once at start (main thread), then in the
 //! `rtpmic-resolve` thread, which re-resolves a name when it never resolved, when sends to it
 //! failed since the last look-up, or every `RTPMIC_RESOLVE_INTERVAL_S`, and hands changed
-//! addresses to the sender as [`DestUpdate`]s through a ring.
+//! addresses to the send session as [`Control`] messages through a ring. `RTPMIC_DEST` entry
+//! `i` is the session's peer in slot `i`; a new entry in a slot (SIGHUP) is a new peer, with
+//! the slot's next generation.
 
 use std::net::{IpAddr, SocketAddr, SocketAddrV6, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -9,12 +11,12 @@ use std::time::Duration;
 
 use tracing::{info, warn};
 
-use super::dest::DestUpdate;
-use super::rtcp_in::Learned;
+use super::control::Control;
 use crate::config::{Destination, Host};
 use crate::ops::stats::Stats;
 use crate::ring::Producer;
 use crate::rt::now_ns;
+use crate::rtp::session::{PeerId, PeerSpec};
 
 /// Shortest time between two look-ups of the same name (failures included).
 pub const MIN_RETRY_NS: u64 = 5_000_000_000;
@@ -117,12 +119,27 @@ pub type NewDestinations = std::sync::Arc<std::sync::Mutex<Option<Vec<Destinatio
 
 /// What the `rtpmic-resolve` thread works with.
 pub struct ResolverContext<'a> {
-    pub updates: Producer<DestUpdate>,
+    pub controls: Producer<Control>,
     pub stats: &'a Stats,
     pub stop: &'a AtomicBool,
     pub interval_s: u32,
-    pub learned: Learned,
+    /// RTCP to destinations (`RTPMIC_RTCP`), muxed (`RTPMIC_RTCP_MUX`).
+    pub rtcp: bool,
+    pub rtcp_mux: bool,
     pub new_destinations: NewDestinations,
+    /// The peer handle of each slot (the session knows the first list already).
+    pub ids: Vec<PeerId>,
+    /// Multicast destinations, for the RTCP reader to join.
+    pub groups: MulticastGroups,
+}
+
+/// The multicast destinations' RTP addresses, shared by the resolver (which learns them) and
+/// the RTCP reader (which joins their RTCP groups). Neither is a real-time thread.
+pub type MulticastGroups = std::sync::Arc<std::sync::Mutex<Vec<SocketAddr>>>;
+
+/// The peer handles of the destinations a pipeline starts with: slot `i`, generation 1.
+pub fn initial_ids(n: usize) -> Vec<PeerId> {
+    (0..n as u32).map(|i| PeerId::new(i, 1)).collect()
 }
 
 /// Body of the `rtpmic-resolve` thread: runs until `stop`. Re-resolves names as [`Schedule`]
@@ -151,7 +168,7 @@ pub fn run(mut dests: Vec<Destination>, mut current: Vec<Option<SocketAddr>>, mu
             if !d.needs_lookup() {
                 continue;
             }
-            let errors = ctx.stats.dests.get(i).map_or(0, |c| c.errors.load(Relaxed));
+            let errors = ctx.stats.peers.get(i).map_or(0, |c| c.errors.load(Relaxed));
             if !schedule.due(i, now, errors) {
                 continue;
             }
@@ -204,11 +221,21 @@ fn switch_list(
                 .ok(),
         };
         if !same {
-            if let Some(c) = ctx.stats.dests.get(i) {
+            if let Some(c) = ctx.stats.peers.get(i) {
                 c.datagrams.store(0, Relaxed);
                 c.errors.store(0, Relaxed);
             }
-            if current.get(i).copied().flatten() != addr {
+            // A different receiver in this slot: the old one leaves (and gets its BYE), the
+            // new one is a new peer.
+            if i < old.len() {
+                let id = ctx.ids[i];
+                ctx.controls.push(|c| *c = Control::RemovePeer { id });
+            }
+            if i < new.len() {
+                if i >= ctx.ids.len() {
+                    ctx.ids.push(PeerId::new(i as u32, 0));
+                }
+                ctx.ids[i] = PeerId::new(i as u32, ctx.ids[i].generation().wrapping_add(1));
                 publish(ctx, i, addr);
             }
         }
@@ -220,17 +247,21 @@ fn switch_list(
     next
 }
 
-/// Hands slot `i`'s address to the sender (and lets the RTCP reader believe it).
+/// Hands slot `i`'s address to the send session.
 fn publish(ctx: &mut ResolverContext<'_>, index: usize, addr: Option<SocketAddr>) {
-    if let Some(a) = addr {
-        if let Ok(mut l) = ctx.learned.lock() {
-            if !l.contains(&a) {
-                l.push(a);
+    let Some(&id) = ctx.ids.get(index) else { return };
+    let spec = PeerSpec::udp(addr, ctx.rtcp, ctx.rtcp_mux);
+    // A multicast group learned now (a new RTPMIC_DEST on SIGHUP): the RTCP reader joins
+    // it to hear the members' reports.
+    if let Some(a) = addr.filter(|a| a.ip().is_multicast()) {
+        if let Ok(mut g) = ctx.groups.lock() {
+            if !g.contains(&a) {
+                g.push(a);
             }
         }
     }
-    // The ring holds two updates per slot, so even a whole new list never overwrites one.
-    ctx.updates.push(|u| *u = DestUpdate { index, addr });
+    // The ring holds two messages per slot, so even a whole new list never overwrites one.
+    ctx.controls.push(|c| *c = Control::SetPeer { id, spec });
 }
 
 fn count_resolved(stats: &Stats, current: &[Option<SocketAddr>]) {

@@ -1,186 +1,310 @@
-//! The sending half of the pipeline: packets → every destination, RTCP sender reports,
-//! paced release, destination changes from the resolver.
+//! The sending shell: the send session ([`SendSession`], sans I/O) with the I/O around it,
+//! owned by the one thread that sends.
 //!
-//! [`SendStage`] is that half as a value: the `rtpmic-send` thread ([`run`]) drives it from
-//! the encoder's ring, or the thread that encodes drives it directly when the pipeline runs
-//! with fewer threads (`RTPMIC_THREADS`, see `crate::pipeline`). Either way the backend
-//! gets up to [`MAX_BATCH`] packets in one call and each packet's software-added latency is
-//! recorded once the kernel has accepted it.
+//! It feeds the session what other threads hand over through rings (peers joining and
+//! leaving, RTCP received), asks it what is due (`poll_transmit`), has the backend send that
+//! in chunks, counts the outcome in one place ([`Stats::account`]), records each packet's
+//! software-added latency, sleeps until a paced packet's release time, and passes the
+//! session's events on to the main thread. [`run`] is the body of the `rtpmic-send` thread;
+//! with fewer threads (`RTPMIC_THREADS`), the thread that encodes drives a `SendShell`
+//! directly. No allocation, lock or log after start.
 
 use std::io;
+use std::mem::MaybeUninit;
 use std::os::fd::RawFd;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
 use std::time::Duration;
 
-use super::dest::{DestTable, DestUpdate};
-use super::pacer::Pacer;
-use super::rtcp_out::RtcpOut;
-use super::udp::MAX_BATCH;
+use super::control::{Control, InDatagram, SourceFilter, MAX_IN_DATAGRAM};
+use super::udp::CHUNK;
 use super::DatagramSender;
-use crate::config::MAX_DATAGRAM;
+use crate::config::MAX_PAYLOAD;
 use crate::ops::{hot_path, stats::Stats};
-use crate::ring::Consumer;
+use crate::ring::{Consumer, Producer};
 use crate::rt::now_ns;
+use crate::rtp::rtcp::ntp_now;
+use crate::rtp::session::send::SessionCounters;
+use crate::rtp::session::send::MAX_BATCH;
+use crate::rtp::session::{EncodedFrame, Event, SendResult, SendSession, Transmit};
 
-/// One RTP packet on its way to the network.
-pub struct Packet {
-    pub data: [u8; MAX_DATAGRAM],
-    /// 0 marks a slot that holds nothing to send.
-    pub len: usize,
-    /// When the frame it carries left the capture device (CLOCK_MONOTONIC).
-    pub captured_ns: u64,
-    /// When the encoder finished the packet.
-    pub ready_ns: u64,
-    /// The RTP timestamp in the header, and the payload length, for RTCP sender reports.
-    pub rtp_timestamp: u32,
-    pub payload_len: usize,
-}
-
-impl Packet {
-    pub fn empty() -> Packet {
-        Packet {
-            data: [0; MAX_DATAGRAM],
-            len: 0,
-            captured_ns: 0,
-            ready_ns: 0,
-            rtp_timestamp: 0,
-            payload_len: 0,
-        }
-    }
-
-    fn meta(&self) -> Meta {
-        Meta {
-            len: self.len,
-            captured_ns: self.captured_ns,
-            ready_ns: self.ready_ns,
-            rtp_timestamp: self.rtp_timestamp,
-            payload_len: self.payload_len,
-        }
-    }
-}
-
-/// What the bookkeeping after a send needs of a packet.
-#[derive(Clone, Copy, Default)]
-struct Meta {
-    len: usize,
-    captured_ns: u64,
-    ready_ns: u64,
-    rtp_timestamp: u32,
-    payload_len: usize,
-}
-
-/// Longest park between checks when no RTCP report is due sooner.
+/// Longest park between checks when nothing is due sooner.
 pub const MAX_PARK: Duration = Duration::from_millis(500);
 
-/// Everything that puts packets on the wire, owned by one thread.
-pub struct SendStage {
-    pub tx: Box<dyn DatagramSender>,
-    pub dests: DestTable,
-    /// New addresses from the resolver thread, applied before each send.
-    pub updates: Consumer<DestUpdate>,
-    pub rtcp: Option<RtcpOut>,
-    /// `RTPMIC_PACING=on`: each packet waits for its release time.
-    pub pacer: Option<Pacer>,
+/// One encoded frame on its way from the encoding thread to the sending thread.
+pub struct EncodedPacket {
+    pub payload: [u8; MAX_PAYLOAD],
+    pub len: usize,
+    pub sample_index: u64,
+    pub discontinuity: bool,
+    pub captured_ns: u64,
+    pub encoded_ns: u64,
 }
 
-impl SendStage {
-    /// Sends one packet to every destination (after its release time when paced), then
-    /// does the per-packet bookkeeping. Packets with `len == 0` are skipped.
-    pub fn send_one(&mut self, p: &Packet, stats: &Stats) {
-        if p.len > 0 {
-            self.send_batch(&[&p.data[..p.len]], &[p.meta()], stats);
+impl EncodedPacket {
+    pub fn empty() -> EncodedPacket {
+        EncodedPacket {
+            payload: [0; MAX_PAYLOAD],
+            len: 0,
+            sample_index: 0,
+            discontinuity: false,
+            captured_ns: 0,
+            encoded_ns: 0,
         }
     }
 
-    /// Sends `packets` (at most [`MAX_BATCH`], none empty) in one backend call.
-    fn send_batch(&mut self, packets: &[&[u8]], meta: &[Meta], stats: &Stats) {
-        self.apply_updates();
-        if let (Some(p), Some(first)) = (self.pacer.as_mut(), meta.first()) {
-            // Ready is when this thread has the packet: with a sender thread that includes
-            // the packet ring's handoff, which the hold must cover too.
-            sleep_until(p.release_at(first.rtp_timestamp, first.captured_ns, now_ns()));
-        }
-        self.tx.send(packets, &mut self.dests, stats);
-        stats.packets_out.fetch_add(packets.len() as u64, Relaxed);
-        let now = now_ns();
-        for m in meta {
-            let encoded = m.ready_ns.saturating_sub(m.captured_ns);
-            stats.latency.record(now.saturating_sub(m.captured_ns), encoded);
-            if let Some(r) = self.rtcp.as_mut() {
-                r.on_rtp(m.rtp_timestamp, m.captured_ns, m.payload_len);
-            }
-        }
-        if let Some(r) = self.rtcp.as_mut() {
-            r.poll(now, stats);
-        }
+    /// Copies `f` in.
+    pub fn fill(&mut self, f: &EncodedFrame<'_>) {
+        let n = f.payload.len().min(MAX_PAYLOAD);
+        self.payload[..n].copy_from_slice(&f.payload[..n]);
+        self.len = n;
+        self.sample_index = f.sample_index;
+        self.discontinuity = f.discontinuity;
+        self.captured_ns = f.captured_ns;
+        self.encoded_ns = f.encoded_ns;
     }
 
-    /// Applies address changes from the resolver (a ring pop: no lock, no allocation).
-    pub fn apply_updates(&mut self) {
-        while let Some(u) = self.updates.pop(|u| *u) {
-            self.dests.apply(u);
-            if let Some(r) = self.rtcp.as_mut() {
-                r.apply(u);
-            }
+    pub fn frame(&self) -> EncodedFrame<'_> {
+        EncodedFrame {
+            payload: &self.payload[..self.len],
+            sample_index: self.sample_index,
+            discontinuity: self.discontinuity,
+            captured_ns: self.captured_ns,
+            encoded_ns: self.encoded_ns,
         }
     }
+}
 
-    /// Timed work while no packet flows: destination changes, an RTCP report when one is due.
-    pub fn poll(&mut self, now: u64, stats: &Stats) {
-        self.apply_updates();
-        if let Some(r) = self.rtcp.as_mut() {
-            r.poll(now, stats);
-        }
+/// RTCP input counters of the send session, published for the main thread.
+#[derive(Default)]
+pub struct RtcpInCounters {
+    pub reports: AtomicU64,
+    pub malformed: AtomicU64,
+    pub foreign: AtomicU64,
+    pub unrelated: AtomicU64,
+    pub unauthenticated: AtomicU64,
+    /// Under SRTP: SRTCP packets seen before (RFC 3711 §3.3.2).
+    pub replayed: AtomicU64,
+    /// Reports from new receivers the full table had no room for.
+    pub untracked: AtomicU64,
+    /// Receivers forgotten after falling silent (RFC 3550 §6.3.5).
+    pub expired: AtomicU64,
+    /// Datagrams the reader thread could not hand over (the ring was full).
+    pub dropped: AtomicU64,
+}
+
+/// Everything that puts packets on the wire, owned by one thread.
+pub struct SendShell {
+    pub session: SendSession,
+    pub tx: Box<dyn DatagramSender>,
+    /// Peers joining and leaving, one ring per thread that introduces peers.
+    pub controls: Vec<Consumer<Control>>,
+    /// RTCP for the session, from the reader thread.
+    pub rtcp_in: Option<Consumer<InDatagram>>,
+    /// The session's events, for the main thread.
+    pub events: Producer<Event>,
+    pub rtcp_counters: Arc<RtcpInCounters>,
+    /// The session's counters as last published (to add only what changed).
+    pub published: SessionCounters,
+    /// Who may send RTCP, for the reader thread's pre-filter (kept up to date here).
+    pub sources: Arc<SourceFilter>,
+}
+
+impl SendShell {
+    /// Hands one encoded frame to the session and sends what is due (waiting for its
+    /// release time when paced).
+    pub fn send_frame(&mut self, frame: &EncodedFrame<'_>, stats: &Stats) {
+        self.session.push(now_ns(), frame);
+        self.flush(stats);
     }
 
-    /// How long the owning thread may park before [`SendStage::poll`] has work.
+    /// Timed work while no frame comes: peers, RTCP in, reports, BYEs.
+    pub fn poll(&mut self, stats: &Stats) {
+        self.flush(stats);
+    }
+
+    /// How long the owning thread may park before [`SendShell::poll`] has work.
     pub fn park(&self, now: u64) -> Duration {
-        self.rtcp.as_ref().map_or(MAX_PARK, |r| r.timeout(now).min(MAX_PARK))
+        self.session
+            .poll_timeout()
+            .map_or(MAX_PARK, |t| Duration::from_nanos(t.saturating_sub(now)).min(MAX_PARK))
     }
 
-    /// The stream is over: RTCP BYE (RFC 3550 §6.6).
+    /// The stream is over: BYE to every peer (RFC 3550 §6.6).
     pub fn finish(&mut self, stats: &Stats) {
-        if let Some(r) = self.rtcp.as_mut() {
-            r.bye(now_ns(), stats);
+        self.take_input();
+        self.session.close();
+        self.flush(stats);
+    }
+
+    /// Takes the rings' messages, sends everything due (sleeping until a paced packet's
+    /// release), and passes events on.
+    fn flush(&mut self, stats: &Stats) {
+        self.take_input();
+        loop {
+            if let Some(release) = self.session.next_release() {
+                sleep_until(release);
+            }
+            if self.send_due(stats) == 0 || self.session.queued() == 0 {
+                break;
+            }
         }
+        while let Some(e) = self.session.poll_event() {
+            // A full ring drops the oldest event: reports come again.
+            self.events.push(|slot| *slot = e);
+        }
+        self.publish(stats);
+    }
+
+    /// One `poll_transmit`: sends its datagrams in chunks, counts them, records latency.
+    /// Returns how many RTP packets it carried.
+    fn send_due(&mut self, stats: &Stats) -> usize {
+        let now = now_ns();
+        let batch = self.session.poll_transmit(now, ntp_now);
+        let mut chunk = Chunk::new();
+        for t in batch.transmits() {
+            if chunk.push(t) == CHUNK {
+                chunk.send(self.tx.as_mut(), stats);
+            }
+        }
+        chunk.send(self.tx.as_mut(), stats);
+        let done = now_ns();
+        let mut packets = 0;
+        for m in batch.packets() {
+            packets += 1;
+            stats.latency.record(
+                done.saturating_sub(m.captured_ns),
+                m.encoded_ns.saturating_sub(m.captured_ns),
+            );
+        }
+        stats.packets_out.fetch_add(packets as u64, Relaxed);
+        packets
+    }
+
+    /// Peers joining and leaving, and RTCP received: ring pops, no allocation.
+    fn take_input(&mut self) {
+        for ring in &mut self.controls {
+            while let Some(c) = ring.pop(|c| *c) {
+                let id = match c {
+                    Control::SetPeer { id, spec } => {
+                        self.session.set_peer(id, spec);
+                        id
+                    }
+                    Control::RemovePeer { id } => {
+                        self.session.remove_peer(id);
+                        id
+                    }
+                };
+                let peers = self.session.peers();
+                let open = peers.iter().any(|(_, p)| p.spec.multicast);
+                let now = peers.get(id).map(|p| p.spec);
+                self.sources.publish(id.index(), now.as_ref(), open);
+            }
+        }
+        let Some(ring) = self.rtcp_in.as_mut() else { return };
+        let mut buf = [0u8; MAX_IN_DATAGRAM];
+        while let Some((len, from, at, ntp)) = ring.pop(|d| {
+            buf[..d.len].copy_from_slice(&d.data[..d.len]);
+            (d.len, d.from, d.arrival_ns, d.arrival_ntp)
+        }) {
+            self.session.handle_rtcp(at, ntp, from, &mut buf[..len]);
+        }
+    }
+
+    /// The session's counters, for the main thread.
+    fn publish(&mut self, stats: &Stats) {
+        let c = *self.session.counters();
+        let was = std::mem::replace(&mut self.published, c);
+        stats.rtcp_reports.fetch_add(c.rtcp_reports - was.rtcp_reports, Relaxed);
+        stats.packet_drops.fetch_add(c.queue_drops - was.queue_drops, Relaxed);
+        stats
+            .encode_errors
+            .fetch_add(c.packet_errors - was.packet_errors, Relaxed);
+        // The reader thread adds to some of these too (what it filters out).
+        let r = &self.rtcp_counters;
+        r.reports.fetch_add(c.reports - was.reports, Relaxed);
+        r.malformed.fetch_add(c.malformed - was.malformed, Relaxed);
+        r.foreign.fetch_add(c.foreign - was.foreign, Relaxed);
+        r.unrelated.fetch_add(c.unrelated - was.unrelated, Relaxed);
+        r.unauthenticated
+            .fetch_add(c.unauthenticated - was.unauthenticated, Relaxed);
+        r.replayed.fetch_add(c.replayed - was.replayed, Relaxed);
+        r.untracked.fetch_add(c.untracked - was.untracked, Relaxed);
+        r.expired.fetch_add(c.expired - was.expired, Relaxed);
+    }
+}
+
+/// Up to [`CHUNK`] transmits collected for one backend call, on the stack and not
+/// initialised beforehand (a real-time thread fills one per packet; zeroing 20 KB each time
+/// would cost more than the send).
+struct Chunk<'a> {
+    transmits: [MaybeUninit<Transmit<'a>>; CHUNK],
+    results: [MaybeUninit<SendResult>; CHUNK],
+    len: usize,
+}
+
+impl<'a> Chunk<'a> {
+    fn new() -> Chunk<'a> {
+        Chunk {
+            transmits: [const { MaybeUninit::uninit() }; CHUNK],
+            results: [const { MaybeUninit::uninit() }; CHUNK],
+            len: 0,
+        }
+    }
+
+    /// Adds one transmit (the caller sends before the chunk is full); returns the count.
+    fn push(&mut self, t: Transmit<'a>) -> usize {
+        self.transmits[self.len].write(t);
+        self.results[self.len].write(Err(libc::EINPROGRESS));
+        self.len += 1;
+        self.len
+    }
+
+    /// Sends what was collected, counts it, and empties the chunk.
+    fn send(&mut self, tx: &mut dyn DatagramSender, stats: &Stats) {
+        if self.len == 0 {
+            return;
+        }
+        // SAFETY: the first `len` entries of both arrays were written by `push`; Transmit
+        // and SendResult are Copy (nothing to drop), and the slices live no longer than
+        // `self`.
+        let (batch, results) = unsafe {
+            (
+                std::slice::from_raw_parts(self.transmits.as_ptr().cast::<Transmit<'a>>(), self.len),
+                std::slice::from_raw_parts_mut(self.results.as_mut_ptr().cast::<SendResult>(), self.len),
+            )
+        };
+        tx.send(batch, results);
+        stats.account(batch, results);
+        self.len = 0;
     }
 }
 
 /// Body of the `rtpmic-send` thread; returns when the encoder closed the ring and everything
-/// is sent (then RTCP BYE goes out). Waits on the ring's eventfd through the backend (epoll,
-/// or a read on the io_uring).
-pub fn run(mut input: Consumer<Packet>, mut stage: SendStage, stats: &Stats) -> io::Result<()> {
-    // Paced: one packet at a time, each at its release time.
-    let batch = if stage.pacer.is_some() { 1 } else { MAX_BATCH };
+/// is sent (then BYE goes out). Waits on the ring's eventfd through the backend (epoll, or a
+/// read on the io_uring).
+pub fn run(mut input: Consumer<EncodedPacket>, mut shell: SendShell, stats: &Stats) -> io::Result<()> {
     let fd: RawFd = input.readable_fd();
-    let mut bufs = [[0u8; MAX_DATAGRAM]; MAX_BATCH];
-    let mut meta = [Meta::default(); MAX_BATCH];
     let mut warmed_up = false;
     loop {
+        // Paced: one packet at a time, each at its release time.
         let mut n = 0;
-        while n < batch {
-            let Some(m) = input.pop(|p| {
-                bufs[n][..p.len].copy_from_slice(&p.data[..p.len]);
-                p.meta()
-            }) else {
+        while n < MAX_BATCH {
+            let now = now_ns();
+            if input.pop(|p| shell.session.push(now, &p.frame())).is_none() {
                 break;
-            };
-            if m.len > 0 {
-                meta[n] = m;
-                n += 1;
             }
+            n += 1;
         }
         if n > 0 {
-            let packets: [&[u8]; MAX_BATCH] = std::array::from_fn(|i| &bufs[i][..meta[i].len]);
-            stage.send_batch(&packets[..n], &meta[..n], stats);
+            shell.flush(stats);
             if !warmed_up {
                 warmed_up = true;
                 hot_path::enter();
             }
             continue;
         }
-        let now = now_ns();
-        stage.poll(now, stats);
+        shell.poll(stats);
         if input.is_closed() {
             break;
         }
@@ -189,19 +313,22 @@ pub fn run(mut input: Consumer<Packet>, mut stage: SendStage, stats: &Stats) -> 
             input.disarm();
             continue;
         }
-        if let Err(e) = stage.tx.wait(fd, stage.park(now)) {
+        if let Err(e) = shell.tx.wait(fd, shell.park(now_ns())) {
             hot_path::leave();
             return Err(e);
         }
         input.disarm();
     }
-    stage.finish(stats);
+    shell.finish(stats);
     hot_path::leave();
     Ok(())
 }
 
 /// Sleeps until CLOCK_MONOTONIC reads `at_ns` (at once when that has passed).
 fn sleep_until(at_ns: u64) {
+    if at_ns <= now_ns() {
+        return;
+    }
     let ts = libc::timespec {
         tv_sec: (at_ns / 1_000_000_000) as libc::time_t,
         tv_nsec: (at_ns % 1_000_000_000) as libc::c_long,

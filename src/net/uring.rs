@@ -12,19 +12,14 @@ use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::Duration;
 
-use io_uring::{cqueue, opcode, squeue, types, IoUring, Probe};
+use io_uring::{opcode, squeue, types, IoUring, Probe};
 
-use super::dest::{DestTable, Family};
-use super::socket::{SocketError, SocketOptions};
-use super::udp::{
-    clone_sockets, count_family_missing, error_counter, family_sockets, open_sockets, FamilySocket, MAX_BATCH,
-};
-use crate::ops::stats::Stats;
+use super::socket::SocketError;
+use super::udp::{refuse_unroutable, Messages, StreamSockets, CHUNK};
+use crate::rtp::session::{SendResult, Transmit};
 
-/// user_data of the eventfd read; sends carry (family << 32) | message index.
+/// user_data of the eventfd read; a send carries (socket index << 32) | message index.
 const WAKE: u64 = u64::MAX;
-/// Largest submission queue we ask for; bigger batches are submitted in chunks.
-const MAX_SQ: usize = 4096;
 
 /// Whether this kernel (and process: seccomp, qemu-user) offers what the backend needs.
 pub fn probe() -> Result<(), String> {
@@ -47,31 +42,17 @@ pub fn probe() -> Result<(), String> {
 /// Sends datagrams through one io_uring.
 pub struct UringSender {
     ring: IoUring,
-    v4: Option<FamilySocket>,
-    v6: Option<FamilySocket>,
+    sockets: StreamSockets,
+    /// One message array per socket: all four are in flight at once.
+    messages: [Messages; 4],
     wake_buf: Box<u64>,
     wake_pending: bool,
 }
 
 impl UringSender {
-    /// Opens the sockets and the ring, sized for `slots` destinations.
-    pub fn new(slots: usize, opts: &SocketOptions) -> Result<UringSender, SocketError> {
-        let (v4, v6) = open_sockets(slots, opts)?;
-        UringSender::with(slots, v4, v6)
-    }
-
-    /// Sends from `v4` and `v6`, opened (and bound) by the caller.
-    pub fn with_sockets(
-        slots: usize,
-        v4: std::net::UdpSocket,
-        v6: Option<std::net::UdpSocket>,
-    ) -> Result<UringSender, SocketError> {
-        let (v4, v6) = family_sockets(v4, v6, slots);
-        UringSender::with(slots, v4, v6)
-    }
-
-    fn with(slots: usize, v4: Option<FamilySocket>, v6: Option<FamilySocket>) -> Result<UringSender, SocketError> {
-        let entries = (MAX_BATCH * slots.max(1) + 1).next_power_of_two().min(MAX_SQ) as u32;
+    /// The ring, sized for a whole chunk on every socket at once.
+    pub fn new(sockets: StreamSockets) -> Result<UringSender, SocketError> {
+        let entries = (4 * CHUNK + 1).next_power_of_two() as u32;
         let ring = IoUring::builder()
             .setup_cqsize(entries * 2)
             .build(entries)
@@ -82,8 +63,8 @@ impl UringSender {
             })?;
         Ok(UringSender {
             ring,
-            v4,
-            v6,
+            sockets,
+            messages: std::array::from_fn(|_| Messages::new()),
             wake_buf: Box::new(0),
             wake_pending: false,
         })
@@ -101,68 +82,45 @@ impl UringSender {
         }
     }
 
-    /// Reaps completions: counts sends, notes the wake-up. Returns how many sends completed.
-    fn reap(&mut self, stats: &Stats) -> usize {
+    /// Reaps completions into `results`; notes the wake-up. Returns how many sends
+    /// completed.
+    fn reap(&mut self, results: &mut [SendResult]) -> usize {
         let mut sends = 0;
-        let Self {
-            ring,
-            v4,
-            v6,
-            wake_pending,
-            ..
-        } = self;
-        for cqe in ring.completion() {
+        for cqe in self.ring.completion() {
             let ud = cqe.user_data();
             if ud == WAKE {
-                *wake_pending = false;
+                self.wake_pending = false;
                 continue;
             }
             sends += 1;
-            if let Some(d) = dest_of(v4, v6, ud) {
-                count_completion(&cqe, d, stats);
+            let (index, k) = ((ud >> 32) as usize, (ud & 0xffff_ffff) as usize);
+            if let Some(&i) = self.messages.get(index).and_then(|m| m.origin.get(k)) {
+                let r = cqe.result();
+                results[i] = if r >= 0 { Ok(r as usize) } else { Err(-r) };
             }
         }
         sends
     }
 }
 
-fn count_completion(cqe: &cqueue::Entry, d: usize, stats: &Stats) {
-    let r = cqe.result();
-    if r >= 0 {
-        stats.datagrams.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        stats.bytes.fetch_add(r as u64, std::sync::atomic::Ordering::Relaxed);
-        stats.count_sent(d);
-    } else {
-        stats.count_error(d, error_counter(stats, -r), 1);
-    }
-}
-
 impl super::DatagramSender for UringSender {
-    fn send(&mut self, packets: &[&[u8]], dests: &mut DestTable, stats: &Stats) {
+    fn send(&mut self, batch: &[Transmit<'_>], results: &mut [SendResult]) {
+        refuse_unroutable(&self.sockets, batch, results);
         let mut outstanding = 0usize;
-        for (family, tag) in [(Family::V4, 4u64), (Family::V6, 6u64)] {
-            let fs = if tag == 4 { self.v4.as_mut() } else { self.v6.as_mut() };
-            let Some(fs) = fs else {
-                count_family_missing(dests, family, packets.len(), stats);
-                continue;
-            };
-            let k = fs.fill(packets, dests, family);
-            let fd = fs.socket.as_raw_fd();
-            let hdrs: *const libc::mmsghdr = fs.msgs.as_ptr();
-            for i in 0..k {
-                // SAFETY: i < k <= msgs.len(); the msghdr lives in `fs`, owned by self.
-                let msg = unsafe { &(*hdrs.add(i)).msg_hdr } as *const libc::msghdr;
-                let ud = (tag << 32) | i as u64;
+        for index in 0..4 {
+            let Some(fd) = self.sockets_fd(index) else { continue };
+            let k = self.messages[index].fill(batch, index);
+            for j in 0..k {
+                let msg = &self.messages[index].msgs[j].msg_hdr as *const libc::msghdr;
                 // MSG_DONTWAIT: with a full socket buffer io_uring would otherwise park the
                 // send until there is room (and this thread with it); fail it with EAGAIN
-                // instead, counted like the epoll backend's.
+                // instead, as the epoll backend does.
                 let sqe = opcode::SendMsg::new(types::Fd(fd), msg)
                     .flags(libc::MSG_DONTWAIT as u32)
                     .build()
-                    .user_data(ud);
+                    .user_data(((index as u64) << 32) | j as u64);
                 if self.push(&sqe).is_err() {
-                    let d = dest_of(&self.v4, &self.v6, ud).unwrap_or(usize::MAX);
-                    stats.count_error(d, &stats.send_errors, 1);
+                    results[self.messages[index].origin[j]] = Err(libc::EIO);
                     continue;
                 }
                 outstanding += 1;
@@ -174,15 +132,10 @@ impl super::DatagramSender for UringSender {
             match self.ring.submit_and_wait(outstanding) {
                 Ok(_) => {}
                 Err(e) if e.raw_os_error() == Some(libc::EINTR) || e.raw_os_error() == Some(libc::EBUSY) => {}
-                Err(_) => {
-                    // The ring itself failed: count what is left as errors, never spin.
-                    stats
-                        .send_errors
-                        .fetch_add(outstanding as u64, std::sync::atomic::Ordering::Relaxed);
-                    return;
-                }
+                // The ring itself failed: what is left stays failed (EINPROGRESS), never spin.
+                Err(_) => return,
             }
-            outstanding = outstanding.saturating_sub(self.reap(stats));
+            outstanding = outstanding.saturating_sub(self.reap(results));
         }
     }
 
@@ -214,8 +167,8 @@ impl super::DatagramSender for UringSender {
         Ok(())
     }
 
-    fn sockets(&self) -> io::Result<Vec<std::net::UdpSocket>> {
-        clone_sockets(&self.v4, &self.v6)
+    fn sockets(&self) -> &StreamSockets {
+        &self.sockets
     }
 
     fn name(&self) -> &'static str {
@@ -223,35 +176,50 @@ impl super::DatagramSender for UringSender {
     }
 }
 
-/// The destination a send SQE's user_data ((family tag << 32) | message index) was for.
-fn dest_of(v4: &Option<FamilySocket>, v6: &Option<FamilySocket>, user_data: u64) -> Option<usize> {
-    let fs = if user_data >> 32 == 4 { v4 } else { v6 };
-    fs.as_ref()?.msg_dest.get((user_data & 0xffff_ffff) as usize).copied()
+impl UringSender {
+    fn sockets_fd(&self, index: usize) -> Option<RawFd> {
+        self.sockets.by_index(index).map(|s| s.as_raw_fd())
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::net::socket::SocketOptions;
     use crate::net::DatagramSender;
     use crate::ring::Notifier;
+    use crate::rtp::session::{Kind, Local, PeerId, Route};
     use std::net::{SocketAddr, UdpSocket};
-    use std::sync::atomic::Ordering::Relaxed;
+
+    fn transmit(to: SocketAddr, bytes: &[u8]) -> Transmit<'_> {
+        Transmit {
+            peer: PeerId::new(0, 1),
+            route: Route::Udp(to),
+            local: Local::Rtp,
+            kind: Kind::Rtp,
+            bytes,
+        }
+    }
 
     #[test]
-    fn sends_every_packet_to_every_destination_and_wakes_on_the_eventfd() {
+    fn sends_every_datagram_and_wakes_on_the_eventfd() {
         probe().expect("io_uring is available on the test machine");
         let rx: Vec<UdpSocket> = ["127.0.0.1:0", "[::1]:0"]
             .iter()
             .map(|a| UdpSocket::bind(a).unwrap())
             .collect();
-        let dests: Vec<Option<SocketAddr>> = rx.iter().map(|s| s.local_addr().ok()).collect();
-        let mut table = DestTable::new(&dests);
+        let to: Vec<SocketAddr> = rx.iter().map(|s| s.local_addr().unwrap()).collect();
         let opts = SocketOptions::default();
-        let mut tx = UringSender::new(dests.len(), &opts).unwrap();
-        let stats = Stats::new(2);
-        tx.send(&[b"a", b"bc"], &mut table, &stats);
-        assert_eq!(stats.datagrams.load(Relaxed), 4);
-        assert_eq!(stats.bytes.load(Relaxed), 6);
+        let mut tx = UringSender::new(StreamSockets::open(&opts, true, false).unwrap()).unwrap();
+        let batch = [
+            transmit(to[0], b"a"),
+            transmit(to[1], b"a"),
+            transmit(to[0], b"bc"),
+            transmit(to[1], b"bc"),
+        ];
+        let mut results = [Ok(0); 4];
+        tx.send(&batch, &mut results);
+        assert_eq!(results, [Ok(1), Ok(1), Ok(2), Ok(2)]);
         for s in &rx {
             let mut buf = [0u8; 8];
             assert_eq!(s.recv(&mut buf).unwrap(), 1);
@@ -285,12 +253,12 @@ mod tests {
             "a pending eventfd read is woken"
         );
         signaller.join().unwrap();
-        // A refused destination (nothing listens) is counted, not fatal.
+        // A refused destination (nothing listens) is reported, not fatal.
         let closed = UdpSocket::bind("127.0.0.1:0").unwrap();
         let addr = closed.local_addr().unwrap();
         drop(closed);
-        let mut table = DestTable::new(&[Some(addr)]);
-        tx.send(&[b"x"], &mut table, &stats);
-        assert_eq!(stats.datagrams.load(Relaxed) + stats.send_unreachable.load(Relaxed), 5);
+        let mut one = [Ok(0)];
+        tx.send(&[transmit(addr, b"x")], &mut one);
+        assert!(matches!(one[0], Ok(1) | Err(libc::ECONNREFUSED)), "{:?}", one[0]);
     }
 }

@@ -4,7 +4,6 @@
 pub mod events;
 pub mod hot_path;
 pub mod log;
-pub mod loss;
 pub mod notify;
 pub mod receivers;
 pub mod reload;

@@ -1,6 +1,7 @@
-//! What receivers report, turned into log text on the main thread: a summary for the stats
-//! line, and warnings when a receiver's loss or jitter crosses its threshold. Both are
-//! bounded, so a flood of receivers (real or forged) cannot flood the log:
+//! What receivers report, on the main thread: a table kept from the send session's events
+//! ([`ReceiverTable`]), turned into a summary for the stats line and warnings when a
+//! receiver's loss or jitter crosses its threshold. Both are bounded, so a flood of
+//! receivers (real or forged) cannot flood the log:
 //!
 //! * the summary names at most [`LISTED_RECEIVERS`] receivers, the worst first, then says
 //!   how many more there are;
@@ -16,7 +17,8 @@ use std::collections::HashMap;
 use std::fmt::Write;
 use std::sync::atomic::Ordering::Relaxed;
 
-use crate::net::rtcp_in::{ReceiverState, RtcpInStats};
+use crate::net::sender::RtcpInCounters;
+use crate::rtp::session::{Event, ReceiverInfo};
 
 /// Shortest time between two warnings about the same receiver.
 pub const WARN_INTERVAL_NS: u64 = 60_000_000_000;
@@ -56,7 +58,7 @@ impl Default for ReceiverWatch {
 }
 
 /// Worst first: higher fraction lost, then higher jitter, then by SSRC (a stable order).
-fn worst_first(a: &ReceiverState, b: &ReceiverState) -> Ordering {
+fn worst_first(a: &ReceiverInfo, b: &ReceiverInfo) -> Ordering {
     b.fraction_lost
         .total_cmp(&a.fraction_lost)
         .then(b.jitter_ms.total_cmp(&a.jitter_ms))
@@ -79,11 +81,11 @@ impl ReceiverWatch {
     }
 
     /// Warnings due at `now_ns` for `receivers`, worst receiver first.
-    pub fn poll(&mut self, receivers: &[ReceiverState], t: Thresholds, now_ns: u64) -> Vec<String> {
+    pub fn poll(&mut self, receivers: &[ReceiverInfo], t: Thresholds, now_ns: u64) -> Vec<String> {
         self.refill(now_ns);
         self.warned_at
             .retain(|_, at| now_ns.saturating_sub(*at) < WARN_INTERVAL_NS);
-        let mut due: Vec<&ReceiverState> = receivers
+        let mut due: Vec<&ReceiverInfo> = receivers
             .iter()
             .filter(|r| r.fraction_lost * 100.0 > t.loss_percent || r.jitter_ms > t.jitter_ms)
             .filter(|r| !self.warned_at.contains_key(&r.ssrc))
@@ -122,32 +124,61 @@ impl ReceiverWatch {
     }
 }
 
-/// How many receivers report, and the worst fraction lost (0..1) among their latest reports.
-pub fn worst_loss(s: &RtcpInStats) -> (usize, f64) {
-    s.receivers
-        .lock()
-        .map(|t| (t.len(), t.iter().map(|r| r.fraction_lost).fold(0.0, f64::max)))
-        .unwrap_or((0, 0.0))
+/// The receivers' latest reports, as the send session announced them (it bounds and
+/// expires the receivers; this follows).
+#[derive(Default)]
+pub struct ReceiverTable {
+    receivers: Vec<ReceiverInfo>,
 }
 
-/// `rtcp_in: reports=… malformed=… … receivers=N [ssrc from loss jitter rtt] … … and K more`:
-/// the counters, then the [`LISTED_RECEIVERS`] worst receivers.
-pub fn summary(s: &RtcpInStats) -> String {
-    let c = |a: &std::sync::atomic::AtomicU64| a.load(Relaxed);
-    let mut line = format!(
-        "reports={} malformed={} foreign={} unrelated={} unauthenticated={} replayed={} untracked={} expired={}",
-        c(&s.reports),
-        c(&s.malformed),
-        c(&s.foreign),
-        c(&s.unrelated),
-        c(&s.unauthenticated),
-        c(&s.replayed),
-        c(&s.untracked),
-        c(&s.expired),
-    );
-    if let Ok(t) = s.receivers.lock() {
-        let _ = write!(line, " receivers={}", t.len());
-        let mut listed: Vec<&ReceiverState> = t.iter().collect();
+impl ReceiverTable {
+    /// Takes one event of the send session.
+    pub fn apply(&mut self, e: &Event) {
+        match *e {
+            Event::Report(info) => match self
+                .receivers
+                .iter_mut()
+                .find(|r| r.ssrc == info.ssrc && r.peer == info.peer)
+            {
+                Some(r) => *r = info,
+                None => self.receivers.push(info),
+            },
+            Event::ReceiverLeft { ssrc, peer, .. } => self.receivers.retain(|r| !(r.ssrc == ssrc && r.peer == peer)),
+            Event::ExpectedLoss(_) => {}
+        }
+    }
+
+    pub fn receivers(&self) -> &[ReceiverInfo] {
+        &self.receivers
+    }
+
+    /// How many receivers report, and the worst fraction lost (0..1) among their latest
+    /// reports.
+    pub fn worst_loss(&self) -> (usize, f64) {
+        (
+            self.receivers.len(),
+            self.receivers.iter().map(|r| r.fraction_lost).fold(0.0, f64::max),
+        )
+    }
+
+    /// `reports=… malformed=… … receivers=N [ssrc from loss jitter rtt] … … and K more`: the
+    /// counters, then the [`LISTED_RECEIVERS`] worst receivers.
+    pub fn summary(&self, c: &RtcpInCounters) -> String {
+        let n = |a: &std::sync::atomic::AtomicU64| a.load(Relaxed);
+        let mut line = format!(
+            "reports={} malformed={} foreign={} unrelated={} unauthenticated={} replayed={} untracked={} expired={} dropped={}",
+            n(&c.reports),
+            n(&c.malformed),
+            n(&c.foreign),
+            n(&c.unrelated),
+            n(&c.unauthenticated),
+            n(&c.replayed),
+            n(&c.untracked),
+            n(&c.expired),
+            n(&c.dropped),
+        );
+        let _ = write!(line, " receivers={}", self.receivers.len());
+        let mut listed: Vec<&ReceiverInfo> = self.receivers.iter().collect();
         listed.sort_by(|a, b| worst_first(a, b));
         for r in listed.iter().take(LISTED_RECEIVERS) {
             let rtt = r.rtt_ms.map_or("-".to_string(), |v| format!("{v:.1}"));
@@ -157,22 +188,25 @@ pub fn summary(s: &RtcpInStats) -> String {
                 r.ssrc, r.from, r.fraction_lost, r.cumulative_lost, r.expected, r.jitter_ms
             );
         }
-        if t.len() > LISTED_RECEIVERS {
-            let _ = write!(line, " … and {} more", t.len() - LISTED_RECEIVERS);
+        if self.receivers.len() > LISTED_RECEIVERS {
+            let _ = write!(line, " … and {} more", self.receivers.len() - LISTED_RECEIVERS);
         }
+        line
     }
-    line
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rtp::session::send::Left;
+    use crate::rtp::session::PeerId;
 
     const S: u64 = 1_000_000_000;
 
-    fn r(ssrc: u32, loss: f64, jitter: f64) -> ReceiverState {
-        ReceiverState {
+    fn r(ssrc: u32, loss: f64, jitter: f64) -> ReceiverInfo {
+        ReceiverInfo {
             ssrc,
+            peer: PeerId::new(0, 1),
             from: "10.0.0.2:5005".parse().unwrap(),
             fraction_lost: loss,
             cumulative_lost: 0,
@@ -180,7 +214,7 @@ mod tests {
             jitter_ms: jitter,
             rtt_ms: None,
             reports: 1,
-            heard_ns: 0,
+            last_heard_ns: 0,
         }
     }
 
@@ -203,7 +237,7 @@ mod tests {
     #[test]
     fn a_flood_of_receivers_gives_a_handful_of_lines() {
         let mut w = ReceiverWatch::default();
-        let many: Vec<ReceiverState> = (0..1000).map(|i| r(i, 0.5 + f64::from(i) / 4000.0, 5.0)).collect();
+        let many: Vec<ReceiverInfo> = (0..1000).map(|i| r(i, 0.5 + f64::from(i) / 4000.0, 5.0)).collect();
         // One poll a second for ten minutes, in simulated time.
         let mut lines = Vec::new();
         for s in 0..600 {
@@ -224,13 +258,27 @@ mod tests {
     }
 
     #[test]
+    fn the_table_follows_the_session_events() {
+        let mut t = ReceiverTable::default();
+        t.apply(&Event::Report(r(1, 0.1, 1.0)));
+        t.apply(&Event::Report(r(2, 0.3, 1.0)));
+        t.apply(&Event::Report(r(1, 0.2, 1.0)));
+        assert_eq!(t.worst_loss(), (2, 0.3));
+        t.apply(&Event::ReceiverLeft {
+            ssrc: 2,
+            peer: PeerId::new(0, 1),
+            why: Left::Timeout,
+        });
+        assert_eq!(t.worst_loss(), (1, 0.2));
+    }
+
+    #[test]
     fn the_summary_names_the_worst_eight() {
-        let s = RtcpInStats::default();
-        {
-            let mut t = s.receivers.lock().unwrap();
-            t.extend((0..1000).map(|i| r(i, if i == 500 { 0.9 } else { 0.01 }, 1.0)));
+        let mut t = ReceiverTable::default();
+        for i in 0..1000 {
+            t.apply(&Event::Report(r(i, if i == 500 { 0.9 } else { 0.01 }, 1.0)));
         }
-        let line = summary(&s);
+        let line = t.summary(&RtcpInCounters::default());
         assert!(line.len() < 1500, "{} bytes", line.len());
         assert_eq!(line.matches("[ssrc=").count(), 8, "{line}");
         assert!(
@@ -239,7 +287,8 @@ mod tests {
         );
         assert!(line.ends_with(" … and 992 more"), "{line}");
         assert!(line.starts_with("reports=0 malformed=0 foreign=0 unrelated=0 unauthenticated=0"));
-        let empty = RtcpInStats::default();
-        assert!(summary(&empty).ends_with("expired=0 receivers=0"));
+        assert!(ReceiverTable::default()
+            .summary(&RtcpInCounters::default())
+            .ends_with("dropped=0 receivers=0"));
     }
 }

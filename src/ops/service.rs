@@ -19,17 +19,17 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use tracing::{debug, error, info, warn};
 
-use crate::config::{Config, LossPercent};
-use crate::net::rtcp_in::RtcpInStats;
+use crate::config::Config;
+use crate::net::sender::RtcpInCounters;
 use crate::ops::events::{Event, EventWatch};
-use crate::ops::loss::LossAdapter;
 use crate::ops::notify::{self, Progress, ServiceManager, State, StatusFacts, Verdict, Watchdog};
-use crate::ops::receivers::{self, ReceiverWatch, Thresholds};
+use crate::ops::receivers::{ReceiverTable, ReceiverWatch, Thresholds};
 use crate::ops::reload::{self, Plan};
 use crate::ops::stats::{DeviceState, Stats};
 use crate::pipeline::{Pipeline, RunOptions, StartError, StartReport, Tuning};
 use crate::rt::now_ns;
 use crate::rtp::sdp;
+use crate::rtp::session::Event as SessionEvent;
 
 /// How long the stream threads get to end after a stop request before the process gives up
 /// on them (a thread stuck in a driver call that never returns, e.g. opening a PCM whose
@@ -106,6 +106,8 @@ struct Service {
     /// `RTPMIC_DEST` as written, for the per-destination lines.
     dest_names: Vec<String>,
     resolved: usize,
+    /// What receivers report, from the send session's events.
+    receivers: ReceiverTable,
 }
 
 /// Why the main loop returned.
@@ -139,6 +141,7 @@ impl Service {
             opts,
             pipeline,
             dest_names,
+            receivers: ReceiverTable::default(),
         })
     }
 
@@ -201,7 +204,6 @@ impl Service {
         let mut next_stats = now_ns() + self.stats_interval_ns();
         let mut status = StatusTracker::default();
         let mut rt_warned = false;
-        let mut loss = self.loss_adapter();
         loop {
             if let Err(e) = poll.poll(&mut events, Some(tick)) {
                 if e.kind() != std::io::ErrorKind::Interrupted {
@@ -238,7 +240,6 @@ impl Service {
                             w.rebase(progress);
                         }
                         status = StatusTracker::default();
-                        loss = self.loss_adapter();
                         next_stats = now_ns() + self.stats_interval_ns();
                     }
                     Err(e) => return Outcome::Broken(e),
@@ -257,9 +258,7 @@ impl Service {
             }
             let now = now_ns();
             self.log_events(&mut watch, &mut receiver_watch, now);
-            if let Some(a) = loss.as_mut() {
-                self.adapt_expected_loss(a);
-            }
+            self.take_session_events();
             let progress = self.progress();
             let (line, due) = status.line(self, progress, now);
             if notifier.is_ready() {
@@ -380,9 +379,9 @@ impl Service {
         if !self.pipeline.wait_stopped(STOP_GRACE) {
             return Err(ServiceError::StuckThread);
         }
-        let rtcp_in = self.config.rtcp.then(|| self.pipeline.rtcp_in().clone());
         let stats = self.pipeline.join();
-        log_counters("restarted", &stats, &self.dest_names, rtcp_in.as_deref());
+        self.take_session_events();
+        log_counters("restarted", &stats, &self.dest_names, self.rtcp_lines());
         *self = match Service::start(new, self.opts) {
             Ok(s) => s,
             Err(e) => {
@@ -396,33 +395,37 @@ impl Service {
         Ok(())
     }
 
-    /// With Opus FEC and `RTPMIC_OPUS_LOSS_PERCENT=auto`: the adapter that follows receivers.
-    fn loss_adapter(&self) -> Option<LossAdapter> {
-        match self.config.opus_loss {
-            LossPercent::Auto { min, max } if self.config.opus_fec => Some(LossAdapter::new(min, max)),
-            _ => None,
-        }
-    }
-
-    /// Hands the encoder the loss receivers report, when new reports came in.
-    fn adapt_expected_loss(&self, adapter: &mut LossAdapter) {
-        let rtcp_in = self.pipeline.rtcp_in();
-        let (_, worst) = receivers::worst_loss(rtcp_in);
-        let Some(percent) = adapter.update(rtcp_in.reports.load(Relaxed), worst) else {
-            return;
-        };
+    /// Takes the send session's events: receivers' reports into the table, and the loss
+    /// Opus FEC should plan for (`RTPMIC_OPUS_LOSS_PERCENT=auto`) to the encoder.
+    fn take_session_events(&mut self) {
+        let (pipeline, receivers) = (&mut self.pipeline, &mut self.receivers);
+        let mut expected_loss = None;
+        pipeline.take_events(|e| {
+            receivers.apply(&e);
+            if let SessionEvent::ExpectedLoss(p) = e {
+                expected_loss = Some(p);
+            }
+        });
+        let Some(percent) = expected_loss else { return };
         let t = self.pipeline.encoder_tuning();
         if t.loss_percent != percent {
             debug!(
                 event = "fec_loss",
                 "Opus FEC now planned for {percent}% loss (worst receiver reports {:.1}%)",
-                worst * 100.0
+                self.receivers.worst_loss().1 * 100.0
             );
             self.pipeline.tune_encoder(Tuning {
                 loss_percent: percent,
                 ..t
             });
         }
+    }
+
+    /// The RTCP-in counters and receivers, when RTCP is on.
+    fn rtcp_lines(&self) -> Option<(&RtcpInCounters, &ReceiverTable)> {
+        self.config
+            .rtcp
+            .then(|| (self.pipeline.rtcp_counters().as_ref(), &self.receivers))
     }
 
     fn stats_interval_ns(&self) -> u64 {
@@ -458,16 +461,13 @@ impl Service {
             loss_percent: f64::from(self.config.rr_loss_warn_percent),
             jitter_ms: f64::from(self.config.rr_jitter_warn_ms),
         };
-        if let Ok(t) = self.pipeline.rtcp_in().receivers.lock() {
-            for w in receiver_watch.poll(&t, thresholds, now) {
-                warn!(event = "receiver", "{w}");
-            }
+        for w in receiver_watch.poll(self.receivers.receivers(), thresholds, now) {
+            warn!(event = "receiver", "{w}");
         }
     }
 
     fn log_stats(&self) {
-        let rtcp_in = self.config.rtcp.then(|| self.pipeline.rtcp_in().as_ref());
-        log_counters("stats", self.stats(), &self.dest_names, rtcp_in);
+        log_counters("stats", self.stats(), &self.dest_names, self.rtcp_lines());
     }
 
     /// Stops the pipeline (if not already), waits for it, logs the final lines. Only a stop
@@ -481,14 +481,14 @@ impl Service {
             Outcome::Broken(e) => Err(e),
         };
         let stopped = self.pipeline.wait_stopped(STOP_GRACE);
-        let rtcp_in = self.config.rtcp.then(|| self.pipeline.rtcp_in().clone());
         // Joining a thread stuck in a driver call would hang; the process ends without it.
         let stats = if stopped {
             self.pipeline.join()
         } else {
             self.pipeline.stats().clone()
         };
-        log_counters("stopped", &stats, &self.dest_names, rtcp_in.as_deref());
+        self.take_session_events();
+        log_counters("stopped", &stats, &self.dest_names, self.rtcp_lines());
         if !stopped {
             return Err(ServiceError::StuckThread);
         }
@@ -498,9 +498,9 @@ impl Service {
 
 /// The RTCP, destinations and counters lines; `event` is "stats" or "stopped". The counters
 /// line carries every counter as a field (journald: `RTPMIC_PACKETS=…`).
-fn log_counters(event: &str, stats: &Stats, dest_names: &[String], rtcp_in: Option<&RtcpInStats>) {
-    if let Some(r) = rtcp_in {
-        info!(event = "rtcp_in", "rtcp_in: {}", receivers::summary(r));
+fn log_counters(event: &str, stats: &Stats, dest_names: &[String], rtcp: Option<(&RtcpInCounters, &ReceiverTable)>) {
+    if let Some((counters, receivers)) = rtcp {
+        info!(event = "rtcp_in", "rtcp_in: {}", receivers.summary(counters));
     }
     info!(
         event = "destinations",
@@ -549,7 +549,7 @@ impl StatusTracker {
         let stats = service.stats();
         let advanced = progress.periods > self.last_periods;
         self.last_periods = progress.periods;
-        let (receivers, worst_loss) = receivers::worst_loss(service.pipeline.rtcp_in());
+        let (receivers, worst_loss) = service.receivers.worst_loss();
         let state = notify::state(stats.device_state(), advanced, progress.periods > 0);
         let facts = StatusFacts {
             state,

@@ -4,6 +4,8 @@
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
 
+use crate::rtp::session::{Kind, SendResult, Transmit};
+
 /// Upper bounds (µs, exclusive) of the latency histogram buckets; the last bucket is open.
 pub const LATENCY_BOUNDS_US: [u64; 12] = [
     50, 100, 250, 500, 1000, 2000, 5000, 10_000, 20_000, 50_000, 100_000, 1_000_000,
@@ -101,12 +103,12 @@ impl DeviceState {
     }
 }
 
-/// Counters of one destination.
+/// Counters of one peer slot (an `RTPMIC_DEST` entry, later an RTSP client).
 #[derive(Default)]
-pub struct DestCounters {
-    /// Datagrams the kernel accepted for this destination.
+pub struct PeerCounters {
+    /// RTP datagrams the kernel accepted for this peer.
     pub datagrams: AtomicU64,
-    /// Datagrams that failed for this destination (any send error).
+    /// RTP datagrams that failed for this peer (any send error).
     pub errors: AtomicU64,
 }
 
@@ -135,7 +137,7 @@ pub struct Stats {
     pub packets: AtomicU64,
     /// Packets dropped by the encoder → sender ring.
     pub packet_drops: AtomicU64,
-    /// Datagrams accepted by the kernel (packets × destinations).
+    /// RTP datagrams accepted by the kernel (packets × destinations).
     pub datagrams: AtomicU64,
     pub bytes: AtomicU64,
     /// Datagrams dropped because the socket buffer was full (EAGAIN/ENOBUFS).
@@ -144,7 +146,7 @@ pub struct Stats {
     pub send_unreachable: AtomicU64,
     /// Any other send error.
     pub send_errors: AtomicU64,
-    /// RTCP compound packets sent (each to every destination).
+    /// RTCP compound packets made (each sent to every destination), BYEs included.
     pub rtcp_reports: AtomicU64,
     /// Packets the sender thread has handed on (once per packet, whatever the number of
     /// destinations, even none): the sender's progress, for the watchdog.
@@ -157,40 +159,63 @@ pub struct Stats {
     /// open: proof it is alive while there is no audio to count.
     pub absent_heartbeat: AtomicU64,
     pub latency: LatencyHistogram,
-    /// Per destination, in `RTPMIC_DEST` order.
-    pub dests: Box<[DestCounters]>,
+    /// Per peer slot; `RTPMIC_DEST` entries first, in their order.
+    pub peers: Box<[PeerCounters]>,
     /// The last device error, for the log line the main thread writes (fault path only).
     last_device_error: std::sync::Mutex<String>,
 }
 
 impl Stats {
-    /// Counters for `destinations` destination slots (every slot a reload may use).
-    pub fn new(destinations: usize) -> Stats {
+    /// Counters for `peers` peer slots (every slot a reload or a client may use).
+    pub fn new(peers: usize) -> Stats {
         Stats {
-            dests: (0..destinations).map(|_| DestCounters::default()).collect(),
+            peers: (0..peers).map(|_| PeerCounters::default()).collect(),
             ..Stats::default()
         }
     }
 
-    /// One datagram accepted for destination `d`.
-    pub fn count_sent(&self, d: usize) {
-        if let Some(c) = self.dests.get(d) {
-            c.datagrams.fetch_add(1, Relaxed);
+    /// Counts what a backend reported for `batch`: the one place send outcomes become
+    /// counters (RTP datagrams only; RTCP is periodic and its failures show in RTP's).
+    /// No allocation, no lock.
+    pub fn account(&self, batch: &[Transmit<'_>], results: &[SendResult]) {
+        for (t, r) in batch.iter().zip(results) {
+            if t.kind != Kind::Rtp {
+                continue;
+            }
+            let peer = self.peers.get(t.peer.index());
+            match *r {
+                Ok(n) => {
+                    self.datagrams.fetch_add(1, Relaxed);
+                    self.bytes.fetch_add(n as u64, Relaxed);
+                    if let Some(c) = peer {
+                        c.datagrams.fetch_add(1, Relaxed);
+                    }
+                }
+                Err(errno) => {
+                    self.error_counter(errno).fetch_add(1, Relaxed);
+                    if let Some(c) = peer {
+                        c.errors.fetch_add(1, Relaxed);
+                    }
+                }
+            }
         }
     }
 
-    /// `n` datagrams for destination `d` failed; `kind` is the global counter of the error.
-    pub fn count_error(&self, d: usize, kind: &AtomicU64, n: u64) {
-        kind.fetch_add(n, Relaxed);
-        if let Some(c) = self.dests.get(d) {
-            c.errors.fetch_add(n, Relaxed);
+    /// The counter a failed send's errno belongs to.
+    fn error_counter(&self, errno: i32) -> &AtomicU64 {
+        match errno {
+            libc::EAGAIN | libc::ENOBUFS => &self.send_would_block,
+            libc::ECONNREFUSED | libc::ENETUNREACH | libc::EHOSTUNREACH | libc::ENETDOWN | libc::EHOSTDOWN => {
+                &self.send_unreachable
+            }
+            _ => &self.send_errors,
         }
     }
 
     /// One `dest=… datagrams=… errors=…` item per destination, for the stats log.
     pub fn destination_summary(&self, names: &[String]) -> String {
         let mut s = String::new();
-        for (name, c) in names.iter().zip(self.dests.iter()) {
+        for (name, c) in names.iter().zip(self.peers.iter()) {
             let _ = write!(
                 s,
                 "[{name} datagrams={} errors={}] ",
@@ -288,6 +313,42 @@ mod tests {
         // The split belongs to the slowest packet, not to a later, faster one.
         h.record(2_000_000, 2_000_000);
         assert_eq!(h.max_encoded_ns(), 1_000_000);
+    }
+
+    #[test]
+    fn send_outcomes_are_counted_per_peer_and_by_kind_of_error() {
+        use crate::rtp::session::{Local, PeerId, Route};
+        let s = Stats::new(2);
+        let t = |peer: u32, kind| Transmit {
+            peer: PeerId::new(peer, 1),
+            route: Route::Udp("127.0.0.1:5004".parse().unwrap()),
+            local: Local::Rtp,
+            kind,
+            bytes: &[],
+        };
+        let batch = [
+            t(0, Kind::Rtp),
+            t(1, Kind::Rtp),
+            t(1, Kind::Rtp),
+            t(1, Kind::Rtp),
+            t(0, Kind::Rtcp),
+        ];
+        let results = [
+            Ok(100),
+            Err(libc::EAGAIN),
+            Err(libc::ECONNREFUSED),
+            Err(libc::EPERM),
+            Err(libc::EPERM),
+        ];
+        s.account(&batch, &results);
+        let c = |a: &AtomicU64| a.load(Relaxed);
+        assert_eq!((c(&s.datagrams), c(&s.bytes)), (1, 100));
+        assert_eq!(
+            (c(&s.send_would_block), c(&s.send_unreachable), c(&s.send_errors)),
+            (1, 1, 1),
+            "RTCP is not counted"
+        );
+        assert_eq!((c(&s.peers[0].datagrams), c(&s.peers[1].errors)), (1, 3));
     }
 
     #[test]

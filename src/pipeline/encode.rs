@@ -1,5 +1,6 @@
-//! The encoding half: frames → codec → RTP header → packets, in the `rtpmic-encode` thread
-//! or, with `RTPMIC_THREADS=1`, in the capture thread.
+//! The encoding half: frames → codec (→ RFC 2198 RED) → encoded payloads for the send
+//! session, in the `rtpmic-encode` thread or, with `RTPMIC_THREADS=1`, in the capture
+//! thread.
 
 use std::sync::atomic::{
     AtomicU32, AtomicU64,
@@ -11,13 +12,13 @@ use std::time::Duration;
 use crate::capture::Frame;
 use crate::codec::{Encoder, Tuning};
 use crate::config::MAX_PAYLOAD;
-use crate::net::sender::{Packet, SendStage, MAX_PARK};
+use crate::net::sender::{EncodedPacket, SendShell, MAX_PARK};
 use crate::ops::{hot_path, stats::Stats};
 use crate::ring::{Consumer, Producer, Pushed, Ready};
 use crate::rt::now_ns;
+use crate::rtp::packetizer::RtpClock;
 use crate::rtp::red::RedEncoder;
-use crate::rtp::srtp::SrtpContext;
-use crate::rtp::Packetizer;
+use crate::rtp::session::EncodedFrame;
 
 /// Encoder settings the main thread may change while the stream runs (SIGHUP, RTCP loss
 /// reports): a version number the encoder compares once per frame, and the values. No lock:
@@ -71,43 +72,42 @@ impl EncoderTuning {
     }
 }
 
-/// What the encoder thread turns frames into packets with.
+/// What the encoding thread turns frames into encoded payloads with.
 pub struct EncodeStage {
     pub encoder: Encoder,
-    pub packetizer: Packetizer,
     /// RFC 2198 redundancy, when configured.
     pub red: Option<RedEncoder>,
+    /// Sample index → RTP ticks, for RED's timestamp offsets (only differences count).
+    pub clock: RtpClock,
     /// Opus DTX on: frames the encoder marks as silence (≤ 2 bytes) are not sent.
     pub dtx: bool,
-    /// SRTP (RFC 3711): each packet is protected in place once, whatever the destinations.
-    pub srtp: Option<SrtpContext>,
 }
 
 /// Opus DTX frames are at most this long (a TOC byte, maybe one more): RFC 7587 §3.3 says
 /// not to send them.
 const DTX_FRAME_MAX: usize = 2;
 
-/// Where the encoder's packets go.
+/// Where the encoder's payloads go.
 pub enum PacketOut {
     /// Into the ring the `rtpmic-send` thread reads; `no_drop` waits for room instead of
     /// dropping (unpaced file input only).
-    Ring { ring: Producer<Packet>, no_drop: bool },
-    /// Straight to the network from the encoding thread (`RTPMIC_THREADS` 1 or 2).
-    Direct { send: Box<SendStage>, packet: Box<Packet> },
+    Ring {
+        ring: Producer<EncodedPacket>,
+        no_drop: bool,
+    },
+    /// Straight to the send session in this thread (`RTPMIC_THREADS` 1 or 2).
+    Direct(Box<SendShell>),
 }
 
 impl PacketOut {
-    /// Sending from the encoding thread through `send`, with the one packet buffer it needs.
-    pub fn direct(send: SendStage) -> PacketOut {
-        PacketOut::Direct {
-            send: Box::new(send),
-            packet: Box::new(Packet::empty()),
-        }
+    /// Sending from the encoding thread through `shell`.
+    pub fn direct(shell: SendShell) -> PacketOut {
+        PacketOut::Direct(Box::new(shell))
     }
 }
 
-/// The encoding half as the thread that runs it holds it: codec, packetizer, the settings
-/// to follow, where packets go, and every buffer, allocated before the first frame.
+/// The encoding half as the thread that runs it holds it: codec, the settings to follow,
+/// where payloads go, and every buffer, allocated before the first frame.
 pub struct Encoding {
     stage: EncodeStage,
     tuning: Arc<EncoderTuning>,
@@ -133,7 +133,7 @@ impl Encoding {
         })
     }
 
-    /// Encodes one frame and hands its packet on (ring or network). False when the packet
+    /// Encodes one frame and hands its payload on (ring or send session). False when the
     /// ring's reader is gone, which ends the stream.
     pub fn process(&mut self, frame: &Frame, stats: &Stats) -> bool {
         if let Some(t) = self.tuning.changed(&mut self.tuning_seen) {
@@ -164,7 +164,7 @@ impl Encoding {
                 if discontinuity {
                     red.reset();
                 }
-                let ts = self.stage.packetizer.timestamp_of(frame.sample_index);
+                let ts = self.stage.clock.ticks(frame.sample_index);
                 match red.write(&self.payload[..n], ts, &mut self.red_payload) {
                     Ok(m) => &self.red_payload[..m],
                     Err(_) => {
@@ -175,61 +175,44 @@ impl Encoding {
                 }
             }
         };
-        let (packetizer, srtp) = (&mut self.stage.packetizer, &mut self.stage.srtp);
-        let mut fill = |slot: &mut Packet| {
-            slot.captured_ns = frame.captured_ns;
-            slot.ready_ns = now_ns();
-            slot.payload_len = body.len();
-            let written = packetizer
-                .write(frame.sample_index, discontinuity, body, &mut slot.data)
-                .ok()
-                .and_then(|(len, stamp)| {
-                    slot.rtp_timestamp = stamp.timestamp;
-                    match srtp.as_mut() {
-                        None => Some(len),
-                        Some(s) => s.protect_rtp(&mut slot.data, len).ok(),
-                    }
-                });
-            slot.len = written.unwrap_or_else(|| {
-                stats.encode_errors.fetch_add(1, Relaxed);
-                0
-            });
+        let encoded = EncodedFrame {
+            payload: body,
+            sample_index: frame.sample_index,
+            discontinuity,
+            captured_ns: frame.captured_ns,
+            encoded_ns: now_ns(),
         };
         stats.packets.fetch_add(1, Relaxed);
         match &mut self.out {
-            PacketOut::Ring { ring, no_drop: true } => return ring.push_waiting(fill),
+            PacketOut::Ring { ring, no_drop: true } => return ring.push_waiting(|slot| slot.fill(&encoded)),
             PacketOut::Ring { ring, no_drop: false } => {
-                if ring.push(fill) != Pushed::Stored {
+                if ring.push(|slot| slot.fill(&encoded)) != Pushed::Stored {
                     stats.packet_drops.fetch_add(1, Relaxed);
                 }
             }
-            PacketOut::Direct { send, packet } => {
-                fill(packet);
-                send.send_one(packet, stats);
-            }
+            PacketOut::Direct(shell) => shell.send_frame(&encoded, stats),
         }
         true
     }
 
-    /// Timed work while no frame comes (RTCP reports, address changes), and how long the
-    /// thread may wait for the next frame before calling this again.
+    /// Timed work while no frame comes (RTCP, peers), and how long the thread may wait for
+    /// the next frame before calling this again.
     pub fn idle(&mut self, stats: &Stats) -> Duration {
         match &mut self.out {
             PacketOut::Ring { .. } => MAX_PARK,
-            PacketOut::Direct { send, .. } => {
-                let now = now_ns();
-                send.poll(now, stats);
-                send.park(now)
+            PacketOut::Direct(shell) => {
+                shell.poll(stats);
+                shell.park(now_ns())
             }
         }
     }
 
-    /// The stream is over: close the packet ring (the sender drains it and says BYE), or
-    /// say BYE here.
+    /// The stream is over: close the ring (the sender drains it and says BYE), or say BYE
+    /// here.
     pub fn finish(&mut self, stats: &Stats) {
         match &mut self.out {
             PacketOut::Ring { ring, .. } => ring.close(),
-            PacketOut::Direct { send, .. } => send.finish(stats),
+            PacketOut::Direct(shell) => shell.finish(stats),
         }
     }
 }

@@ -1,15 +1,18 @@
 //! Wires the real-time threads together and owns their lifetime.
 //!
 //! ```text
-//! RTPMIC_THREADS=3: rtpmic-capture ──Frames──▶ rtpmic-encode ──Packets──▶ rtpmic-send ──▶ UDP
-//! RTPMIC_THREADS=2: rtpmic-capture ──Frames──▶ rtpmic-encode (sends itself) ──────────▶ UDP
-//! RTPMIC_THREADS=1: rtpmic-capture (encodes and sends itself) ────────────────────────▶ UDP
+//! RTPMIC_THREADS=3: rtpmic-capture ──Frames──▶ rtpmic-encode ──EncodedPackets──▶ rtpmic-send (SendShell) ──▶ UDP
+//! RTPMIC_THREADS=2: rtpmic-capture ──Frames──▶ rtpmic-encode + SendShell ──────────────────────────▶ UDP
+//! RTPMIC_THREADS=1: rtpmic-capture + encoder + SendShell ──────────────────────────────────────────▶ UDP
+//!                   peers (resolver, clients) ──Control──▶ SendShell ◀──RTCP── rtpmic-rtcp
 //! ```
 //! The rings are lock-free; how many threads is chosen by [`Config::stream_threads`] (fewer
-//! handoffs cost fewer wake-ups per frame). Everything the threads touch is allocated here,
-//! before the first period is read. Shutdown is ordered by the rings: `stop` ends the capture
-//! loop, which closes the frame ring; the encoder drains it and closes the packet ring; the
-//! sender drains that, says RTCP BYE and ends. Nothing queued is thrown away on the way out.
+//! handoffs cost fewer wake-ups per frame). The send session (`rtp::session`) lives in the
+//! thread that sends, inside its shell (`net::sender::SendShell`). Everything the threads
+//! touch is allocated here, before the first period is read. Shutdown is ordered by the
+//! rings: `stop` ends the capture loop, which closes the frame ring; the encoder drains it
+//! and closes the packet ring; the sender drains that, says RTCP BYE and ends. Nothing queued
+//! is thrown away on the way out.
 
 mod encode;
 
@@ -28,23 +31,27 @@ use rand::Rng;
 use crate::capture::{self, CaptureControl, Frame};
 use crate::codec::{EncodeError, Encoder};
 use crate::config::{Config, SenderKind};
-use crate::net::dest::{DestTable, DestUpdate};
-use crate::net::pacer::Pacer;
-use crate::net::rtcp_in::{self, Learned, Policy, Reader, RtcpInStats, RtcpSockets};
-use crate::net::rtcp_out::{RtcpOut, StreamInfo};
-use crate::net::sender::{self, Packet, SendStage};
+use crate::net::control::{Control, InDatagram, SourceFilter};
+use crate::net::sender::{self, EncodedPacket, RtcpInCounters, SendShell};
 use crate::net::socket::{SocketError, SocketOptions};
-use crate::net::{resolve, udp::MmsgSender, uring, DatagramSender};
+use crate::net::udp::{MmsgSender, StreamSockets};
+use crate::net::{resolve, uring, DatagramSender};
 use crate::ops::stats::Stats;
-use crate::ring::{ring, Notifier};
+use crate::ring::{ring, Consumer, Notifier};
 use crate::rt;
+use crate::rtp::packetizer::RtpClock;
 use crate::rtp::red::RedEncoder;
-use crate::rtp::Packetizer;
+use crate::rtp::session::{Event, PeerIds, PeerSpec, SendConfig, SendSession};
 
 /// Frames the capture → encoder ring holds (at 20 ms: 160 ms of audio before dropping).
 pub const FRAME_RING: usize = 8;
 /// Packets the encoder → sender ring holds.
 pub const PACKET_RING: usize = 16;
+/// RTCP datagrams the reader thread → sending thread ring holds.
+pub const RTCP_IN_RING: usize = 64;
+/// Session events the sending thread → main thread ring holds (the main thread drains it
+/// every second; reports come every few seconds per receiver).
+pub const EVENT_RING: usize = 256;
 
 /// How a run behaves beyond the config (command-line options of `rtpmic run`).
 #[derive(Clone, Copy, Debug, Default)]
@@ -54,6 +61,9 @@ pub struct RunOptions {
     /// Wait instead of dropping when a ring is full: for sources faster than real time
     /// (benchmarks through the unpaced `file` PCM). Never for a live microphone.
     pub no_drop: bool,
+    /// Peer slots for peers introduced from outside the pipeline through
+    /// [`Pipeline::take_client_controls`] (RTSP clients), after the destinations' slots.
+    pub client_slots: usize,
 }
 
 /// Why the pipeline could not start.
@@ -67,6 +77,8 @@ pub enum StartError {
     NoUring(String),
     #[error("{0}: {1}")]
     Io(&'static str, io::Error),
+    #[error("RTCP layout: {0}")]
+    Rtcp(#[from] crate::rtp::rtcp::LayoutError),
 }
 
 /// What start-up found worth telling the operator (the caller logs it).
@@ -129,8 +141,7 @@ fn session_bandwidth(config: &Config) -> f64 {
     (payload + 40.0) * packets_per_s
 }
 
-/// An SRTP context for `ssrc` when SRTP is on. The RTP and RTCP sides each get their own:
-/// they live in different threads, and each uses only its half of the state.
+/// An SRTP context for `ssrc` when SRTP is on.
 fn srtp_context(config: &Config, ssrc: u32) -> Option<crate::rtp::srtp::SrtpContext> {
     config
         .srtp
@@ -155,15 +166,11 @@ fn first_sequence_number() -> Option<u16> {
 /// of a batch go through one ring), and sendmmsg when the encoding thread sends itself: with
 /// no wake-up to fold into the ring, one `sendmmsg` per packet measured 0.7-0.8 µs less CPU
 /// than an io_uring submit-and-reap (docs/PERFORMANCE.md). Returns why io_uring is not used.
-/// `rtp`: the RTP sockets when the caller opened them (paired with the RTCP sockets), else
-/// the backend opens its own.
 fn open_backend(
     config: &Config,
-    slots: usize,
+    sockets: StreamSockets,
     threads: u8,
-    rtp: Option<(std::net::UdpSocket, Option<std::net::UdpSocket>)>,
 ) -> Result<(Box<dyn DatagramSender>, Option<String>), StartError> {
-    let opts = SocketOptions::from_config(config);
     let uring = match config.sender {
         SenderKind::Epoll => Err("RTPMIC_SENDER=epoll".to_string()),
         SenderKind::IoUring => Ok(uring::probe().map_err(StartError::NoUring)?),
@@ -173,13 +180,13 @@ fn open_backend(
         )),
         SenderKind::Auto => uring::probe().map_err(|e| format!("io_uring unavailable: {e}")),
     };
-    let tx: Box<dyn DatagramSender> = match (&uring, rtp) {
-        (Ok(()), Some((v4, v6))) => Box::new(uring::UringSender::with_sockets(slots, v4, v6)?),
-        (Ok(()), None) => Box::new(uring::UringSender::new(slots, &opts)?),
-        (Err(_), Some((v4, v6))) => Box::new(MmsgSender::with_sockets(slots, v4, v6)?),
-        (Err(_), None) => Box::new(MmsgSender::new(slots, &opts)?),
-    };
-    Ok((tx, uring.err().filter(|_| config.sender == SenderKind::Auto)))
+    Ok(match uring {
+        Ok(()) => (Box::new(uring::UringSender::new(sockets)?), None),
+        Err(why) => (
+            Box::new(MmsgSender::new(sockets)?),
+            (config.sender == SenderKind::Auto).then_some(why),
+        ),
+    })
 }
 
 /// A running pipeline.
@@ -194,13 +201,17 @@ pub struct Pipeline {
     /// Stream threads that have ended (see [`ExitGuard`]).
     ended: Arc<AtomicUsize>,
     rt_refused: Arc<AtomicBool>,
-    rtcp_in: Arc<RtcpInStats>,
+    rtcp_counters: Arc<RtcpInCounters>,
+    /// The send session's events (receiver reports, expected loss), for the main thread.
+    events: Consumer<Event>,
     tuning: Arc<EncoderTuning>,
     /// Clones of every socket the stream and RTCP go out of (DSCP changes).
     live_sockets: Vec<std::net::UdpSocket>,
     new_destinations: resolve::NewDestinations,
     /// Destination slots (RTPMIC_MAX_DEST, or more when RTPMIC_DEST lists more).
     slots: usize,
+    /// The ring and handles for peers introduced from outside (RTSP clients), until taken.
+    client_controls: Option<(crate::ring::Producer<Control>, PeerIds)>,
 }
 
 /// Counts a stream thread's end in `ended` and signals `exited`, however the thread ends
@@ -239,29 +250,34 @@ impl Pipeline {
             }
         }
         // Every slot up to RTPMIC_MAX_DEST is allocated now, used or not.
-        let mut slots = report.destinations.clone();
-        slots.resize(config.max_dest.max(slots.len()), None);
-        let table = DestTable::new(&slots);
+        let slots = config.max_dest.max(config.dest.len());
         report.threads = config.stream_threads();
-        // With RTCP, RTP and RTCP sockets on adjacent ports (RFC 3550 §11), or one port (RFC 5761).
-        let (rtp_sockets, mut rtcp_sockets) = if config.rtcp {
-            let s = crate::net::socket::open_stream_sockets(&SocketOptions::from_config(config), config.rtcp_mux)?;
-            let (v6_rtp, v6_rtcp) = s.v6.map(|p| (p.rtp, p.rtcp)).unzip();
-            let rtcp = RtcpSockets {
-                v4: s.v4.rtcp,
-                v6: v6_rtcp,
-            };
-            (Some((s.v4.rtp, v6_rtp)), Some(rtcp))
+        let sockets = StreamSockets::open(
+            &SocketOptions::from_config(config),
+            config.rtcp,
+            config.rtcp && config.rtcp_mux,
+        )?;
+        let readers = if config.rtcp {
+            Some(sockets.try_clone_all().map_err(|e| StartError::Io("rtcp socket", e))?)
         } else {
-            (None, None)
+            None
         };
-        let (tx, fallback) = open_backend(config, slots.len(), report.threads, rtp_sockets)?;
+        let (tx, fallback) = open_backend(config, sockets, report.threads)?;
         report.sender = tx.name();
-        let mut live_sockets = tx.sockets().map_err(|e| StartError::Io("socket", e))?;
+        let live_sockets = tx.sockets().try_clone_all().map_err(|e| StartError::Io("socket", e))?;
         report.sender_fallback = fallback;
-        // Two updates per slot: a whole new destination list (SIGHUP) never overwrites one.
-        let (updates_tx, updates_rx) =
-            ring(2 * slots.len(), DestUpdate::none).map_err(|e| StartError::Io("eventfd", e))?;
+        // Two messages per slot: a whole new destination list (SIGHUP) never overwrites one.
+        let (controls_tx, controls_rx) =
+            ring(2 * slots + 2, Control::empty).map_err(|e| StartError::Io("eventfd", e))?;
+        let mut control_rings = vec![controls_rx];
+        let mut client_controls = None;
+        if opts.client_slots > 0 {
+            let (tx, rx) = ring(2 * opts.client_slots + 2, Control::empty).map_err(|e| StartError::Io("eventfd", e))?;
+            control_rings.push(rx);
+            client_controls = Some((tx, PeerIds::new(slots, opts.client_slots)));
+        }
+        let (events_tx, events) =
+            ring(EVENT_RING, || Event::ExpectedLoss(0)).map_err(|e| StartError::Io("eventfd", e))?;
         let encoder = Encoder::new(config)?;
         let mut rng = rand::rng();
         let ssrc = config.ssrc.unwrap_or_else(|| rng.random());
@@ -273,45 +289,56 @@ impl Pipeline {
         } else {
             config.payload_type
         };
-        let packetizer = Packetizer::new(
-            ssrc,
-            packet_pt,
-            seq0,
-            rng.random(),
-            config.rtp_clock_rate(),
-            config.rate,
-        );
-        let mut rtcp_reader = None;
-        let rtcp = if config.rtcp {
-            let info = StreamInfo {
+        let mut session = SendSession::new(
+            SendConfig {
                 ssrc,
-                cname: config.effective_cname(),
+                payload_type: packet_pt,
+                first_seq: seq0,
+                ts_base: rng.random(),
                 clock_rate: config.rtp_clock_rate(),
+                sample_rate: config.rate,
                 ticks_per_frame: config.rtp_ticks_per_frame(),
+                frame_ns: u64::from(config.frame_us) * 1000,
+                cname: config.effective_cname(),
                 session_bw: session_bandwidth(config),
-                mux: config.rtcp_mux,
-                srtcp: srtp_context(config, ssrc),
-            };
-            let sockets = rtcp_sockets
-                .take()
-                .ok_or_else(|| StartError::Io("rtcp socket", io::Error::other("not opened")))?;
-            live_sockets.extend(sockets.try_clone_all().map_err(|e| StartError::Io("rtcp socket", e))?);
-            rtcp_reader = Some((sockets.try_clone().map_err(|e| StartError::Io("rtcp socket", e))?, ssrc));
-            Some(
-                RtcpOut::new(info, &slots, sockets, rt::now_ns())
-                    .map_err(|e| StartError::Io("rtcp", io::Error::other(e)))?,
-            )
-        } else {
-            None
+                rtcp: config.rtcp,
+                srtp: srtp_context(config, ssrc),
+                srtcp_in: config
+                    .srtp
+                    .as_ref()
+                    .map(|s| crate::rtp::srtp::SrtcpInbound::new(s.profile, &s.key)),
+                pacing: config.pacing,
+                fec_loss: match config.opus_loss {
+                    crate::config::LossPercent::Auto { min, max } if config.opus_fec => Some((min, max)),
+                    _ => None,
+                },
+                max_peers: slots + opts.client_slots,
+            },
+            rt::now_ns(),
+        )?;
+        let ids = resolve::initial_ids(config.dest.len());
+        let sources = Arc::new(SourceFilter::new(slots + opts.client_slots));
+        let open = report.destinations.iter().flatten().any(|a| a.ip().is_multicast());
+        for (id, addr) in ids.iter().zip(&report.destinations) {
+            let spec = PeerSpec::udp(*addr, config.rtcp, config.rtcp_mux);
+            session.set_peer(*id, spec);
+            sources.publish(id.index(), Some(&spec), open);
+        }
+        let rtcp_counters = Arc::new(RtcpInCounters::default());
+        let mut rtcp_reader = None;
+        let rtcp_in = match readers {
+            Some(sockets) => {
+                let (tx, rx) = ring(RTCP_IN_RING, InDatagram::empty).map_err(|e| StartError::Io("eventfd", e))?;
+                rtcp_reader = Some((sockets, tx));
+                Some(rx)
+            }
+            None => None,
         };
-        let pacer = config
-            .pacing
-            .then(|| Pacer::new(u64::from(config.frame_us) * 1000, config.rtp_clock_rate()));
         if config.rt_priority > 0 {
             report.memory_lock = rt::lock_memory().err().map(|e| e.to_string());
         }
         let stop = Arc::new(AtomicBool::new(false));
-        let stats = Arc::new(Stats::new(slots.len()));
+        let stats = Arc::new(Stats::new(slots + opts.client_slots));
         stats
             .destinations_resolved
             .store(report.destinations.iter().flatten().count() as u64, Relaxed);
@@ -322,10 +349,9 @@ impl Pipeline {
         }));
         let stage = encode::EncodeStage {
             encoder,
-            packetizer,
             red: (config.redundancy > 0).then(|| RedEncoder::new(config.payload_type, usize::from(config.redundancy))),
+            clock: RtpClock::new(config.rtp_clock_rate(), config.rate),
             dtx: config.opus_dtx,
-            srtp: srtp_context(config, ssrc),
         };
         let exited = Arc::new(Notifier::new().map_err(|e| StartError::Io("eventfd", e))?);
         let ended = Arc::new(AtomicUsize::new(0));
@@ -353,12 +379,15 @@ impl Pipeline {
                     body();
                 })
         };
-        let send_stage = SendStage {
+        let send_stage = SendShell {
+            session,
             tx,
-            dests: table,
-            updates: updates_rx,
-            rtcp,
-            pacer,
+            controls: control_rings,
+            rtcp_in,
+            events: events_tx,
+            rtcp_counters: rtcp_counters.clone(),
+            published: Default::default(),
+            sources: sources.clone(),
         };
         // The frame ring's reader, and the packet ring's, when those threads exist.
         let mut frames_rx = None;
@@ -370,7 +399,8 @@ impl Pipeline {
             let packet_out = if report.threads == 2 {
                 PacketOut::direct(send_stage)
             } else {
-                let (packets_tx, rx) = ring(PACKET_RING, Packet::empty).map_err(|e| StartError::Io("eventfd", e))?;
+                let (packets_tx, rx) =
+                    ring(PACKET_RING, EncodedPacket::empty).map_err(|e| StartError::Io("eventfd", e))?;
                 packets_rx = Some((rx, send_stage));
                 PacketOut::Ring {
                     ring: packets_tx,
@@ -434,29 +464,27 @@ impl Pipeline {
                 .map_err(|e| StartError::Io("spawn", e))?,
             );
         }
-        let rtcp_in = Arc::new(RtcpInStats::default());
-        let learned = Learned::default();
-        if let Some((sockets, ssrc)) = rtcp_reader {
-            let (stop, shared) = (stop.clone(), rtcp_in.clone());
-            let policy = Policy::from_config(
-                config,
-                ssrc,
-                seq0,
-                &report.destinations,
-                learned.clone(),
-                session_bandwidth(config),
-            );
-            // Under SRTP, receivers' reports must be SRTCP under the stream's key.
-            let srtcp = config
-                .srtp
-                .as_ref()
-                .map(|s| crate::rtp::srtp::SrtcpInbound::new(s.profile, &s.key));
-            let groups = rtcp_in::Groups {
-                addrs: rtcp_in::multicast_rtcp_groups(&report.destinations, config.rtcp_mux),
+        // Multicast destinations: the RTCP reader joins their groups for members' reports,
+        // those known now and those the resolver learns later (SIGHUP).
+        let groups: resolve::MulticastGroups = Arc::new(std::sync::Mutex::new(
+            report
+                .destinations
+                .iter()
+                .flatten()
+                .filter(|a| a.ip().is_multicast())
+                .copied()
+                .collect(),
+        ));
+        if let Some((sockets, out)) = rtcp_reader {
+            let (stop, counters) = (stop.clone(), rtcp_counters.clone());
+            let listen = crate::net::rtcp_in::Listen {
+                sockets,
+                groups: groups.clone(),
                 multicast_if: config.multicast_if.clone(),
+                mux: config.rtcp_mux,
             };
             helpers.push(spawn_helper("rtpmic-rtcp", move || {
-                rtcp_in::run(sockets, groups, Reader::new(policy, srtcp), &shared, &stop)
+                crate::net::rtcp_in::run(listen, out, &sources, &counters, &stop)
             })?);
         }
         if config.sap {
@@ -472,14 +500,18 @@ impl Pipeline {
             let current = report.destinations.clone();
             let interval_s = config.resolve_interval_s;
             let new_destinations = new_destinations.clone();
+            let (rtcp, rtcp_mux) = (config.rtcp, config.rtcp_mux);
             helpers.push(spawn_helper("rtpmic-resolve", move || {
                 let ctx = resolve::ResolverContext {
-                    updates: updates_tx,
+                    controls: controls_tx,
                     stats: &stats,
                     stop: &stop,
                     interval_s,
-                    learned,
+                    rtcp,
+                    rtcp_mux,
                     new_destinations,
+                    ids,
+                    groups,
                 };
                 resolve::run(dests, current, ctx)
             })?);
@@ -493,11 +525,13 @@ impl Pipeline {
                 exited,
                 ended,
                 rt_refused,
-                rtcp_in,
+                rtcp_counters,
+                events,
                 tuning,
                 live_sockets,
                 new_destinations,
-                slots: slots.len(),
+                slots,
+                client_controls,
             },
             report,
         ))
@@ -507,9 +541,17 @@ impl Pipeline {
         &self.stats
     }
 
-    /// What receivers report about the stream (RTCP RR/SR), and the RTCP input counters.
-    pub fn rtcp_in(&self) -> &Arc<RtcpInStats> {
-        &self.rtcp_in
+    /// The RTCP input counters of the send session.
+    pub fn rtcp_counters(&self) -> &Arc<RtcpInCounters> {
+        &self.rtcp_counters
+    }
+
+    /// The send session's events since the last call (receivers' reports, receivers gone,
+    /// the loss Opus FEC should plan for), oldest first.
+    pub fn take_events(&mut self, mut f: impl FnMut(Event)) {
+        while let Some(e) = self.events.pop(|e| *e) {
+            f(e);
+        }
     }
 
     /// New Opus settings from the next frame on, without a gap.
@@ -542,6 +584,12 @@ impl Pipeline {
             }
             Err(_) => false,
         }
+    }
+
+    /// The ring through which peers from outside the pipeline (RTSP clients) join and leave,
+    /// and the handles of their slots; `None` without client slots, or once taken.
+    pub fn take_client_controls(&mut self) -> Option<(crate::ring::Producer<Control>, PeerIds)> {
+        self.client_controls.take()
     }
 
     /// Destination slots allocated at start.

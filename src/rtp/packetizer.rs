@@ -8,15 +8,36 @@
 
 use rtp_types::RtpPacketBuilder;
 
+/// Sample indices at the capture rate → RTP clock ticks (Opus at 16 kHz: × 48000/16000),
+/// modulo 2^32 (§5.1).
+#[derive(Clone, Copy, Debug)]
+pub struct RtpClock {
+    num: u64,
+    den: u64,
+}
+
+impl RtpClock {
+    pub fn new(clock_rate: u32, sample_rate: u32) -> RtpClock {
+        let g = gcd(u64::from(clock_rate), u64::from(sample_rate)).max(1);
+        RtpClock {
+            num: u64::from(clock_rate) / g,
+            den: (u64::from(sample_rate) / g).max(1),
+        }
+    }
+
+    /// The ticks since sample 0 of the sample with index `sample_index`.
+    pub fn ticks(self, sample_index: u64) -> u32 {
+        (u128::from(sample_index) * u128::from(self.num) / u128::from(self.den)) as u32
+    }
+}
+
 /// Stamps RTP headers onto encoded payloads. No I/O, no allocation.
 pub struct Packetizer {
     ssrc: u32,
     payload_type: u8,
     next_seq: u16,
     ts_base: u32,
-    /// RTP clock rate / sampling rate, as a ratio (Opus at 16 kHz: 48000/16000).
-    clock_num: u64,
-    clock_den: u64,
+    clock: RtpClock,
     first: bool,
 }
 
@@ -31,14 +52,12 @@ pub struct Stamp {
 impl Packetizer {
     /// `seq0` and `ts_base` are the random initial values; `sample_rate` is the capture rate.
     pub fn new(ssrc: u32, payload_type: u8, seq0: u16, ts_base: u32, clock_rate: u32, sample_rate: u32) -> Packetizer {
-        let g = gcd(u64::from(clock_rate), u64::from(sample_rate)).max(1);
         Packetizer {
             ssrc,
             payload_type,
             next_seq: seq0,
             ts_base,
-            clock_num: u64::from(clock_rate) / g,
-            clock_den: u64::from(sample_rate) / g,
+            clock: RtpClock::new(clock_rate, sample_rate),
             first: true,
         }
     }
@@ -50,8 +69,7 @@ impl Packetizer {
 
     /// The RTP timestamp of the sample with index `sample_index` (modulo 2^32, §5.1).
     pub fn timestamp_of(&self, sample_index: u64) -> u32 {
-        let ticks = (u128::from(sample_index) * u128::from(self.clock_num) / u128::from(self.clock_den)) as u64;
-        self.ts_base.wrapping_add(ticks as u32)
+        self.ts_base.wrapping_add(self.clock.ticks(sample_index))
     }
 
     /// Writes header + `payload` into `out` for the frame starting at `sample_index`;

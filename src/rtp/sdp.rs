@@ -14,14 +14,67 @@ use std::net::IpAddr;
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::config::{format_frame_ms, Codec, Config, Destination, Host};
+use crate::config::{format_frame_ms, Codec, Config, Destination, Host, SrtpConfig};
 
-/// Builds the SDP a receiver of `dest` needs to play the stream.
+/// What the SDP says about the stream itself, whoever receives it: the small typed settings
+/// [`describe`] needs, taken from the configuration once.
+#[derive(Clone, Debug)]
+pub struct StreamDescription {
+    /// Shown in `s=` (the capture device).
+    pub name: String,
+    pub codec: Codec,
+    pub payload_type: u8,
+    /// Capture rate, and the RTP clock rate.
+    pub rate: u32,
+    pub clock_rate: u32,
+    pub frame_us: u32,
+    pub opus_fec: bool,
+    pub opus_dtx: bool,
+    pub bitrate: u32,
+    /// RFC 2198: previous frames repeated, and the RED payload type.
+    pub redundancy: u8,
+    pub red_payload_type: u8,
+    pub rtcp_mux: bool,
+    /// `a=crypto` (RFC 4568) with the profile and key, when SRTP is on.
+    pub srtp: Option<SrtpConfig>,
+}
+
+impl StreamDescription {
+    pub fn from_config(c: &Config) -> StreamDescription {
+        StreamDescription {
+            name: c.device.clone(),
+            codec: c.codec,
+            payload_type: c.payload_type,
+            rate: c.rate,
+            clock_rate: c.rtp_clock_rate(),
+            frame_us: c.frame_us,
+            opus_fec: c.opus_fec,
+            opus_dtx: c.opus_dtx,
+            bitrate: c.bitrate,
+            redundancy: c.redundancy,
+            red_payload_type: c.red_payload_type,
+            rtcp_mux: c.rtcp && c.rtcp_mux,
+            srtp: c.srtp.clone(),
+        }
+    }
+}
+
+/// Where the stream described goes (`c=` and the `m=` port), RFC 8866 §5.7 / §5.14.
+#[derive(Clone, Debug)]
+pub enum Target<'a> {
+    /// A receiver of `RTPMIC_DEST`: its own address (or name), or the multicast group it
+    /// joins (IPv4 with its TTL).
+    Destination { dest: &'a Destination, multicast_ttl: u8 },
+    /// An RTSP DESCRIBE (RFC 2326 Appendix C.1): no address yet (`c=IN IP4 0.0.0.0`, port
+    /// 0; SETUP's Transport says), `a=control` names the track for SETUP.
+    Rtsp { control: &'a str },
+}
+
+/// Builds the SDP a receiver needs to play the stream.
 ///
 /// * `o=` carries `origin` (the address we send from) and `session_id` (RFC 8866 §5.2 suggests
 ///   an NTP timestamp).
-/// * `c=` is the destination's address: for a receiver that is its own unicast address or
-///   the multicast group it joins (RFC 8866 §5.7). IPv4 multicast carries RTPMIC_MULTICAST_TTL.
+/// * `c=` and the port come from `target`.
 /// * Opus is always `opus/48000/2` with `stereo=0; sprop-stereo=0` for our mono signal,
 ///   `useinbandfec` / `usedtx` as configured, and the capture rate as `maxplaybackrate` /
 ///   `sprop-maxcapturerate` (RFC 7587 §7).
@@ -30,50 +83,59 @@ use crate::config::{format_frame_ms, Codec, Config, Destination, Host};
 /// * Lines end in CRLF, as RFC 8866 §5 requires ("the sequence CRLF (0x0d0a) is used to end
 ///   a line"); the `s=` text has any control character replaced, so no value can start a
 ///   line of its own.
-pub fn describe(config: &Config, dest: &Destination, origin: IpAddr, session_id: u64) -> String {
+pub fn describe(stream: &StreamDescription, target: &Target<'_>, origin: IpAddr, session_id: u64) -> String {
     let mut s = String::new();
     let family = |ip: &IpAddr| if ip.is_ipv4() { "IP4" } else { "IP6" };
-    let pt = config.payload_type;
+    let pt = stream.payload_type;
     // Writing to a String cannot fail.
     let _ = writeln!(s, "v=0");
     let _ = writeln!(s, "o=- {session_id} {session_id} IN {} {origin}", family(&origin));
-    let _ = writeln!(s, "s=rtpmic {}", config.device.replace(char::is_control, "?"));
-    match &dest.host {
-        Host::Ip(ip) if ip.is_multicast() && ip.is_ipv4() => {
-            let _ = writeln!(s, "c=IN IP4 {ip}/{}", config.multicast_ttl);
+    let _ = writeln!(s, "s=rtpmic {}", stream.name.replace(char::is_control, "?"));
+    let port = match target {
+        Target::Destination { dest, multicast_ttl } => {
+            match &dest.host {
+                Host::Ip(ip) if ip.is_multicast() && ip.is_ipv4() => {
+                    let _ = writeln!(s, "c=IN IP4 {ip}/{multicast_ttl}");
+                }
+                Host::Ip(ip) => {
+                    let _ = writeln!(s, "c=IN {} {ip}", family(ip));
+                }
+                Host::Name(name) => {
+                    let _ = writeln!(s, "c=IN {} {name}", family(&origin));
+                }
+            }
+            dest.port
         }
-        Host::Ip(ip) => {
-            let _ = writeln!(s, "c=IN {} {ip}", family(ip));
+        Target::Rtsp { .. } => {
+            let _ = writeln!(s, "c=IN {} {}", family(&origin), unspecified(&origin));
+            0
         }
-        Host::Name(name) => {
-            let _ = writeln!(s, "c=IN {} {name}", family(&origin));
-        }
-    }
+    };
     let _ = writeln!(s, "t=0 0");
     // RFC 3711 §1 / RFC 4568 §6: SRTP streams are RTP/SAVP, keyed by an a=crypto line.
-    let proto = if config.srtp.is_some() { "RTP/SAVP" } else { "RTP/AVP" };
-    if config.redundancy > 0 {
+    let proto = if stream.srtp.is_some() { "RTP/SAVP" } else { "RTP/AVP" };
+    if stream.redundancy > 0 {
         // RFC 2198 §5: the RED type first (what is sent), then the codec it carries.
-        let red = config.red_payload_type;
-        let _ = writeln!(s, "m=audio {} {proto} {red} {pt}", dest.port);
-        let channels = if config.codec == Codec::Opus { "/2" } else { "" };
-        let _ = writeln!(s, "a=rtpmap:{red} red/{}{channels}", config.rtp_clock_rate());
-        let blocks = vec![pt.to_string(); usize::from(config.redundancy) + 1].join("/");
+        let red = stream.red_payload_type;
+        let _ = writeln!(s, "m=audio {port} {proto} {red} {pt}");
+        let channels = if stream.codec == Codec::Opus { "/2" } else { "" };
+        let _ = writeln!(s, "a=rtpmap:{red} red/{}{channels}", stream.clock_rate);
+        let blocks = vec![pt.to_string(); usize::from(stream.redundancy) + 1].join("/");
         let _ = writeln!(s, "a=fmtp:{red} {blocks}");
     } else {
-        let _ = writeln!(s, "m=audio {} {proto} {pt}", dest.port);
+        let _ = writeln!(s, "m=audio {port} {proto} {pt}");
     }
-    match config.codec {
+    match stream.codec {
         Codec::Opus => {
             let _ = writeln!(s, "a=rtpmap:{pt} opus/48000/2");
             let _ = writeln!(
                 s,
                 "a=fmtp:{pt} stereo=0; sprop-stereo=0; useinbandfec={}; usedtx={}; maxplaybackrate={}; sprop-maxcapturerate={}; maxaveragebitrate={}",
-                u8::from(config.opus_fec),
-                u8::from(config.opus_dtx),
-                config.rate,
-                config.rate,
-                config.bitrate
+                u8::from(stream.opus_fec),
+                u8::from(stream.opus_dtx),
+                stream.rate,
+                stream.rate,
+                stream.bitrate
             );
         }
         Codec::Pcmu => {
@@ -83,26 +145,37 @@ pub fn describe(config: &Config, dest: &Destination, origin: IpAddr, session_id:
             let _ = writeln!(s, "a=rtpmap:{pt} PCMA/8000");
         }
         Codec::L16 => {
-            let _ = writeln!(s, "a=rtpmap:{pt} L16/{}/1", config.rate);
+            let _ = writeln!(s, "a=rtpmap:{pt} L16/{}/1", stream.rate);
         }
     }
-    let ptime = format_frame_ms(config.frame_us);
+    let ptime = format_frame_ms(stream.frame_us);
     let _ = writeln!(s, "a=ptime:{ptime}");
     let _ = writeln!(s, "a=maxptime:{ptime}");
-    if config.rtcp && config.rtcp_mux {
+    if stream.rtcp_mux {
         // RFC 5761 §5.1.1: RTCP shares the RTP port.
         let _ = writeln!(s, "a=rtcp-mux");
     }
-    if let Some(srtp) = &config.srtp {
+    if let Some(srtp) = &stream.srtp {
         let _ = writeln!(
             s,
             "{}",
             crate::rtp::srtp::sdp_crypto_attribute(1, srtp.profile, &srtp.key)
         );
     }
+    if let Target::Rtsp { control } = target {
+        let _ = writeln!(s, "a=control:{control}");
+    }
     let _ = writeln!(s, "a=sendonly");
     // Built with `writeln!` (LF); every line gets its CR here, in one place.
     s.replace('\n', "\r\n")
+}
+
+/// The unspecified address of `origin`'s family.
+fn unspecified(origin: &IpAddr) -> IpAddr {
+    match origin {
+        IpAddr::V4(_) => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+        IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+    }
 }
 
 /// The SDP for `config.dest[index]` as `rtpmic sdp` prints it and `RTPMIC_SDP_FILE` holds:
@@ -111,11 +184,24 @@ pub fn describe(config: &Config, dest: &Destination, origin: IpAddr, session_id:
 pub fn for_destination(config: &Config, index: usize) -> Option<String> {
     let dest = config.dest.get(index)?;
     let origin = crate::net::resolve::local_address_towards(dest);
-    let session_id = std::time::SystemTime::now()
+    let target = Target::Destination {
+        dest,
+        multicast_ttl: config.multicast_ttl,
+    };
+    Some(describe(
+        &StreamDescription::from_config(config),
+        &target,
+        origin,
+        session_id_now(),
+    ))
+}
+
+/// A session id (RFC 8866 §5.2 suggests an NTP timestamp): the current NTP seconds.
+pub fn session_id_now() -> u64 {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() + 2_208_988_800)
-        .unwrap_or(0);
-    Some(describe(config, dest, origin, session_id))
+        .unwrap_or(0)
 }
 
 /// Writes the SDP of the first destination to `path` (`RTPMIC_SDP_FILE`) so that a receiver
@@ -269,10 +355,34 @@ mod tests {
         Config::from_pairs(v).unwrap()
     }
 
+    /// The SDP for the first destination of `c`.
+    fn for_dest(c: &Config, origin: IpAddr, session_id: u64) -> String {
+        let target = Target::Destination {
+            dest: &c.dest[0],
+            multicast_ttl: c.multicast_ttl,
+        };
+        describe(&StreamDescription::from_config(c), &target, origin, session_id)
+    }
+
+    #[test]
+    fn an_rtsp_description_has_no_address_and_names_its_track() {
+        let c = config(&[("RTPMIC_CODEC", "pcma")]);
+        let sdp = describe(
+            &StreamDescription::from_config(&c),
+            &Target::Rtsp { control: "trackID=0" },
+            "192.0.2.7".parse().unwrap(),
+            5,
+        );
+        assert!(sdp.contains("o=- 5 5 IN IP4 192.0.2.7\r\n"), "{sdp}");
+        assert!(sdp.contains("c=IN IP4 0.0.0.0\r\n"), "{sdp}");
+        assert!(sdp.contains("m=audio 0 RTP/AVP 8\r\n"), "{sdp}");
+        assert!(sdp.ends_with("a=control:trackID=0\r\na=sendonly\r\n"), "{sdp}");
+    }
+
     #[test]
     fn opus_sdp_follows_rfc7587() {
         let c = config(&[]);
-        let sdp = describe(&c, &c.dest[0], "127.0.0.1".parse().unwrap(), 42);
+        let sdp = for_dest(&c, "127.0.0.1".parse().unwrap(), 42);
         let want = "v=0\r\no=- 42 42 IN IP4 127.0.0.1\r\ns=rtpmic default\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
                     m=audio 5004 RTP/AVP 96\r\na=rtpmap:96 opus/48000/2\r\n\
                     a=fmtp:96 stereo=0; sprop-stereo=0; useinbandfec=0; usedtx=0; maxplaybackrate=48000; sprop-maxcapturerate=48000; maxaveragebitrate=32000\r\n\
@@ -283,10 +393,10 @@ mod tests {
     #[test]
     fn fec_dtx_and_redundancy_are_advertised() {
         let c = config(&[("RTPMIC_OPUS_FEC", "on"), ("RTPMIC_OPUS_DTX", "on")]);
-        let sdp = describe(&c, &c.dest[0], "127.0.0.1".parse().unwrap(), 1);
+        let sdp = for_dest(&c, "127.0.0.1".parse().unwrap(), 1);
         assert!(sdp.contains("; useinbandfec=1; usedtx=1; "), "{sdp}");
         let c = config(&[("RTPMIC_FRAME_MS", "2.5"), ("RTPMIC_REDUNDANCY", "2")]);
-        let sdp = describe(&c, &c.dest[0], "127.0.0.1".parse().unwrap(), 1);
+        let sdp = for_dest(&c, "127.0.0.1".parse().unwrap(), 1);
         assert!(
             sdp.contains("m=audio 5004 RTP/AVP 121 96\r\na=rtpmap:121 red/48000/2\r\na=fmtp:121 96/96/96\r\na=rtpmap:96 opus/48000/2\r\n"),
             "{sdp}"
@@ -296,26 +406,26 @@ mod tests {
     #[test]
     fn static_types_and_fractional_ptime() {
         let c = config(&[("RTPMIC_CODEC", "pcma"), ("RTPMIC_DEST", "[ff02::1]:6000")]);
-        let sdp = describe(&c, &c.dest[0], "::1".parse().unwrap(), 1);
+        let sdp = for_dest(&c, "::1".parse().unwrap(), 1);
         assert!(sdp.contains("c=IN IP6 ff02::1\r\n"), "{sdp}");
         assert!(
             sdp.contains("m=audio 6000 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\n"),
             "{sdp}"
         );
         let c = config(&[("RTPMIC_FRAME_MS", "2.5"), ("RTPMIC_DEST", "239.1.2.3:5004")]);
-        let sdp = describe(&c, &c.dest[0], "10.0.0.2".parse().unwrap(), 1);
+        let sdp = for_dest(&c, "10.0.0.2".parse().unwrap(), 1);
         assert!(
             sdp.contains("a=ptime:2.5\r\n") && sdp.contains("c=IN IP4 239.1.2.3/16\r\n"),
             "{sdp}"
         );
         let c = config(&[("RTPMIC_CODEC", "l16"), ("RTPMIC_RATE", "16000")]);
-        let sdp = describe(&c, &c.dest[0], "127.0.0.1".parse().unwrap(), 1);
+        let sdp = for_dest(&c, "127.0.0.1".parse().unwrap(), 1);
         assert!(
             sdp.contains("a=rtpmap:97 L16/16000/1\r\n") && !sdp.contains("rtcp-mux"),
             "{sdp}"
         );
         let c = config(&[("RTPMIC_RTCP_MUX", "on")]);
-        let sdp = describe(&c, &c.dest[0], "127.0.0.1".parse().unwrap(), 1);
+        let sdp = for_dest(&c, "127.0.0.1".parse().unwrap(), 1);
         assert!(sdp.contains("a=rtcp-mux\r\n"), "{sdp}");
     }
 
@@ -324,7 +434,7 @@ mod tests {
         // The config refuses such a name; the SDP does not rely on it.
         let mut c = config(&[]);
         c.device = "hw:0\r\na=crypto:1 x".into();
-        let sdp = describe(&c, &c.dest[0], "127.0.0.1".parse().unwrap(), 1);
+        let sdp = for_dest(&c, "127.0.0.1".parse().unwrap(), 1);
         assert!(sdp.contains("s=rtpmic hw:0??a=crypto:1 x\r\n"), "{sdp}");
         assert!(!sdp.contains("\na=crypto"), "{sdp}");
     }

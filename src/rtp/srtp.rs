@@ -602,11 +602,13 @@ impl ReplayWindow {
 /// [`SrtpError::Authentication`], never as a replay, and only authentic packets create or
 /// move replay state. Nothing changes for a packet that is refused.
 ///
-/// Not for the real-time threads: it allocates (the per-SSRC replay table).
+/// The per-SSRC replay table is allocated in `new` ([`MAX_SRTCP_SOURCES`] entries) and
+/// searched linearly: after that nothing allocates, so the send session can use it in the
+/// real-time thread that sends.
 pub struct SrtcpInbound {
     keys: SessionKeys,
     tag_len: usize,
-    replay: std::collections::HashMap<u32, ReplayWindow>,
+    replay: Vec<(u32, ReplayWindow)>,
     clock: u64,
 }
 
@@ -615,9 +617,13 @@ impl SrtcpInbound {
         SrtcpInbound {
             keys: SessionKeys::derive(master, SRTCP_LABELS),
             tag_len: profile.srtcp_tag_len(),
-            replay: std::collections::HashMap::new(),
+            replay: Vec::with_capacity(MAX_SRTCP_SOURCES),
             clock: 0,
         }
+    }
+
+    fn window(&self, ssrc: u32) -> Option<usize> {
+        self.replay.iter().position(|(s, _)| *s == ssrc)
     }
 
     /// Unprotects the SRTCP packet in `buf` in place (RFC 3711 §3.4): returns the length of
@@ -643,7 +649,7 @@ impl SrtcpInbound {
         mac.update(&buf[..tagged]);
         mac.verify_truncated_left(&buf[tagged..])
             .map_err(|_| SrtpError::Authentication)?;
-        if self.replay.get(&ssrc).is_some_and(|w| !w.is_new(index)) {
+        if self.window(ssrc).is_some_and(|i| !self.replay[i].1.is_new(index)) {
             return Err(SrtpError::Replayed { ssrc, index });
         }
         if encrypted {
@@ -652,16 +658,28 @@ impl SrtcpInbound {
         }
         self.clock += 1;
         let clock = self.clock;
-        if !self.replay.contains_key(&ssrc) && self.replay.len() >= MAX_SRTCP_SOURCES {
-            if let Some(stalest) = self.replay.iter().min_by_key(|(_, w)| w.used).map(|(s, _)| *s) {
-                self.replay.remove(&stalest);
+        let i = match self.window(ssrc) {
+            Some(i) => i,
+            None => {
+                let fresh = ReplayWindow {
+                    highest: index,
+                    seen: 0,
+                    used: clock,
+                };
+                if self.replay.len() < MAX_SRTCP_SOURCES {
+                    self.replay.push((ssrc, fresh));
+                    self.replay.len() - 1
+                } else {
+                    // The table is full: the source heard from longest ago makes room.
+                    let stalest = (0..self.replay.len())
+                        .min_by_key(|&i| self.replay[i].1.used)
+                        .unwrap_or(0);
+                    self.replay[stalest] = (ssrc, fresh);
+                    stalest
+                }
             }
-        }
-        let window = self.replay.entry(ssrc).or_insert(ReplayWindow {
-            highest: index,
-            seen: 0,
-            used: clock,
-        });
+        };
+        let window = &mut self.replay[i].1;
         window.accept(index);
         window.used = clock;
         Ok(len)

@@ -7,6 +7,7 @@
 //! * [`peers`]: the peers, by generation-checked handle.
 //! * [`transmit`]: the datagrams a session asks its shell to send.
 
+pub mod loss;
 pub mod peers;
 pub mod send;
 pub mod transmit;

@@ -88,11 +88,12 @@ impl PeerSpec {
 /// Where RTCP for an RTP address goes: the next higher (odd) port (RFC 3550 §11), or the
 /// same port when muxed (RFC 5761 §4).
 pub fn rtcp_address(rtp: SocketAddr, mux: bool) -> SocketAddr {
-    if mux {
-        rtp
-    } else {
-        SocketAddr::new(rtp.ip(), rtp.port().wrapping_add(1))
+    let mut rtcp = rtp;
+    if !mux {
+        // set_port keeps an IPv6 zone (scope id).
+        rtcp.set_port(rtp.port().wrapping_add(1));
     }
+    rtcp
 }
 
 /// Hands out handles over the slots `first..first + count`, with a generation per slot. Used
@@ -129,11 +130,6 @@ impl PeerIds {
         if self.generations.get(i) == Some(&id.generation) {
             self.in_use[i] = false;
         }
-    }
-
-    /// Slots in the range.
-    pub fn capacity(&self) -> usize {
-        self.in_use.len()
     }
 }
 
@@ -272,14 +268,15 @@ impl Peers {
         })
     }
 
-    /// The peer whose RTCP (or, for symmetric RTP/RTCP, RFC 4961, RTP) route is `from`.
+    /// The peer whose RTCP (or, for symmetric RTP/RTCP, RFC 4961, RTP) route is `from`:
+    /// the same address and port (an IPv6 flow label or zone does not count).
     pub fn by_source(&self, from: SocketAddr) -> Option<(PeerId, &PeerState)> {
-        let from = canonical(from);
+        let from = endpoint(from);
         self.iter().find(|(_, p)| {
             [p.spec.rtcp, p.spec.rtp]
                 .into_iter()
                 .flatten()
-                .any(|r| r.udp().map(canonical) == Some(from))
+                .any(|r| r.udp().map(endpoint) == Some(from))
         })
     }
 }
@@ -288,6 +285,13 @@ impl Peers {
 /// wrap).
 fn newer(a: u32, b: u32) -> bool {
     a != b && a.wrapping_sub(b) < 0x8000_0000
+}
+
+/// The address and port a datagram comes from, as compared: canonical, without an IPv6 flow
+/// label or scope.
+pub fn endpoint(a: SocketAddr) -> (std::net::IpAddr, u16) {
+    let a = canonical(a);
+    (a.ip(), a.port())
 }
 
 /// An IPv4-mapped IPv6 address as the IPv4 address it is, so a report from `::ffff:10.0.0.2`

@@ -21,7 +21,7 @@
 //!   authenticated. A receiver silent for five deterministic intervals is forgotten (§6.3.5),
 //!   as is one that says BYE or whose peer leaves.
 //! * With Opus FEC following receivers, the expected loss is derived from their reports
-//!   ([`crate::ops::loss::LossAdapter`]) and handed out as [`Event::ExpectedLoss`].
+//!   ([`super::loss::LossAdapter`]) and handed out as [`Event::ExpectedLoss`].
 //! * Paced (`RTPMIC_PACING`): a packet is released at its [`Pacer`] time; until then
 //!   [`SendSession::poll_timeout`] says when, and the shell sleeps.
 
@@ -30,15 +30,16 @@ use std::net::SocketAddr;
 
 use rtcp_types::{Compound, Packet as RtcpPacket, ReportBlock};
 
+use super::loss::LossAdapter;
 use super::peers::{Change, PeerId, PeerSpec, Peers, Route};
 use super::transmit::{Kind, Local, Transmit};
 use crate::config::MAX_DATAGRAM;
 use crate::net::pacer::Pacer;
-use crate::ops::loss::LossAdapter;
 use crate::rtp::capture_clock::CaptureClock;
 use crate::rtp::packetizer::Packetizer;
+use crate::rtp::rtcp::{receiver_interval_ns, TIMEOUT_MULTIPLIER};
 use crate::rtp::rtcp::{LayoutError, RtcpPackets, RtcpScheduler, SenderInfo};
-use crate::rtp::srtp::SrtpContext;
+use crate::rtp::srtp::{SrtcpInbound, SrtpContext, SrtpError};
 
 /// Packets the session holds between `push` and `poll_transmit` (one batch of the sender
 /// thread, with room to spare); more are dropped oldest first and counted.
@@ -49,8 +50,13 @@ pub const MAX_BATCH: usize = 8;
 pub const MULTICAST_MEMBERS: usize = 64;
 /// Events held until the shell takes them; more are dropped and counted.
 pub const EVENTS: usize = 256;
-/// §6.3.5: a participant silent for this many deterministic report intervals has left.
-pub const TIMEOUT_INTERVALS: u64 = 5;
+/// A receiver is trusted more after this many reports (§6.2.1: a new SSRC may be held
+/// invalid until several packets carried it): a full table makes room for a newcomer only
+/// by forgetting a receiver heard from fewer times.
+const TRUSTED_AFTER: u64 = 2;
+/// Initial average size of receivers' compounds (§6.3.2, UDP and IP headers included): an RR
+/// with one report block and an SDES CNAME of about 20 bytes.
+const INITIAL_AVG_RTCP_SIZE: f64 = 100.0;
 /// Room for our largest compound (SR + SDES + BYE) plus SRTCP's index and tag.
 const RTCP_BUF: usize = 512;
 
@@ -75,7 +81,7 @@ pub struct SendConfig {
     pub srtp: Option<SrtpContext>,
     /// Decrypts receivers' SRTCP (RFC 3711 §3.4): with SRTP on, only what it authenticates
     /// is believed.
-    pub srtcp_in: Option<Box<dyn SrtcpVerify>>,
+    pub srtcp_in: Option<SrtcpInbound>,
     pub pacing: bool,
     /// `Some((min, max))`: follow receivers' loss for Opus FEC within these percentages.
     pub fec_loss: Option<(u8, u8)>,
@@ -139,7 +145,7 @@ pub struct ReceiverInfo {
 pub enum Left {
     /// It said BYE (§6.6).
     Bye,
-    /// Silent for [`TIMEOUT_INTERVALS`] report intervals (§6.3.5).
+    /// Silent for five receiver report intervals (§6.3.5).
     Timeout,
     /// The peer it reported through was removed.
     PeerRemoved,
@@ -176,10 +182,14 @@ pub struct SessionCounters {
     pub foreign: u64,
     /// RTCP in: valid, but nothing about our stream.
     pub unrelated: u64,
-    /// RTCP in: with SRTP on, not authenticated (plaintext, wrong key, replayed).
+    /// RTCP in: with SRTP on, not authenticated (plaintext, forged, altered).
     pub unauthenticated: u64,
-    /// RTCP in: a new receiver found the table full.
-    pub receivers_full: u64,
+    /// RTCP in: with SRTP on, SRTCP seen before (RFC 3711 §3.3.2).
+    pub replayed: u64,
+    /// RTCP in: reports of new receivers the full table had no room for.
+    pub untracked: u64,
+    /// Receivers forgotten after falling silent (§6.3.5).
+    pub expired: u64,
     pub events_dropped: u64,
 }
 
@@ -200,9 +210,12 @@ struct RtcpOut {
 /// The send session. See the module docs.
 pub struct SendSession {
     ssrc: u32,
+    session_bw: f64,
+    /// Average size of receivers' compounds (§6.3.3), for their interval.
+    avg_in_size: f64,
     packetizer: Packetizer,
     srtp: Option<SrtpContext>,
-    srtcp_in: Option<Box<dyn SrtcpVerify>>,
+    srtcp_in: Option<SrtcpInbound>,
     clock_rate: u32,
     ticks_per_frame: u32,
     first_seq: u16,
@@ -226,12 +239,6 @@ pub struct SendSession {
     /// What the last `poll_transmit` handed out: queue positions and count, whether the
     /// report and how many BYEs.
     batch: BatchPlan,
-}
-
-/// Authenticates and decrypts an SRTCP datagram in place (RFC 3711 §3.4, with replay
-/// protection, §3.3.2); returns the plain compound's length.
-pub trait SrtcpVerify: Send {
-    fn unprotect_rtcp(&mut self, buf: &mut [u8], len: usize) -> Result<usize, crate::rtp::srtp::SrtpError>;
 }
 
 #[derive(Clone, Copy, Default)]
@@ -271,6 +278,8 @@ impl SendSession {
         };
         let mut s = SendSession {
             ssrc: c.ssrc,
+            session_bw: c.session_bw,
+            avg_in_size: INITIAL_AVG_RTCP_SIZE,
             packetizer: Packetizer::new(
                 c.ssrc,
                 c.payload_type,
@@ -384,13 +393,16 @@ impl SendSession {
         true
     }
 
-    /// Every peer gets its BYE (the stream ends, §6.6) at the next `poll_transmit`.
+    /// The stream ends: every peer gets its BYE (§6.6) at the next `poll_transmit`. The
+    /// receivers' last reports stay (for the final accounting).
     pub fn close(&mut self) {
         loop {
             let Some(id) = self.peers.iter().next().map(|(id, _)| id) else {
                 break;
             };
-            self.remove_peer(id);
+            if let Some(gone) = self.peers.remove(id) {
+                self.owe_bye(id, &gone);
+            }
         }
     }
 
@@ -467,6 +479,16 @@ impl SendSession {
         self.sent_octets = self.sent_octets.wrapping_add(f.payload.len() as u32);
     }
 
+    /// Packets waiting for `poll_transmit`.
+    pub fn queued(&self) -> usize {
+        self.len
+    }
+
+    /// When the oldest queued packet is released, when paced (the shell sleeps until then).
+    pub fn next_release(&self) -> Option<u64> {
+        (self.pacer.is_some() && self.len > 0).then(|| self.queue[self.head].release_ns)
+    }
+
     /// When `poll_transmit` next has something to do: the next paced release, report or
     /// BYE. `None`: nothing until the next `push` or message.
     pub fn poll_timeout(&self) -> Option<u64> {
@@ -481,6 +503,9 @@ impl SendSession {
     /// wall clock (`ntp_now`, RFC 5905 format) is read only when a report is written. The
     /// batch borrows the session until the shell has sent it.
     pub fn poll_transmit(&mut self, now: u64, ntp_now: impl FnOnce() -> u64) -> Batch<'_> {
+        let mut wall = Some(ntp_now);
+        let mut read = None;
+        let mut ntp = move || *read.get_or_insert_with(|| wall.take().map_or(0, |f| f()));
         // What the previous batch handed out is gone now.
         self.byes.drain(..self.batch.byes);
         let mut plan = BatchPlan {
@@ -493,9 +518,9 @@ impl SendSession {
         }
         self.head = (self.head + plan.packets) % QUEUE;
         self.len -= plan.packets;
-        plan.report = self.write_report_if_due(now, ntp_now);
+        plan.report = self.write_report_if_due(now, &mut ntp);
         if !self.byes.is_empty() {
-            plan.byes = self.write_bye(now);
+            plan.byes = self.write_bye(now, ntp());
         }
         self.batch = plan;
         Batch { session: self }
@@ -536,9 +561,9 @@ impl SendSession {
 
     /// Writes the BYE compound (SR + SDES + BYE, §6.6) for the peers owed one; returns how
     /// many get it.
-    fn write_bye(&mut self, now: u64) -> usize {
+    fn write_bye(&mut self, now: u64, ntp: u64) -> usize {
         let info = SenderInfo {
-            ntp: 0,
+            ntp,
             rtp_timestamp: self.clock.rtp_at(now, self.ticks_per_frame).unwrap_or(0),
             packets: self.sent_packets,
             octets: self.sent_octets,
@@ -569,14 +594,17 @@ impl SendSession {
         r.scheduler.next_interval_ns(members, random)
     }
 
+    /// §6.3.5: forgets receivers silent for five times the deterministic interval of a
+    /// receiver (Td with `we_sent` false, §6.3.1), with us the one sender.
     fn expire_receivers(&mut self, now: u64) {
-        let Some(r) = self.rtcp.as_ref() else { return };
-        let limit = TIMEOUT_INTERVALS * r.scheduler.deterministic_interval_ns(self.members());
+        let td = receiver_interval_ns(self.session_bw, self.avg_in_size, self.members(), 1);
+        let limit = (TIMEOUT_MULTIPLIER * td as f64) as u64;
         let mut i = 0;
         while i < self.receivers.len() {
             let rx = self.receivers[i];
             if now.saturating_sub(rx.last_heard_ns) > limit {
                 self.receivers.swap_remove(i);
+                self.counters.expired += 1;
                 self.event(Event::ReceiverLeft {
                     ssrc: rx.ssrc,
                     peer: rx.peer,
@@ -604,28 +632,37 @@ impl SendSession {
             self.counters.foreign += 1;
             return;
         };
+        // Our own reports looping back (a multicast group with loopback on): not a receiver.
+        if datagram.get(4..8) == Some(&self.ssrc.to_be_bytes()[..]) {
+            self.counters.unrelated += 1;
+            return;
+        }
         let Some(len) = self.authenticate(datagram) else {
             return;
         };
+        // §6.3.3: the average compound size includes what receivers send.
+        self.avg_in_size = (1.0 / 16.0) * (len + 28) as f64 + (15.0 / 16.0) * self.avg_in_size;
         self.take_compound(now, arrival_ntp, from, peer, &datagram[..len]);
     }
 
-    /// With SRTP on, authenticates and decrypts `datagram` in place; returns its plain
-    /// length, or `None` (counted) when it cannot be believed.
+    /// With SRTP on, authenticates and decrypts `datagram` in place (RFC 3711 §3.4, with the
+    /// stream's own key: see [`SrtcpInbound`]); returns its plain length, or `None` (counted)
+    /// when it cannot be believed.
     fn authenticate(&mut self, datagram: &mut [u8]) -> Option<usize> {
         if self.srtp.is_none() {
             return Some(datagram.len());
         }
-        let len = datagram.len();
-        match self.srtcp_in.as_mut() {
-            Some(rx) => match rx.unprotect_rtcp(datagram, len) {
-                Ok(n) => Some(n),
-                Err(_) => {
-                    self.counters.unauthenticated += 1;
-                    None
-                }
-            },
-            None => {
+        let result = match self.srtcp_in.as_mut() {
+            Some(rx) => rx.unprotect_rtcp(datagram),
+            None => Err(SrtpError::Authentication),
+        };
+        match result {
+            Ok(n) => Some(n),
+            Err(SrtpError::Replayed { .. }) => {
+                self.counters.replayed += 1;
+                None
+            }
+            Err(_) => {
                 self.counters.unauthenticated += 1;
                 None
             }
@@ -655,8 +692,15 @@ impl SendSession {
                     }
                 }
                 RtcpPacket::Bye(bye) => {
+                    // §6.6, and only from the receiver's own address: on a multicast group
+                    // anyone could say BYE for anyone.
+                    let from = super::peers::endpoint(from);
                     for ssrc in bye.ssrcs() {
-                        if let Some(i) = self.receivers.iter().position(|r| r.ssrc == ssrc && r.peer == peer) {
+                        if let Some(i) = self
+                            .receivers
+                            .iter()
+                            .position(|r| r.ssrc == ssrc && r.peer == peer && super::peers::endpoint(r.from) == from)
+                        {
                             let r = self.receivers.swap_remove(i);
                             about_us = true;
                             self.event(Event::ReceiverLeft {
@@ -723,8 +767,27 @@ impl SendSession {
             }
             None if self.receivers.len() < self.receivers.capacity() => self.receivers.push(info),
             None => {
-                self.counters.receivers_full += 1;
-                return true;
+                // Full: the newcomer takes the place of the receiver with fewer than
+                // TRUSTED_AFTER reports heard from longest ago; a table of trusted
+                // receivers keeps them all (a flood of invented SSRCs cannot push a real
+                // receiver out).
+                let doubtful = self
+                    .receivers
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, r)| r.reports < TRUSTED_AFTER)
+                    .min_by_key(|(_, r)| r.last_heard_ns)
+                    .map(|(i, _)| i);
+                let Some(i) = doubtful else {
+                    self.counters.untracked += 1;
+                    return true;
+                };
+                let gone = std::mem::replace(&mut self.receivers[i], info);
+                self.event(Event::ReceiverLeft {
+                    ssrc: gone.ssrc,
+                    peer: gone.peer,
+                    why: Left::Timeout,
+                });
             }
         }
         self.event(Event::Report(info));
@@ -1055,6 +1118,14 @@ mod tests {
         assert_eq!(out.len(), 1, "{out:?}");
         assert_eq!((out[0].0, out[0].1.port()), (Kind::Rtcp, 5005));
         assert!(is_bye(&out[0].2));
+        let Some(Ok(RtcpPacket::Sr(sr))) = Compound::parse(&out[0].2).unwrap().next() else {
+            panic!("the BYE compound starts with an SR");
+        };
+        assert_eq!(
+            sr.ntp_timestamp(),
+            0x1234_5678_0000_0000,
+            "with the wall clock of its time"
+        );
         assert!(sent(&mut s, 2 * MS).is_empty(), "said once");
         // The end of the stream: BYE to everyone left.
         s.close();
@@ -1210,5 +1281,130 @@ mod tests {
         let p = RtpPacket::parse(&out[0].2).unwrap();
         assert_eq!(p.sequence_number(), FIRST_SEQ + 3, "the three oldest were dropped");
         assert!(out.iter().all(|(_, a, _)| a.port() == 6004));
+    }
+
+    #[test]
+    fn our_own_reports_coming_back_are_not_a_receiver() {
+        let mut s = SendSession::new(config(), 0).unwrap();
+        let group = SocketAddr::from(([239, 1, 2, 3], 5004));
+        s.set_peer(PeerId::new(0, 1), PeerSpec::udp(Some(group), true, false));
+        // An RR "from" our own SSRC about us (multicast loop): ignored.
+        s.handle_rtcp(S, 0, addr(5005), &mut rr_from(SSRC, SSRC, 10));
+        assert_eq!((s.counters().reports, s.counters().unrelated), (0, 1));
+        assert!(s.receivers().is_empty());
+    }
+
+    #[test]
+    fn a_bye_counts_only_from_the_receivers_own_address() {
+        let mut s = SendSession::new(config(), 0).unwrap();
+        let group = SocketAddr::from(([239, 1, 2, 3], 5004));
+        s.set_peer(PeerId::new(0, 1), PeerSpec::udp(Some(group), true, false));
+        let member = SocketAddr::from(([10, 0, 0, 7], 5005));
+        s.handle_rtcp(S, 0, member, &mut rr_from(0x77, SSRC, 0));
+        let mut bye = vec![0u8; 64];
+        let n = rtcp_types::Bye::builder()
+            .add_source(0x77)
+            .write_into(&mut bye)
+            .unwrap();
+        bye.truncate(n);
+        // Anyone on the group could send this one: it removes nobody.
+        s.handle_rtcp(S, 0, SocketAddr::from(([10, 0, 0, 8], 5005)), &mut bye.clone());
+        assert_eq!(s.receivers().len(), 1);
+        s.handle_rtcp(S, 0, member, &mut bye);
+        assert!(s.receivers().is_empty());
+    }
+
+    #[test]
+    fn a_flood_of_invented_receivers_cannot_push_out_known_ones() {
+        let mut s = SendSession::new(
+            SendConfig {
+                max_peers: 1,
+                ..config()
+            },
+            0,
+        )
+        .unwrap();
+        let group = SocketAddr::from(([239, 1, 2, 3], 5004));
+        s.set_peer(PeerId::new(0, 1), PeerSpec::udp(Some(group), true, false));
+        let real = SocketAddr::from(([10, 0, 0, 7], 5005));
+        // A real receiver reports twice: trusted.
+        s.handle_rtcp(S, 0, real, &mut rr_from(0x77, SSRC, 0));
+        s.handle_rtcp(2 * S, 0, real, &mut rr_from(0x77, SSRC, 0));
+        // 5000 invented SSRCs, one report each, from the group's members.
+        for i in 0..5000u32 {
+            let from = SocketAddr::from(([10, 1, (i >> 8) as u8, i as u8], 5005));
+            s.handle_rtcp(3 * S, 0, from, &mut rr_from(0x1000 + i, SSRC, 255));
+        }
+        let capacity = 1 + MULTICAST_MEMBERS;
+        assert_eq!(s.receivers().len(), capacity, "bounded");
+        assert!(s.receivers().iter().any(|r| r.ssrc == 0x77), "the real receiver stays");
+        // Each newcomer replaced a one-report stranger; none went untracked.
+        assert_eq!(s.counters().untracked, 0);
+        // A table of trusted receivers leaves newcomers untracked.
+        let mut t = SendSession::new(
+            SendConfig {
+                max_peers: 1,
+                ..config()
+            },
+            0,
+        )
+        .unwrap();
+        t.set_peer(PeerId::new(0, 1), PeerSpec::udp(Some(group), true, false));
+        for i in 0..capacity as u32 {
+            let from = SocketAddr::from(([10, 2, 0, i as u8], 5005));
+            for _ in 0..TRUSTED_AFTER {
+                t.handle_rtcp(S, 0, from, &mut rr_from(0x2000 + i, SSRC, 0));
+            }
+        }
+        t.handle_rtcp(
+            S,
+            0,
+            SocketAddr::from(([10, 3, 0, 1], 5005)),
+            &mut rr_from(0x9999, SSRC, 0),
+        );
+        assert_eq!((t.receivers().len(), t.counters().untracked), (capacity, 1));
+    }
+
+    #[test]
+    fn under_srtp_only_authenticated_reports_count_and_replays_do_not() {
+        use crate::rtp::srtp::{MasterKey, Profile};
+        let key = MasterKey::random().unwrap();
+        let profile = Profile::AesCm128HmacSha1_80;
+        let mut s = SendSession::new(
+            SendConfig {
+                srtp: Some(SrtpContext::new(profile, &key, SSRC)),
+                srtcp_in: Some(crate::rtp::srtp::SrtcpInbound::new(profile, &key)),
+                ..config()
+            },
+            0,
+        )
+        .unwrap();
+        s.set_peer(PeerId::new(0, 1), unicast(5004));
+        // A receiver protecting its reports with the stream's key (RFC 3711 §3.4).
+        let mut receiver = SrtpContext::new(profile, &key, 0x77);
+        let protect = |ctx: &mut SrtpContext, plain: &[u8]| {
+            let mut buf = vec![0u8; plain.len() + 64];
+            buf[..plain.len()].copy_from_slice(plain);
+            let n = ctx.protect_rtcp(&mut buf, plain.len()).unwrap();
+            buf.truncate(n);
+            buf
+        };
+        let srtcp = protect(&mut receiver, &rr_from(0x77, SSRC, 64));
+        s.handle_rtcp(S, 0, addr(5005), &mut srtcp.clone());
+        assert_eq!(s.counters().reports, 1, "authenticated SRTCP is a report");
+        s.handle_rtcp(S, 0, addr(5005), &mut srtcp.clone());
+        assert_eq!(s.counters().replayed, 1, "the same packet again");
+        s.handle_rtcp(S, 0, addr(5005), &mut rr_from(0x77, SSRC, 255));
+        let mut forged = protect(
+            &mut SrtpContext::new(profile, &MasterKey::random().unwrap(), 0x78),
+            &rr_from(0x78, SSRC, 255),
+        );
+        s.handle_rtcp(S, 0, addr(5005), &mut forged);
+        assert_eq!(s.counters().unauthenticated, 2, "plaintext, and another key");
+        assert_eq!(s.receivers().len(), 1);
+        assert!(
+            (s.receivers()[0].fraction_lost - 0.25).abs() < 1e-9,
+            "the plaintext changed nothing"
+        );
     }
 }

@@ -29,19 +29,5 @@ pub struct Transmit<'a> {
     pub bytes: &'a [u8],
 }
 
-impl Transmit<'static> {
-    /// A placeholder, to initialise the fixed arrays shells collect transmits in.
-    pub const EMPTY: Transmit<'static> = Transmit {
-        peer: PeerId::new(u32::MAX, 0),
-        route: Route::Udp(std::net::SocketAddr::V4(std::net::SocketAddrV4::new(
-            std::net::Ipv4Addr::UNSPECIFIED,
-            0,
-        ))),
-        local: Local::Rtp,
-        kind: Kind::Rtp,
-        bytes: &[],
-    };
-}
-
 /// How one datagram fared: the bytes the kernel took, or the errno it refused with.
 pub type SendResult = Result<usize, i32>;
