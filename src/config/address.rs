@@ -103,7 +103,7 @@ pub fn parse_bind(v: &str) -> Result<(std::net::SocketAddr, Option<String>), Str
 }
 
 /// Parses one `host:port` / `[v6]:port` / `[v6%zone]:port` item. The messages quote at
-/// most [`MAX_SHOWN`] characters of the item.
+/// most [`MAX_SHOWN`](super::MAX_SHOWN) characters of the item.
 pub fn parse_destination(item: &str) -> Result<Destination, String> {
     if item.is_empty() {
         return Err("empty entry".into());
