@@ -5,6 +5,16 @@
 //! the exact syntax: [`env_file`]). The two are never mixed, so what
 //! `check-config --env-file F` prints is exactly what `run --env-file F` uses.
 //!
+//! Every key is defined once, in the table [`KEYS`] (`config/keys.rs`): its documented default
+//! and allowed values, whether it is secret, how it is read, where it goes in [`Config`] and
+//! how `check-config` prints it. `--help`, `check-config`, reload and the template test all
+//! work from that table; how to add a key is in that module's docs. Reading a configuration
+//! takes two steps:
+//! 1. each key on its own, top to bottom through the table (`config/reader.rs`);
+//! 2. the rules that tie keys together, in a fixed order (`config/rules.rs`): the codec's
+//!    rate, frame size and payload type, RED's payload type, Opus-only features, the loss
+//!    bounds, SRTP with SAP and SSRC, the destination count, ports with no room for RTCP.
+//!
 //! Rules, decided here and documented in `systemd/rtpmic.env`:
 //! * The last assignment of a key wins, and an empty value (`RTPMIC_SSRC=`) means "use the
 //!   default", so a later empty assignment resets what an earlier line set. One rule, the
@@ -12,21 +22,31 @@
 //! * Unknown `RTPMIC_*` keys are errors: a typo must not pass silently. The line names the
 //!   nearest known key; the value is never printed (a misspelt key may hold a password).
 //! * Every problem is reported, one line each, naming the key, the bad value and what is
-//!   allowed; nothing is opened or started while any problem remains. A line quotes at most
+//!   allowed; nothing is opened or started while any problem remains. Unknown keys come
+//!   first, then the problems key by key in table order. A line quotes at most
 //!   [`MAX_SHOWN`] characters of any value, one key takes at most [`MAX_LINES_PER_KEY`]
 //!   lines plus one that counts the rest, so a hostile file gives a short report, fast.
 //! * Secrets (`RTPMIC_SRTP_KEY`, any key whose name holds KEY, PASSWORD or SECRET) never
-//!   appear in an error, and an env file's text never appears in a syntax error.
+//!   appear in an error (`"(hidden)"`) nor in `check-config` (`(set)`, `(random)`), and an
+//!   env file's text never appears in a syntax error.
 //! * Text keys (CNAME, DEVICE, SDP_FILE, MULTICAST_IF) refuse control characters: they go
 //!   into RTCP SDES items (RFC 3550 §6.5), log lines and `STATUS=` lines.
 //! * Defaults that depend on the codec (RATE, FRAME_MS, PAYLOAD_TYPE) are resolved after CODEC.
 
+mod address;
 pub mod env_file;
+mod keys;
+mod reader;
+mod rules;
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
 use std::path::Path;
+
+pub use address::{parse_bind, parse_destination};
+pub use keys::{Key, KeyDefault, Secret, KEYS};
+pub use reader::is_secret;
+use reader::{one_line, shown, Parser};
 
 /// Largest RTP payload we produce. 1500-byte Ethernet MTU − 40 (IPv6) − 8 (UDP) − 12 (RTP),
 /// rounded down: no datagram of ours is ever fragmented.
@@ -48,242 +68,25 @@ pub const MAX_LINES_PER_KEY: usize = 5;
 /// Most unknown keys named one line each; one more line counts the rest.
 pub const MAX_UNKNOWN_KEYS: usize = 5;
 
-/// One documented key: its name, default and what it accepts. The single source for
-/// `check-config`, `--help` and the env file template test.
-pub struct KeySpec {
-    pub name: &'static str,
-    pub default: &'static str,
-    pub allowed: &'static str,
-}
+/// A setting named by one of a few words (`RTPMIC_CODEC=opus`): read in any case, printed
+/// back as listed. The list is the only place a value is spelt.
+pub trait Word: Copy + PartialEq + 'static {
+    /// Each value with its word.
+    const WORDS: &'static [(&'static str, Self)];
 
-/// Every key rtpmic reads.
-pub const KEYS: &[KeySpec] = &[
-    KeySpec {
-        name: "RTPMIC_DEVICE",
-        default: "default",
-        allowed: "an ALSA PCM name, e.g. default, plughw:1,0, sim (no control characters)",
-    },
-    KeySpec {
-        name: "RTPMIC_RATE",
-        default: "48000 (opus, l16), 8000 (pcmu, pcma)",
-        allowed: "opus: 8000 12000 16000 24000 48000; pcmu/pcma: 8000; l16: 8000 16000 24000 32000 44100 48000",
-    },
-    KeySpec {
-        name: "RTPMIC_CHANNELS",
-        default: "1",
-        allowed: "1..8 (channels the device is opened with)",
-    },
-    KeySpec {
-        name: "RTPMIC_CHANNEL",
-        default: "0",
-        allowed: "0..CHANNELS-1 (the input channel sent) or mix (average of all)",
-    },
-    KeySpec {
-        name: "RTPMIC_SAMPLE_FORMAT",
-        default: "auto",
-        allowed: "auto S16_LE S32_LE",
-    },
-    KeySpec {
-        name: "RTPMIC_CODEC",
-        default: "opus",
-        allowed: "opus pcmu pcma l16",
-    },
-    KeySpec {
-        name: "RTPMIC_FRAME_MS",
-        default: "20 (opus, pcmu, pcma), 10 (l16)",
-        allowed: "opus: 2.5 5 10 20 40 60; pcmu/pcma/l16: 10 20 30 40 (l16 payload at most 1440 bytes)",
-    },
-    KeySpec {
-        name: "RTPMIC_BITRATE",
-        default: "32000",
-        allowed: "6000..510000 bits per second (opus only)",
-    },
-    KeySpec {
-        name: "RTPMIC_OPUS_COMPLEXITY",
-        default: "10",
-        allowed: "0..10",
-    },
-    KeySpec {
-        name: "RTPMIC_OPUS_APPLICATION",
-        default: "voip",
-        allowed: "voip audio lowdelay",
-    },
-    KeySpec {
-        name: "RTPMIC_OPUS_FEC",
-        default: "off",
-        allowed: "on off (Opus in-band FEC, SILK and hybrid modes; frames of 10 ms or more)",
-    },
-    KeySpec {
-        name: "RTPMIC_OPUS_LOSS_PERCENT",
-        default: "auto",
-        allowed: "auto (follow receivers' RTCP loss within RTPMIC_OPUS_LOSS_MIN/MAX_PERCENT) or 0..100",
-    },
-    KeySpec {
-        name: "RTPMIC_OPUS_LOSS_MIN_PERCENT",
-        default: "5",
-        allowed: "0..100",
-    },
-    KeySpec {
-        name: "RTPMIC_OPUS_LOSS_MAX_PERCENT",
-        default: "30",
-        allowed: "0..100, at least RTPMIC_OPUS_LOSS_MIN_PERCENT",
-    },
-    KeySpec {
-        name: "RTPMIC_OPUS_DTX",
-        default: "off",
-        allowed: "on off (no packets during silence, RFC 7587 §3.3)",
-    },
-    KeySpec {
-        name: "RTPMIC_REDUNDANCY",
-        default: "0",
-        allowed: "0..3 previous frames repeated in each packet (RFC 2198 RED; for 2.5-5 ms frames)",
-    },
-    KeySpec {
-        name: "RTPMIC_RED_PAYLOAD_TYPE",
-        default: "121",
-        allowed: "96..127, not RTPMIC_PAYLOAD_TYPE",
-    },
-    KeySpec {
-        name: "RTPMIC_PAYLOAD_TYPE",
-        default: "96 (opus), 0 (pcmu), 8 (pcma), 97 (l16)",
-        allowed: "96..127; also 0 for pcmu, 8 for pcma, 11 for l16 at 44100 Hz",
-    },
-    KeySpec {
-        name: "RTPMIC_DEST",
-        default: "(none, required)",
-        allowed: "comma list of host:port, IPv6 as [addr]:port (link-local with its interface: [fe80::1%eth0]:port), at most RTPMIC_MAX_DEST; port 1..65535 (65535 only with RTPMIC_RTCP_MUX=on or RTPMIC_RTCP=off: RTCP goes to port + 1)",
-    },
-    KeySpec {
-        name: "RTPMIC_SDP_FILE",
-        default: "(none)",
-        allowed: "an absolute path; the SDP for the first RTPMIC_DEST entry is written there at start",
-    },
-    KeySpec {
-        name: "RTPMIC_SAP",
-        default: "off",
-        allowed: "on off (announce the SDP by SAP, RFC 2974, on the first destination's scope)",
-    },
-    KeySpec {
-        name: "RTPMIC_SAP_INTERVAL_S",
-        default: "30",
-        allowed: "5..3600 seconds between SAP announcements",
-    },
-    KeySpec {
-        name: "RTPMIC_RTCP",
-        default: "on",
-        allowed: "on off (RTCP sender reports, RFC 3550)",
-    },
-    KeySpec {
-        name: "RTPMIC_RR_LOSS_WARN_PERCENT",
-        default: "5",
-        allowed: "0..100 (warn when a receiver reports more loss; at most once a minute each)",
-    },
-    KeySpec {
-        name: "RTPMIC_RR_JITTER_WARN_MS",
-        default: "30",
-        allowed: "0..10000 (warn when a receiver reports more jitter; at most once a minute each)",
-    },
-    KeySpec {
-        name: "RTPMIC_RTCP_MUX",
-        default: "off",
-        allowed: "on off (on: RTCP on the RTP port, RFC 5761; off: port + 1)",
-    },
-    KeySpec {
-        name: "RTPMIC_CNAME",
-        default: "rtpmic@HOSTNAME",
-        allowed: "1..255 bytes of text, no control characters (RTCP SDES CNAME, RFC 3550 §6.5.1)",
-    },
-    KeySpec {
-        name: "RTPMIC_MAX_DEST",
-        default: "64",
-        allowed: "1..1024 (destinations preallocated)",
-    },
-    KeySpec {
-        name: "RTPMIC_RESOLVE_INTERVAL_S",
-        default: "300",
-        allowed: "0..86400 seconds between host name lookups (0 = only at start and after failures)",
-    },
-    KeySpec {
-        name: "RTPMIC_SENDER",
-        default: "auto",
-        allowed: "auto io_uring epoll",
-    },
-    KeySpec {
-        name: "RTPMIC_MULTICAST_TTL",
-        default: "16",
-        allowed: "0..255",
-    },
-    KeySpec {
-        name: "RTPMIC_MULTICAST_IF",
-        default: "(routing table)",
-        allowed: "an interface name (eth0) or a local address",
-    },
-    KeySpec {
-        name: "RTPMIC_MULTICAST_LOOP",
-        default: "off",
-        allowed: "on off",
-    },
-    KeySpec {
-        name: "RTPMIC_DSCP",
-        default: "46",
-        allowed: "0..63 (46 = EF, RFC 4594 telephony)",
-    },
-    KeySpec {
-        name: "RTPMIC_SO_PRIORITY",
-        default: "6",
-        allowed: "0..6 (Linux SO_PRIORITY; 6 = Wi-Fi voice queue)",
-    },
-    KeySpec {
-        name: "RTPMIC_BIND",
-        default: "(any)",
-        allowed: "a local address, address:port or [IPv6]:port to send from (link-local with its interface: [fe80::1%eth0]:port); port 0 (any) or 1..65535 (65535 only with RTPMIC_RTCP_MUX=on or RTPMIC_RTCP=off: RTCP uses port + 1)",
-    },
-    KeySpec {
-        name: "RTPMIC_SRTP",
-        default: "off",
-        allowed: "off AES_CM_128_HMAC_SHA1_80 AES_CM_128_HMAC_SHA1_32 (RFC 3711 SRTP and SRTCP)",
-    },
-    KeySpec {
-        name: "RTPMIC_SRTP_KEY",
-        default: "(random at each start, published only in RTPMIC_SDP_FILE)",
-        allowed: "base64 of 30 bytes (16-byte master key + 14-byte salt, RFC 4568 inline: key)",
-    },
-    KeySpec {
-        name: "RTPMIC_SSRC",
-        default: "(random)",
-        allowed: "0..4294967295, decimal or 0x hex",
-    },
-    KeySpec {
-        name: "RTPMIC_PACING",
-        default: "off",
-        allowed: "on off (send each packet a fixed, self-tuned time after its capture: even intervals, a few hundred µs more latency)",
-    },
-    KeySpec {
-        name: "RTPMIC_THREADS",
-        default: "auto",
-        allowed: "auto 1 2 3 (real-time threads: 1 = all in one, 2 = capture | encode+send, 3 = capture | encode | send; auto = 1, or 3 above 8 destinations)",
-    },
-    KeySpec {
-        name: "RTPMIC_RT_PRIORITY",
-        default: "50",
-        allowed: "0..99 (SCHED_RR priority of the real-time threads; 0 = normal scheduling, memory not locked)",
-    },
-    KeySpec {
-        name: "RTPMIC_STATS_INTERVAL_S",
-        default: "60",
-        allowed: "0..86400 seconds (0 = only at exit)",
-    },
-    KeySpec {
-        name: "RTPMIC_LOG_LEVEL",
-        default: "info",
-        allowed: "error warn info debug trace",
-    },
-    KeySpec {
-        name: "RTPMIC_LOG_TARGET",
-        default: "auto",
-        allowed: "auto (journald when systemd connected stderr to the journal) journald stderr",
-    },
-];
+    /// The word for this value.
+    fn word(self) -> &'static str {
+        Self::WORDS.iter().find(|(_, v)| *v == self).map_or("", |(w, _)| w)
+    }
+
+    /// The value a word (in any case) names.
+    fn from_word(word: &str) -> Option<Self> {
+        Self::WORDS
+            .iter()
+            .find(|(w, _)| w.eq_ignore_ascii_case(word))
+            .map(|&(_, v)| v)
+    }
+}
 
 /// The codec sent on the wire.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -298,14 +101,76 @@ pub enum Codec {
     L16,
 }
 
+impl Word for Codec {
+    const WORDS: &'static [(&'static str, Codec)] = &[
+        ("opus", Codec::Opus),
+        ("pcmu", Codec::Pcmu),
+        ("pcma", Codec::Pcma),
+        ("l16", Codec::L16),
+    ];
+}
+
 impl Codec {
+    /// The codec's name in `RTPMIC_CODEC` and in messages.
     pub fn name(self) -> &'static str {
+        self.word()
+    }
+
+    /// The capture rates (Hz) the codec takes: Opus's five (RFC 7587 §4.1), G.711's 8 kHz
+    /// (RFC 3551 §4.5.14), and for L16 the usual rates up to 48 kHz.
+    pub fn rates(self) -> &'static [u32] {
         match self {
-            Codec::Opus => "opus",
-            Codec::Pcmu => "pcmu",
-            Codec::Pcma => "pcma",
-            Codec::L16 => "l16",
+            Codec::Opus => &[8000, 12000, 16000, 24000, 48000],
+            Codec::Pcmu | Codec::Pcma => &[8000],
+            Codec::L16 => &[8000, 16000, 24000, 32000, 44100, 48000],
         }
+    }
+
+    /// The rate when `RTPMIC_RATE` is unset: Opus's full band, G.711's only rate, full-band
+    /// L16.
+    pub fn default_rate(self) -> u32 {
+        match self {
+            Codec::Opus | Codec::L16 => 48_000,
+            Codec::Pcmu | Codec::Pcma => 8000,
+        }
+    }
+
+    /// The frame durations (µs) the codec takes: Opus's frame sizes (RFC 6716 §2.1.4), and
+    /// 10..40 ms for the sample codecs.
+    pub fn frame_sizes_us(self) -> &'static [u32] {
+        match self {
+            Codec::Opus => &[2500, 5000, 10_000, 20_000, 40_000, 60_000],
+            Codec::Pcmu | Codec::Pcma | Codec::L16 => &[10_000, 20_000, 30_000, 40_000],
+        }
+    }
+
+    /// The frame duration (µs) when `RTPMIC_FRAME_MS` is unset: 20 ms (RFC 3551's usual
+    /// packet time), 10 ms for L16 (a 20 ms frame at 48 kHz would not fit one datagram).
+    pub fn default_frame_us(self) -> u32 {
+        match self {
+            Codec::L16 => 10_000,
+            Codec::Opus | Codec::Pcmu | Codec::Pcma => 20_000,
+        }
+    }
+
+    /// The payload type when `RTPMIC_PAYLOAD_TYPE` is unset: G.711's static ones (RFC 3551
+    /// §6), else a dynamic one.
+    pub fn default_payload_type(self) -> u8 {
+        match self {
+            Codec::Opus => 96,
+            Codec::Pcmu => 0,
+            Codec::Pcma => 8,
+            Codec::L16 => 97,
+        }
+    }
+
+    /// Whether payload type `pt` may carry this codec at `rate`: any dynamic one (96..127),
+    /// or the codec's static one (RFC 3551 §6: PCMU 0, PCMA 8, L16 mono at 44.1 kHz 11).
+    pub fn payload_type_fits(self, pt: u8, rate: u32) -> bool {
+        (96..=127).contains(&pt)
+            || (self == Codec::Pcmu && pt == 0)
+            || (self == Codec::Pcma && pt == 8)
+            || (self == Codec::L16 && pt == 11 && rate == 44100)
     }
 }
 
@@ -317,6 +182,14 @@ pub enum OpusApplication {
     LowDelay,
 }
 
+impl Word for OpusApplication {
+    const WORDS: &'static [(&'static str, OpusApplication)] = &[
+        ("voip", OpusApplication::Voip),
+        ("audio", OpusApplication::Audio),
+        ("lowdelay", OpusApplication::LowDelay),
+    ];
+}
+
 /// Sample format the ALSA device is opened with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SampleFormat {
@@ -324,6 +197,14 @@ pub enum SampleFormat {
     Auto,
     S16Le,
     S32Le,
+}
+
+impl Word for SampleFormat {
+    const WORDS: &'static [(&'static str, SampleFormat)] = &[
+        ("auto", SampleFormat::Auto),
+        ("S16_LE", SampleFormat::S16Le),
+        ("S32_LE", SampleFormat::S32Le),
+    ];
 }
 
 /// Which input channel becomes the mono signal we send.
@@ -391,6 +272,15 @@ pub enum Threads {
     Three,
 }
 
+impl Word for Threads {
+    const WORDS: &'static [(&'static str, Threads)] = &[
+        ("auto", Threads::Auto),
+        ("1", Threads::One),
+        ("2", Threads::Two),
+        ("3", Threads::Three),
+    ];
+}
+
 /// More destinations than this get a sender thread of their own under `RTPMIC_THREADS=auto`.
 pub const FEW_DESTINATIONS: usize = 8;
 
@@ -402,6 +292,14 @@ pub enum SenderKind {
     IoUring,
     /// sendmmsg + epoll.
     Epoll,
+}
+
+impl Word for SenderKind {
+    const WORDS: &'static [(&'static str, SenderKind)] = &[
+        ("auto", SenderKind::Auto),
+        ("io_uring", SenderKind::IoUring),
+        ("epoll", SenderKind::Epoll),
+    ];
 }
 
 /// The interface multicast leaves through.
@@ -451,15 +349,19 @@ pub enum LogLevel {
     Trace,
 }
 
+impl Word for LogLevel {
+    const WORDS: &'static [(&'static str, LogLevel)] = &[
+        ("error", LogLevel::Error),
+        ("warn", LogLevel::Warn),
+        ("info", LogLevel::Info),
+        ("debug", LogLevel::Debug),
+        ("trace", LogLevel::Trace),
+    ];
+}
+
 impl LogLevel {
     pub fn name(self) -> &'static str {
-        match self {
-            LogLevel::Error => "error",
-            LogLevel::Warn => "warn",
-            LogLevel::Info => "info",
-            LogLevel::Debug => "debug",
-            LogLevel::Trace => "trace",
-        }
+        self.word()
     }
 }
 
@@ -472,13 +374,17 @@ pub enum LogTarget {
     Stderr,
 }
 
+impl Word for LogTarget {
+    const WORDS: &'static [(&'static str, LogTarget)] = &[
+        ("auto", LogTarget::Auto),
+        ("journald", LogTarget::Journald),
+        ("stderr", LogTarget::Stderr),
+    ];
+}
+
 impl LogTarget {
     pub fn name(self) -> &'static str {
-        match self {
-            LogTarget::Auto => "auto",
-            LogTarget::Journald => "journald",
-            LogTarget::Stderr => "stderr",
-        }
+        self.word()
     }
 }
 
@@ -538,6 +444,59 @@ pub struct Config {
 }
 
 impl Config {
+    /// What reading starts from: placeholders, not defaults. Every key then sets its field,
+    /// to its documented default when unset ([`KeyDefault::Value`]); what a described
+    /// default leaves here means "no value" (`None`, no destinations), or is replaced by a
+    /// rule (the codec's rate, frame size and payload type).
+    fn blank() -> Config {
+        Config {
+            device: String::new(),
+            rate: 0,
+            channels: 0,
+            channel: ChannelSelect::Index(0),
+            sample_format: SampleFormat::Auto,
+            codec: Codec::Opus,
+            frame_us: 0,
+            bitrate: 0,
+            opus_complexity: 0,
+            opus_application: OpusApplication::Voip,
+            opus_fec: false,
+            // Auto unless RTPMIC_OPUS_LOSS_PERCENT fixes it; the two bound keys fill it in.
+            opus_loss: LossPercent::Auto { min: 0, max: 0 },
+            opus_dtx: false,
+            redundancy: 0,
+            red_payload_type: 0,
+            payload_type: 0,
+            dest: Vec::new(),
+            ssrc: None,
+            srtp: None,
+            sdp_file: None,
+            sap: false,
+            sap_interval_s: 0,
+            rtcp: false,
+            rtcp_mux: false,
+            rr_loss_warn_percent: 0,
+            rr_jitter_warn_ms: 0,
+            cname: None,
+            max_dest: 0,
+            resolve_interval_s: 0,
+            sender: SenderKind::Auto,
+            multicast_ttl: 0,
+            multicast_if: None,
+            multicast_loop: false,
+            dscp: 0,
+            so_priority: 0,
+            bind: None,
+            bind_zone: None,
+            rt_priority: 0,
+            pacing: false,
+            threads: Threads::Auto,
+            stats_interval_s: 0,
+            log_level: LogLevel::Info,
+            log_target: LogTarget::Auto,
+        }
+    }
+
     /// Samples per frame at the device rate (mono).
     pub fn frame_samples(&self) -> usize {
         (u64::from(self.rate) * u64::from(self.frame_us) / 1_000_000) as usize
@@ -597,140 +556,13 @@ impl Config {
         })
     }
 
-    /// `RTPMIC_BIND` as written: the address, a zone by the name it was given, the port.
-    fn bind_text(&self) -> String {
-        match (self.bind, &self.bind_zone) {
-            (None, _) => String::new(),
-            (Some(std::net::SocketAddr::V6(a)), Some(z)) => format!("[{}%{z}]:{}", a.ip(), a.port()),
-            (Some(a), _) => a.to_string(),
-        }
-    }
-
-    /// The effective configuration in env file syntax, one `KEY=value` per line.
+    /// The effective configuration in env file syntax, one `KEY=value` per line, in table
+    /// order; a secret shows only as `(set)` or `(random)`. Without SRTP it reads back to the
+    /// same configuration.
     pub fn to_env_lines(&self) -> String {
-        let channel = match self.channel {
-            ChannelSelect::Index(i) => i.to_string(),
-            ChannelSelect::Mix => "mix".into(),
-        };
-        let format = match self.sample_format {
-            SampleFormat::Auto => "auto",
-            SampleFormat::S16Le => "S16_LE",
-            SampleFormat::S32Le => "S32_LE",
-        };
-        let app = match self.opus_application {
-            OpusApplication::Voip => "voip",
-            OpusApplication::Audio => "audio",
-            OpusApplication::LowDelay => "lowdelay",
-        };
-        let dest: Vec<String> = self.dest.iter().map(|d| d.to_string()).collect();
-        let ssrc = self.ssrc.map(|s| s.to_string()).unwrap_or_default();
-        let sender = match self.sender {
-            SenderKind::Auto => "auto",
-            SenderKind::IoUring => "io_uring",
-            SenderKind::Epoll => "epoll",
-        };
-        let multicast_if = match &self.multicast_if {
-            None => String::new(),
-            Some(MulticastIf::Name(n)) => n.clone(),
-            Some(MulticastIf::Addr(a)) => a.to_string(),
-        };
-        let lines = [
-            ("RTPMIC_DEVICE", self.device.clone()),
-            ("RTPMIC_RATE", self.rate.to_string()),
-            ("RTPMIC_CHANNELS", self.channels.to_string()),
-            ("RTPMIC_CHANNEL", channel),
-            ("RTPMIC_SAMPLE_FORMAT", format.into()),
-            ("RTPMIC_CODEC", self.codec.name().into()),
-            ("RTPMIC_FRAME_MS", format_frame_ms(self.frame_us)),
-            ("RTPMIC_BITRATE", self.bitrate.to_string()),
-            ("RTPMIC_OPUS_COMPLEXITY", self.opus_complexity.to_string()),
-            ("RTPMIC_OPUS_APPLICATION", app.into()),
-            ("RTPMIC_OPUS_FEC", on_off(self.opus_fec)),
-            (
-                "RTPMIC_OPUS_LOSS_PERCENT",
-                match self.opus_loss {
-                    LossPercent::Auto { .. } => "auto".into(),
-                    LossPercent::Fixed(p) => p.to_string(),
-                },
-            ),
-            (
-                "RTPMIC_OPUS_LOSS_MIN_PERCENT",
-                match self.opus_loss {
-                    LossPercent::Auto { min, .. } => min.to_string(),
-                    LossPercent::Fixed(_) => String::new(),
-                },
-            ),
-            (
-                "RTPMIC_OPUS_LOSS_MAX_PERCENT",
-                match self.opus_loss {
-                    LossPercent::Auto { max, .. } => max.to_string(),
-                    LossPercent::Fixed(_) => String::new(),
-                },
-            ),
-            ("RTPMIC_OPUS_DTX", on_off(self.opus_dtx)),
-            ("RTPMIC_REDUNDANCY", self.redundancy.to_string()),
-            ("RTPMIC_RED_PAYLOAD_TYPE", self.red_payload_type.to_string()),
-            ("RTPMIC_PAYLOAD_TYPE", self.payload_type.to_string()),
-            ("RTPMIC_DEST", dest.join(",")),
-            (
-                "RTPMIC_SRTP",
-                self.srtp
-                    .as_ref()
-                    .map_or("off".into(), |s| s.profile.sdp_name().to_string()),
-            ),
-            // Never the key itself (it would land in logs and terminals).
-            (
-                "RTPMIC_SRTP_KEY",
-                match &self.srtp {
-                    None => String::new(),
-                    Some(s) if s.random_key => "(random)".into(),
-                    Some(_) => "(set)".into(),
-                },
-            ),
-            ("RTPMIC_SSRC", ssrc),
-            (
-                "RTPMIC_SDP_FILE",
-                self.sdp_file
-                    .as_ref()
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_default(),
-            ),
-            ("RTPMIC_SAP", on_off(self.sap)),
-            ("RTPMIC_SAP_INTERVAL_S", self.sap_interval_s.to_string()),
-            ("RTPMIC_RTCP", on_off(self.rtcp)),
-            ("RTPMIC_RTCP_MUX", on_off(self.rtcp_mux)),
-            ("RTPMIC_RR_LOSS_WARN_PERCENT", self.rr_loss_warn_percent.to_string()),
-            ("RTPMIC_RR_JITTER_WARN_MS", self.rr_jitter_warn_ms.to_string()),
-            ("RTPMIC_CNAME", self.cname.clone().unwrap_or_default()),
-            ("RTPMIC_MAX_DEST", self.max_dest.to_string()),
-            ("RTPMIC_RESOLVE_INTERVAL_S", self.resolve_interval_s.to_string()),
-            ("RTPMIC_SENDER", sender.into()),
-            ("RTPMIC_MULTICAST_TTL", self.multicast_ttl.to_string()),
-            ("RTPMIC_MULTICAST_IF", multicast_if),
-            (
-                "RTPMIC_MULTICAST_LOOP",
-                if self.multicast_loop { "on" } else { "off" }.into(),
-            ),
-            ("RTPMIC_DSCP", self.dscp.to_string()),
-            ("RTPMIC_SO_PRIORITY", self.so_priority.to_string()),
-            ("RTPMIC_BIND", self.bind_text()),
-            ("RTPMIC_PACING", on_off(self.pacing)),
-            (
-                "RTPMIC_THREADS",
-                match self.threads {
-                    Threads::Auto => "auto",
-                    Threads::One => "1",
-                    Threads::Two => "2",
-                    Threads::Three => "3",
-                }
-                .into(),
-            ),
-            ("RTPMIC_RT_PRIORITY", self.rt_priority.to_string()),
-            ("RTPMIC_STATS_INTERVAL_S", self.stats_interval_s.to_string()),
-            ("RTPMIC_LOG_LEVEL", self.log_level.name().into()),
-            ("RTPMIC_LOG_TARGET", self.log_target.name().into()),
-        ];
-        lines.iter().map(|(k, v)| format!("{k}={v}\n")).collect()
+        KEYS.iter()
+            .map(|k| format!("{}={}\n", k.name, k.rendered(self)))
+            .collect()
     }
 
     /// Parses `KEY=value` pairs. Keys not starting with `RTPMIC_` are ignored (the process
@@ -742,53 +574,7 @@ impl Config {
         K: Into<String>,
         V: Into<String>,
     {
-        let mut vars = BTreeMap::new();
-        // Distinct unknown keys: how many, and the first few by name (in the order given).
-        let mut unknown_seen = std::collections::HashSet::new();
-        let mut unknown: Vec<String> = Vec::new();
-        for (k, v) in pairs {
-            let (k, v) = (k.into(), v.into());
-            if !k.starts_with("RTPMIC_") {
-                continue;
-            }
-            if KEYS.iter().any(|s| s.name == k) {
-                let v = v.trim();
-                if v.is_empty() {
-                    vars.remove(&k);
-                } else {
-                    vars.insert(k, v.to_string());
-                }
-            } else if unknown_seen.insert(k.clone()) && unknown.len() <= MAX_UNKNOWN_KEYS {
-                unknown.push(k);
-            }
-        }
-        let mut p = Parser {
-            vars,
-            errors: Vec::new(),
-            lines_per_key: BTreeMap::new(),
-        };
-        // The value is never shown: a misspelt RTPMIC_SRTP_KEY (or any password) would be.
-        let named = if unknown_seen.len() > MAX_UNKNOWN_KEYS + 1 {
-            MAX_UNKNOWN_KEYS
-        } else {
-            unknown.len()
-        };
-        for k in &unknown[..named] {
-            let line = format!("{}: unknown key; {}", shown(k), nearest_key_hint(k));
-            p.errors.push((k.clone(), ConfigError { line: one_line(&line) }));
-        }
-        if let Some(k) = unknown.get(named) {
-            let more = unknown_seen.len() - named;
-            let line = format!("{}: unknown key, and {} more unknown keys", shown(k), more - 1);
-            p.errors.push((k.clone(), ConfigError { line: one_line(&line) }));
-        }
-        let config = p.parse();
-        let errors = p.finish();
-        if errors.is_empty() {
-            Ok(config)
-        } else {
-            Err(ConfigErrors(errors))
-        }
+        parse_with(KEYS, pairs)
     }
 
     /// Reads the process environment.
@@ -823,8 +609,24 @@ impl Config {
     }
 }
 
-fn on_off(b: bool) -> String {
-    if b { "on" } else { "off" }.into()
+/// [`Config::from_pairs`] with a key table of its own: [`KEYS`], or in tests a table with a
+/// key added. Each key is read, then the rules are applied; every problem is reported.
+fn parse_with<I, K, V>(keys: &'static [Key], pairs: I) -> Result<Config, ConfigErrors>
+where
+    I: IntoIterator<Item = (K, V)>,
+    K: Into<String>,
+    V: Into<String>,
+{
+    let mut p = Parser::new(keys, pairs);
+    let mut config = Config::blank();
+    p.read_keys(&mut config);
+    rules::check(&mut p, &mut config);
+    let errors = p.finish();
+    if errors.is_empty() {
+        Ok(config)
+    } else {
+        Err(ConfigErrors(errors))
+    }
 }
 
 /// Microseconds as the milliseconds users write: 20000 → "20", 2500 → "2.5".
@@ -851,68 +653,6 @@ impl ConfigError {
     }
 }
 
-/// At most [`MAX_SHOWN`] characters of `text`, then `…` when there was more: what an error
-/// line may quote of a key, a value or a part of one.
-fn shown(text: &str) -> String {
-    match text.char_indices().nth(MAX_SHOWN) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text.to_string(),
-    }
-}
-
-/// Whether a key's value is a secret that no error line may show: `RTPMIC_SRTP_KEY`, and any
-/// key whose name says KEY, PASSWORD or SECRET (keys to come, such as an RTSP password).
-pub fn is_secret(key: &str) -> bool {
-    let k = key.to_ascii_uppercase();
-    ["KEY", "PASSWORD", "SECRET"].iter().any(|w| k.contains(w))
-}
-
-/// "did you mean RTPMIC_X?" for the known key nearest to `key` (Levenshtein distance, at
-/// most a third of the name after `RTPMIC_`, and at least 2), else where the keys are listed.
-fn nearest_key_hint(key: &str) -> String {
-    let fallback = "allowed: the keys in `rtpmic --help` and systemd/rtpmic.env".to_string();
-    let Some(name) = key.strip_prefix("RTPMIC_").filter(|n| n.len() <= 64) else {
-        return fallback;
-    };
-    let name = name.to_ascii_uppercase();
-    let best = KEYS
-        .iter()
-        .map(|k| (edit_distance(&name, &k.name["RTPMIC_".len()..]), k.name))
-        .min();
-    match best {
-        Some((d, k)) if d <= (name.len() / 3).max(2) => format!("did you mean {k}?"),
-        _ => fallback,
-    }
-}
-
-/// Levenshtein distance between two short ASCII names (bytes).
-fn edit_distance(a: &str, b: &str) -> usize {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, &x) in a.iter().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, &y) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(x != y)).min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
-}
-
-/// Control characters (a CR or NUL in a key name, a newline in a value) escaped, so that every
-/// problem stays one line of the log.
-fn one_line(text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_debug().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
-}
-
 /// Every problem found; `Display` gives one line each.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConfigErrors(pub Vec<ConfigError>);
@@ -930,719 +670,6 @@ impl fmt::Display for ConfigErrors {
 }
 
 impl std::error::Error for ConfigErrors {}
-
-struct Parser {
-    vars: BTreeMap<String, String>,
-    /// Each problem with the key it is about.
-    errors: Vec<(String, ConfigError)>,
-    /// How many problems each key had, shown or not.
-    lines_per_key: BTreeMap<String, usize>,
-}
-
-impl Parser {
-    /// Records a problem with `key`: `KEY="value": why`. Past [`MAX_LINES_PER_KEY`] for one
-    /// key, it is only counted (and not even formatted).
-    fn error(&mut self, key: &str, why: &str) {
-        let n = self.lines_per_key.entry(key.to_string()).or_default();
-        *n += 1;
-        if *n > MAX_LINES_PER_KEY {
-            return;
-        }
-        let value = if is_secret(key) {
-            "(hidden)"
-        } else {
-            self.vars.get(key).map_or("", String::as_str)
-        };
-        let e = ConfigError::new(key, value, why);
-        self.errors.push((key.to_string(), e));
-    }
-
-    /// The problems, in order, each key's overflow counted on a line after its last shown one.
-    fn finish(&mut self) -> Vec<ConfigError> {
-        let mut out = Vec::with_capacity(self.errors.len());
-        let errors = std::mem::take(&mut self.errors);
-        for (i, (key, e)) in errors.iter().enumerate() {
-            out.push(e.clone());
-            let total = self.lines_per_key.get(key).copied().unwrap_or(0);
-            let last_shown = !errors[i + 1..].iter().any(|(k, _)| k == key);
-            if total > MAX_LINES_PER_KEY && last_shown {
-                out.push(ConfigError {
-                    line: format!("{key}: … and {} more problems", total - MAX_LINES_PER_KEY),
-                });
-            }
-        }
-        out
-    }
-
-    fn allowed(key: &str) -> &'static str {
-        KEYS.iter().find(|k| k.name == key).map(|k| k.allowed).unwrap_or("")
-    }
-
-    /// A choice among words (case-insensitive); the default when unset or invalid (an
-    /// invalid value records an error).
-    fn word<T: Copy>(&mut self, key: &str, choices: &[(&str, T)], default: T) -> T {
-        let Some(v) = self.vars.get(key) else { return default };
-        if let Some((_, t)) = choices.iter().find(|(w, _)| w.eq_ignore_ascii_case(v)) {
-            return *t;
-        }
-        self.error(key, &format!("allowed: {}", Parser::allowed(key)));
-        default
-    }
-
-    /// An integer in `lo..=hi`; decimal, or 0x hex when `hex` is set. A number outside
-    /// (negative, or too large for any integer type) is "out of range"; only what is not a
-    /// number at all is "not a whole number".
-    fn int(&mut self, key: &str, lo: u64, hi: u64, default: u64, hex: bool) -> u64 {
-        let Some(v) = self.vars.get(key) else { return default };
-        let parsed = match v.strip_prefix("0x").or_else(|| v.strip_prefix("0X")) {
-            Some(h) if hex => u64::from_str_radix(h, 16),
-            _ => v.parse::<u64>(),
-        };
-        let negative = v
-            .strip_prefix('-')
-            .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()));
-        match parsed {
-            Ok(n) if (lo..=hi).contains(&n) => n,
-            Err(e) if !negative && *e.kind() != std::num::IntErrorKind::PosOverflow => {
-                self.error(key, &format!("not a whole number; allowed: {}", Parser::allowed(key)));
-                default
-            }
-            _ => {
-                self.error(key, &format!("out of range; allowed: {}", Parser::allowed(key)));
-                default
-            }
-        }
-    }
-
-    /// A text value: `None` when unset; refused (with an error) when it holds a control
-    /// character, which has no place in a name, a path or an RTCP SDES item (RFC 3550 §6.5)
-    /// and would garble the log line or terminal that prints it.
-    fn text(&mut self, key: &str) -> Option<String> {
-        let v = self.vars.get(key)?.clone();
-        if v.contains(char::is_control) {
-            self.error(
-                key,
-                &format!("contains a control character; allowed: {}", Parser::allowed(key)),
-            );
-            return None;
-        }
-        Some(v)
-    }
-
-    fn parse(&mut self) -> Config {
-        let device = self.text("RTPMIC_DEVICE").unwrap_or_else(|| "default".into());
-        let codec = self.word(
-            "RTPMIC_CODEC",
-            &[
-                ("opus", Codec::Opus),
-                ("pcmu", Codec::Pcmu),
-                ("pcma", Codec::Pcma),
-                ("l16", Codec::L16),
-            ],
-            Codec::Opus,
-        );
-        let rate = self.rate(codec);
-        let channels = self.int("RTPMIC_CHANNELS", 1, u64::from(MAX_CHANNELS), 1, false) as u32;
-        let channel = self.channel(channels);
-        let sample_format = self.word(
-            "RTPMIC_SAMPLE_FORMAT",
-            &[
-                ("auto", SampleFormat::Auto),
-                ("S16_LE", SampleFormat::S16Le),
-                ("S32_LE", SampleFormat::S32Le),
-            ],
-            SampleFormat::Auto,
-        );
-        let frame_us = self.frame_us(codec, rate);
-        let bitrate = self.int("RTPMIC_BITRATE", 6000, 510_000, 32_000, false) as u32;
-        let opus_complexity = self.int("RTPMIC_OPUS_COMPLEXITY", 0, 10, 10, false) as u8;
-        let opus_application = self.word(
-            "RTPMIC_OPUS_APPLICATION",
-            &[
-                ("voip", OpusApplication::Voip),
-                ("audio", OpusApplication::Audio),
-                ("lowdelay", OpusApplication::LowDelay),
-            ],
-            OpusApplication::Voip,
-        );
-        let payload_type = self.payload_type(codec, rate);
-        let on_off = [("on", true), ("off", false)];
-        let opus_fec = self.word("RTPMIC_OPUS_FEC", &on_off, false);
-        let opus_loss = self.opus_loss();
-        let opus_dtx = self.word("RTPMIC_OPUS_DTX", &on_off, false);
-        let redundancy = self.int("RTPMIC_REDUNDANCY", 0, 3, 0, false) as u8;
-        let red_payload_type = self.int("RTPMIC_RED_PAYLOAD_TYPE", 96, 127, 121, false) as u8;
-        if red_payload_type == payload_type && redundancy > 0 {
-            self.error(
-                "RTPMIC_RED_PAYLOAD_TYPE",
-                &format!(
-                    "same as RTPMIC_PAYLOAD_TYPE; allowed: {}",
-                    Parser::allowed("RTPMIC_RED_PAYLOAD_TYPE")
-                ),
-            );
-        }
-        if codec != Codec::Opus {
-            for (key, on) in [("RTPMIC_OPUS_FEC", opus_fec), ("RTPMIC_OPUS_DTX", opus_dtx)] {
-                if on {
-                    self.error(key, "needs RTPMIC_CODEC=opus; allowed: off for pcmu, pcma and l16");
-                }
-            }
-        }
-        let dest = self.destinations();
-        let ssrc = self
-            .vars
-            .contains_key("RTPMIC_SSRC")
-            .then(|| self.int("RTPMIC_SSRC", 0, u64::from(u32::MAX), 0, true) as u32);
-        let sdp_file = self.text("RTPMIC_SDP_FILE").map(std::path::PathBuf::from);
-        if sdp_file.as_ref().is_some_and(|p| !p.is_absolute()) {
-            self.error(
-                "RTPMIC_SDP_FILE",
-                &format!("not absolute; allowed: {}", Parser::allowed("RTPMIC_SDP_FILE")),
-            );
-        }
-        let sap = self.word("RTPMIC_SAP", &[("on", true), ("off", false)], false);
-        let sap_interval_s = self.int("RTPMIC_SAP_INTERVAL_S", 5, 3600, 30, false) as u32;
-        let srtp = self.srtp();
-        if let Some(s) = &srtp {
-            if sap {
-                self.error(
-                    "RTPMIC_SAP",
-                    "would announce the SRTP key in clear to the whole LAN; allowed: off with RTPMIC_SRTP",
-                );
-            }
-            if ssrc.is_some() && !s.random_key {
-                // RFC 3711 §9.1: the same key, SSRC and packet index must never meet twice;
-                // with both fixed, every restart would reuse key stream.
-                self.error(
-                    "RTPMIC_SSRC",
-                    "a fixed SSRC with a fixed RTPMIC_SRTP_KEY reuses SRTP key stream after a restart (RFC 3711 §9.1); allowed: unset (random) with RTPMIC_SRTP_KEY",
-                );
-            }
-        }
-        let rtcp = self.word("RTPMIC_RTCP", &[("on", true), ("off", false)], true);
-        let rtcp_mux = self.word("RTPMIC_RTCP_MUX", &[("on", true), ("off", false)], false);
-        let rr_loss_warn_percent = self.int("RTPMIC_RR_LOSS_WARN_PERCENT", 0, 100, 5, false) as u8;
-        let rr_jitter_warn_ms = self.int("RTPMIC_RR_JITTER_WARN_MS", 0, 10_000, 30, false) as u32;
-        // RFC 3550 §6.5: an SDES item's length is one octet, so at most 255 bytes.
-        let cname = self.text("RTPMIC_CNAME");
-        if cname.as_ref().is_some_and(|c| c.len() > 255) {
-            self.error(
-                "RTPMIC_CNAME",
-                &format!("too long; allowed: {}", Parser::allowed("RTPMIC_CNAME")),
-            );
-        }
-        let max_dest = self.int("RTPMIC_MAX_DEST", 1, MAX_DEST_LIMIT as u64, 64, false) as usize;
-        if dest.len() > max_dest {
-            self.error(
-                "RTPMIC_DEST",
-                &format!(
-                    "{} destinations, more than RTPMIC_MAX_DEST={max_dest}; allowed: at most RTPMIC_MAX_DEST",
-                    dest.len()
-                ),
-            );
-        }
-        let resolve_interval_s = self.int("RTPMIC_RESOLVE_INTERVAL_S", 0, 86_400, 300, false) as u32;
-        let sender = self.word(
-            "RTPMIC_SENDER",
-            &[
-                ("auto", SenderKind::Auto),
-                ("io_uring", SenderKind::IoUring),
-                ("epoll", SenderKind::Epoll),
-            ],
-            SenderKind::Auto,
-        );
-        let multicast_ttl = self.int("RTPMIC_MULTICAST_TTL", 0, 255, 16, false) as u8;
-        let multicast_if = self.multicast_if();
-        let multicast_loop = self.word("RTPMIC_MULTICAST_LOOP", &[("on", true), ("off", false)], false);
-        let dscp = self.int("RTPMIC_DSCP", 0, 63, 46, false) as u8;
-        let so_priority = self.int("RTPMIC_SO_PRIORITY", 0, 6, 6, false) as u8;
-        let (bind, bind_zone) = self.bind().unzip();
-        let bind_zone = bind_zone.flatten();
-        self.rtcp_ports(rtcp && !rtcp_mux, &dest, bind);
-        let rt_priority = self.int("RTPMIC_RT_PRIORITY", 0, 99, 50, false) as u8;
-        let pacing = self.word("RTPMIC_PACING", &[("on", true), ("off", false)], false);
-        let threads = self.word(
-            "RTPMIC_THREADS",
-            &[
-                ("auto", Threads::Auto),
-                ("1", Threads::One),
-                ("2", Threads::Two),
-                ("3", Threads::Three),
-            ],
-            Threads::Auto,
-        );
-        let stats_interval_s = self.int("RTPMIC_STATS_INTERVAL_S", 0, 86_400, 60, false) as u32;
-        let log_level = self.word(
-            "RTPMIC_LOG_LEVEL",
-            &[
-                ("error", LogLevel::Error),
-                ("warn", LogLevel::Warn),
-                ("info", LogLevel::Info),
-                ("debug", LogLevel::Debug),
-                ("trace", LogLevel::Trace),
-            ],
-            LogLevel::Info,
-        );
-        let log_target = self.word(
-            "RTPMIC_LOG_TARGET",
-            &[
-                ("auto", LogTarget::Auto),
-                ("journald", LogTarget::Journald),
-                ("stderr", LogTarget::Stderr),
-            ],
-            LogTarget::Auto,
-        );
-        Config {
-            device,
-            rate,
-            channels,
-            channel,
-            sample_format,
-            codec,
-            frame_us,
-            bitrate,
-            opus_complexity,
-            opus_application,
-            payload_type,
-            opus_fec,
-            opus_loss,
-            opus_dtx,
-            redundancy,
-            red_payload_type,
-            dest,
-            ssrc,
-            srtp,
-            sdp_file,
-            sap,
-            sap_interval_s,
-            rtcp,
-            rtcp_mux,
-            rr_loss_warn_percent,
-            rr_jitter_warn_ms,
-            cname,
-            max_dest,
-            resolve_interval_s,
-            sender,
-            multicast_ttl,
-            multicast_if,
-            multicast_loop,
-            dscp,
-            so_priority,
-            bind,
-            bind_zone,
-            rt_priority,
-            pacing,
-            threads,
-            stats_interval_s,
-            log_level,
-            log_target,
-        }
-    }
-
-    fn rate(&mut self, codec: Codec) -> u32 {
-        let (allowed, default): (&[u32], u32) = match codec {
-            Codec::Opus => (&[8000, 12000, 16000, 24000, 48000], 48000),
-            Codec::Pcmu | Codec::Pcma => (&[8000], 8000),
-            Codec::L16 => (&[8000, 16000, 24000, 32000, 44100, 48000], 48000),
-        };
-        let rate = self.int("RTPMIC_RATE", 1, 1_000_000, u64::from(default), false) as u32;
-        if allowed.contains(&rate) {
-            return rate;
-        }
-        let list: Vec<String> = allowed.iter().map(|r| r.to_string()).collect();
-        self.error(
-            "RTPMIC_RATE",
-            &format!("not a rate {} accepts; allowed: {}", codec.name(), list.join(" ")),
-        );
-        default
-    }
-
-    fn channel(&mut self, channels: u32) -> ChannelSelect {
-        let v = match self.vars.get("RTPMIC_CHANNEL") {
-            None => return ChannelSelect::Index(0),
-            Some(v) if v.eq_ignore_ascii_case("mix") => return ChannelSelect::Mix,
-            Some(v) => v,
-        };
-        if let Ok(i) = v.parse::<u32>() {
-            if i < channels {
-                return ChannelSelect::Index(i);
-            }
-        }
-        let number = v.bytes().all(|b| b.is_ascii_digit())
-            || v.strip_prefix('-')
-                .is_some_and(|d| d.bytes().all(|b| b.is_ascii_digit()));
-        let what = if number { "out of range; " } else { "" };
-        self.error(
-            "RTPMIC_CHANNEL",
-            &format!("{what}allowed: 0..{} (RTPMIC_CHANNELS={channels}) or mix", channels - 1),
-        );
-        ChannelSelect::Index(0)
-    }
-
-    fn frame_us(&mut self, codec: Codec, rate: u32) -> u32 {
-        let (allowed, default): (&[u32], u32) = match codec {
-            Codec::Opus => (&[2500, 5000, 10_000, 20_000, 40_000, 60_000], 20_000),
-            Codec::Pcmu | Codec::Pcma => (&[10_000, 20_000, 30_000, 40_000], 20_000),
-            Codec::L16 => (&[10_000, 20_000, 30_000, 40_000], 10_000),
-        };
-        let Some(v) = self.vars.get("RTPMIC_FRAME_MS").cloned() else {
-            return default;
-        };
-        let list: Vec<String> = allowed.iter().map(|&us| format_frame_ms(us)).collect();
-        let us = parse_ms(&v).filter(|us| allowed.contains(us));
-        let Some(us) = us else {
-            self.error(
-                "RTPMIC_FRAME_MS",
-                &format!("not a frame size {} accepts; allowed: {}", codec.name(), list.join(" ")),
-            );
-            return default;
-        };
-        if codec == Codec::L16 {
-            let bytes = u64::from(rate) * u64::from(us) / 1_000_000 * 2;
-            if bytes > MAX_PAYLOAD as u64 {
-                self.error(
-                    "RTPMIC_FRAME_MS",
-                    &format!("l16 at {rate} Hz makes {bytes}-byte payloads, more than {MAX_PAYLOAD} fit in one unfragmented datagram; use a shorter frame or a lower RTPMIC_RATE"),
-                );
-                return default;
-            }
-        }
-        us
-    }
-
-    fn srtp(&mut self) -> Option<SrtpConfig> {
-        use crate::rtp::srtp::{MasterKey, Profile};
-        let name = self.vars.get("RTPMIC_SRTP").cloned().unwrap_or_default();
-        let profile = if name.is_empty() || name.eq_ignore_ascii_case("off") {
-            None
-        } else if let Some(p) = Profile::from_sdp_name(&name.to_ascii_uppercase()) {
-            Some(p)
-        } else {
-            self.error("RTPMIC_SRTP", &format!("allowed: {}", Parser::allowed("RTPMIC_SRTP")));
-            None
-        };
-        let key_text = self.vars.get("RTPMIC_SRTP_KEY").cloned();
-        let Some(profile) = profile else {
-            if key_text.is_some() {
-                self.error(
-                    "RTPMIC_SRTP_KEY",
-                    "set but RTPMIC_SRTP is off; allowed: unset, or turn RTPMIC_SRTP on",
-                );
-            }
-            return None;
-        };
-        match key_text {
-            Some(text) => match MasterKey::from_sdes_inline(&text) {
-                Ok(key) => Some(SrtpConfig {
-                    profile,
-                    key,
-                    random_key: false,
-                }),
-                Err(e) => {
-                    self.error(
-                        "RTPMIC_SRTP_KEY",
-                        &format!("{e}; allowed: {}", Parser::allowed("RTPMIC_SRTP_KEY")),
-                    );
-                    None
-                }
-            },
-            None => match MasterKey::random() {
-                Ok(key) => Some(SrtpConfig {
-                    profile,
-                    key,
-                    random_key: true,
-                }),
-                Err(e) => {
-                    self.error(
-                        "RTPMIC_SRTP_KEY",
-                        &format!("no random key: {e}; allowed: a key of your own"),
-                    );
-                    None
-                }
-            },
-        }
-    }
-
-    fn opus_loss(&mut self) -> LossPercent {
-        let min = self.int("RTPMIC_OPUS_LOSS_MIN_PERCENT", 0, 100, 5, false) as u8;
-        let max = self.int("RTPMIC_OPUS_LOSS_MAX_PERCENT", 0, 100, 30, false) as u8;
-        if max < min {
-            self.error(
-                "RTPMIC_OPUS_LOSS_MAX_PERCENT",
-                &format!(
-                    "below RTPMIC_OPUS_LOSS_MIN_PERCENT={min}; allowed: {}",
-                    Parser::allowed("RTPMIC_OPUS_LOSS_MAX_PERCENT")
-                ),
-            );
-        }
-        match self.vars.get("RTPMIC_OPUS_LOSS_PERCENT") {
-            Some(v) if !v.eq_ignore_ascii_case("auto") => {
-                LossPercent::Fixed(self.int("RTPMIC_OPUS_LOSS_PERCENT", 0, 100, 0, false) as u8)
-            }
-            _ => LossPercent::Auto { min, max: max.max(min) },
-        }
-    }
-
-    fn payload_type(&mut self, codec: Codec, rate: u32) -> u8 {
-        let default = match codec {
-            Codec::Opus => 96,
-            Codec::Pcmu => 0,
-            Codec::Pcma => 8,
-            Codec::L16 => 97,
-        };
-        let pt = self.int("RTPMIC_PAYLOAD_TYPE", 0, 127, default, false) as u8;
-        // RFC 3551 §6: 96..127 are dynamic; the static ones must match their codec.
-        let ok = (96..=127).contains(&pt)
-            || (codec == Codec::Pcmu && pt == 0)
-            || (codec == Codec::Pcma && pt == 8)
-            || (codec == Codec::L16 && pt == 11 && rate == 44100);
-        if !ok {
-            self.error(
-                "RTPMIC_PAYLOAD_TYPE",
-                &format!(
-                    "not a payload type for {}; allowed: {}",
-                    codec.name(),
-                    Parser::allowed("RTPMIC_PAYLOAD_TYPE")
-                ),
-            );
-            return default as u8;
-        }
-        pt
-    }
-
-    /// `RTPMIC_DEST`. Duplicates are found with a hash set (linear time), and each problem
-    /// quotes only the entry it is about, cut to [`MAX_SHOWN`].
-    fn destinations(&mut self) -> Vec<Destination> {
-        let Some(v) = self.vars.get("RTPMIC_DEST").cloned() else {
-            self.error(
-                "RTPMIC_DEST",
-                "required; set a comma list of host:port, e.g. 192.0.2.10:5004,[2001:db8::1]:5004",
-            );
-            return Vec::new();
-        };
-        let mut out = Vec::new();
-        let mut seen = std::collections::HashSet::new();
-        for item in v.split(',').map(str::trim) {
-            match parse_destination(item) {
-                Ok(d) if !seen.insert(d.clone()) => {
-                    self.error("RTPMIC_DEST", &format!("{} is listed twice", shown(item)))
-                }
-                Ok(d) => out.push(d),
-                Err(why) => self.error(
-                    "RTPMIC_DEST",
-                    &format!(
-                        "{:?}: {why}; allowed: host:port or [IPv6]:port ([fe80::1%eth0]:port for link-local), port 1..65535",
-                        shown(item)
-                    ),
-                ),
-            }
-        }
-        out
-    }
-
-    /// RTCP goes to (and is received on) the RTP port + 1 unless muxed (RFC 3550 §11,
-    /// RFC 5761), so port 65535 has none: the receive side once bound a random port instead,
-    /// the send side port 0. Odd RTP ports are not refused: §11's even/odd pairing is a
-    /// SHOULD for the receivers' destination ports, chosen by whoever runs the receiver.
-    fn rtcp_ports(&mut self, rtcp_next_port: bool, dest: &[Destination], bind: Option<std::net::SocketAddr>) {
-        if !rtcp_next_port {
-            return;
-        }
-        let why = "leaves no port for RTCP, which uses port + 1 (RFC 3550 §11); allowed: a port up to 65534, or RTPMIC_RTCP_MUX=on, or RTPMIC_RTCP=off";
-        for d in dest.iter().filter(|d| d.port == u16::MAX) {
-            self.error("RTPMIC_DEST", &format!("{}: port 65535 {why}", shown(&d.to_string())));
-        }
-        if bind.is_some_and(|b| b.port() == u16::MAX) {
-            self.error("RTPMIC_BIND", &format!("port 65535 {why}"));
-        }
-    }
-
-    fn multicast_if(&mut self) -> Option<MulticastIf> {
-        let v = self.vars.get("RTPMIC_MULTICAST_IF")?.clone();
-        if let Ok(ip) = v.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
-            return Some(MulticastIf::Addr(ip));
-        }
-        if interface_name(&v) {
-            return Some(MulticastIf::Name(v));
-        }
-        self.error(
-            "RTPMIC_MULTICAST_IF",
-            &format!("allowed: {}", Parser::allowed("RTPMIC_MULTICAST_IF")),
-        );
-        None
-    }
-
-    /// `RTPMIC_BIND`, and the zone it was written with.
-    fn bind(&mut self) -> Option<(std::net::SocketAddr, Option<String>)> {
-        let v = self.vars.get("RTPMIC_BIND")?.clone();
-        match parse_bind(&v) {
-            Ok(b) => Some(b),
-            Err(why) => {
-                self.error(
-                    "RTPMIC_BIND",
-                    &format!("{why}; allowed: {}", Parser::allowed("RTPMIC_BIND")),
-                );
-                None
-            }
-        }
-    }
-}
-
-/// A Linux interface name: 1..15 bytes (IFNAMSIZ - 1), not `.` or `..`, no `/`, `:`, `%`,
-/// blank or control character (the kernel's `dev_valid_name`, plus `%` which would make a
-/// zone ambiguous).
-fn interface_name(v: &str) -> bool {
-    !v.is_empty()
-        && v.len() <= 15
-        && v != "."
-        && v != ".."
-        && !v.contains(|c: char| c == '/' || c == ':' || c == '%' || c.is_whitespace() || c.is_control())
-}
-
-/// Checks the zone written after `%` in an IPv6 address (RFC 4007 §11): an interface name
-/// or index, on an address whose scope needs one: link-local unicast (fe80::/10) or
-/// interface- or link-local multicast (ff01::/16, ff02::/16 and their flag variants). A
-/// zone on a global address would be ignored by the kernel, so it is refused as a mistake.
-fn check_zone(addr: &std::net::Ipv6Addr, zone: &str) -> Result<(), String> {
-    if zone.is_empty() {
-        return Err("empty zone after '%'".into());
-    }
-    if !interface_name(zone) {
-        return Err(format!(
-            "zone {:?} is not an interface name or index (1..15 bytes, no '/', ':' or blanks)",
-            shown(zone)
-        ));
-    }
-    let first = addr.segments()[0];
-    let link_local = first & 0xffc0 == 0xfe80 || (first & 0xff00 == 0xff00 && matches!(first & 0x000f, 1 | 2));
-    if !link_local {
-        return Err(format!(
-            "a zone (%{}) applies only to link-local addresses (fe80::/10, ff02::/16)",
-            shown(zone)
-        ));
-    }
-    Ok(())
-}
-
-/// Splits `addr%zone`.
-fn split_zone(h: &str) -> (&str, Option<&str>) {
-    match h.split_once('%') {
-        Some((a, z)) => (a, Some(z)),
-        None => (h, None),
-    }
-}
-
-/// A port number: 1..=65535, or 0 too when `zero_ok`. A number outside is "out of range".
-fn parse_port(p: &str, zero_ok: bool) -> Result<u16, String> {
-    if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!("port {:?} is not a number", shown(p)));
-    }
-    match p.parse::<u16>() {
-        Ok(0) if !zero_ok => Err("port 0 is out of range".into()),
-        Ok(n) => Ok(n),
-        Err(_) => Err(format!("port {} is out of range", shown(p))),
-    }
-}
-
-/// Parses `RTPMIC_BIND`: `addr`, `addr:port`, `[v6]`, `[v6]:port`, or a bare IPv6 address,
-/// each IPv6 form with an optional `%zone` for a link-local address. The zone's interface
-/// index is looked up now: the address is a local one, so its interface must exist when the
-/// sockets are bound, and `check-config` is the place to say it does not.
-pub fn parse_bind(v: &str) -> Result<(std::net::SocketAddr, Option<String>), String> {
-    use std::net::{SocketAddr, SocketAddrV6};
-    let (host, port) = if let Some(rest) = v.strip_prefix('[') {
-        let (h, p) = rest.split_once(']').ok_or("missing ']'")?;
-        match p {
-            "" => (h, None),
-            p => (h, Some(p.strip_prefix(':').ok_or("only :port may follow ']'")?)),
-        }
-    } else if v.matches(':').count() > 1 {
-        (v, None)
-    } else {
-        match v.split_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (v, None),
-        }
-    };
-    let (addr, zone) = split_zone(host);
-    let ip: IpAddr = addr
-        .parse()
-        .map_err(|_| format!("{:?} is not an IP address", shown(addr)))?;
-    let port = port.map_or(Ok(0), |p| parse_port(p, true))?;
-    match (ip, zone) {
-        (IpAddr::V6(a), Some(z)) => {
-            check_zone(&a, z)?;
-            let scope = crate::net::resolve::scope_id(z)?;
-            Ok((
-                SocketAddr::V6(SocketAddrV6::new(a, port, 0, scope)),
-                Some(z.to_string()),
-            ))
-        }
-        (IpAddr::V4(_), Some(_)) => Err("a zone ('%') applies only to IPv6 link-local addresses".into()),
-        (ip, None) => Ok((SocketAddr::new(ip, port), None)),
-    }
-}
-
-/// Parses "20", "2.5" into microseconds.
-fn parse_ms(v: &str) -> Option<u32> {
-    let (int, frac) = v.split_once('.').unwrap_or((v, ""));
-    if int.is_empty() || frac.len() > 3 || !int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let ms: u32 = int.parse().ok()?;
-    let frac_us: u32 = format!("{frac:0<3}").parse().ok()?;
-    ms.checked_mul(1000)?.checked_add(frac_us)
-}
-
-/// Parses one `host:port` / `[v6]:port` / `[v6%zone]:port` item. The messages quote at
-/// most [`MAX_SHOWN`] characters of the item.
-pub fn parse_destination(item: &str) -> Result<Destination, String> {
-    if item.is_empty() {
-        return Err("empty entry".into());
-    }
-    let (host, zone, port) = if let Some(rest) = item.strip_prefix('[') {
-        let (h, p) = rest.split_once(']').ok_or("missing ']'")?;
-        let p = p.strip_prefix(':').ok_or("missing :port")?;
-        let (a, zone) = split_zone(h);
-        let ip: std::net::Ipv6Addr = a
-            .parse()
-            .map_err(|_| format!("{:?} is not an IPv6 address", shown(a)))?;
-        if let Some(z) = zone {
-            check_zone(&ip, z)?;
-        }
-        (Host::Ip(IpAddr::V6(ip)), zone.map(str::to_string), p)
-    } else {
-        let (h, p) = item.rsplit_once(':').ok_or("missing :port")?;
-        if h.contains(':') {
-            return Err("IPv6 addresses must be written in brackets".into());
-        }
-        (parse_host(h)?, None, p)
-    };
-    let port = parse_port(port, false)?;
-    Ok(Destination { host, port, zone })
-}
-
-/// An IPv4 literal or a DNS name (RFC 1123 §2.1 labels).
-fn parse_host(h: &str) -> Result<Host, String> {
-    if let Ok(ip) = h.parse::<std::net::Ipv4Addr>() {
-        return Ok(Host::Ip(IpAddr::V4(ip)));
-    }
-    let labels_ok = !h.is_empty()
-        && h.len() <= 253
-        && h.split('.').all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        });
-    // A name made only of digits and dots is a mistyped IPv4 address, not a host name.
-    let looks_numeric = h.bytes().all(|b| b.is_ascii_digit() || b == b'.');
-    if !labels_ok || looks_numeric {
-        return Err(format!("{:?} is not an IP address or host name", shown(h)));
-    }
-    Ok(Host::Name(h.to_ascii_lowercase()))
-}
 
 #[cfg(test)]
 mod tests {

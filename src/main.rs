@@ -89,7 +89,10 @@ fn keys_help() -> String {
     for k in KEYS {
         s.push_str(&format!(
             "  {:<24} default {}\n  {:<24} allowed {}\n",
-            k.name, k.default, "", k.allowed
+            k.name,
+            k.default.text(),
+            "",
+            k.allowed
         ));
     }
     s.push_str("\nExit status: 0 stopped cleanly, 78 bad configuration, 69 could not start (sockets, io_uring), 1 a thread stuck in the device driver at stop, or the stream could not go on.");

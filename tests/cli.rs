@@ -6,7 +6,7 @@ mod common;
 use std::process::{Command, Output};
 
 use common::{repo, RTPMIC};
-use rtpmic::config::KEYS;
+use rtpmic::config::{KeyDefault, KEYS};
 
 /// Runs rtpmic with exactly `keys` as its RTPMIC_* environment.
 fn rtpmic(args: &[&str], keys: &[(&str, &str)]) -> Output {
@@ -135,22 +135,52 @@ fn unreadable_env_file_is_a_config_error() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/rtpmic.env"));
 }
 
+/// systemd/rtpmic.env documents exactly the keys of the table, in its order: each in a block of
+/// comment lines ending in its assignment (`KEY=value`, or `# KEY=value` when left at the
+/// default), with one `# default:` and one `# allowed:` line saying what `--help` says. Where
+/// the default is a value, the assignment shows it. As a configuration, the template lacks
+/// only the destination.
 #[test]
-fn env_template_documents_every_key_and_only_lacks_a_destination() {
+fn env_template_documents_exactly_the_keys_their_defaults_and_allowed_values() {
     let path = repo().join("systemd/rtpmic.env");
     let text = std::fs::read_to_string(&path).unwrap();
-    for k in KEYS {
-        assert!(
-            text.lines()
-                .any(|l| l.trim_start_matches("# ").starts_with(&format!("{}=", k.name))),
-            "{} not in the template",
-            k.name
+    // (key, value, the comment lines above it)
+    let mut blocks: Vec<(&str, &str, Vec<&str>)> = Vec::new();
+    let mut comments: Vec<&str> = Vec::new();
+    for line in text.lines() {
+        // `KEY=value` alone on its line (prose that mentions `KEY=on (or …)` goes on).
+        let assignment = line
+            .strip_prefix("# ")
+            .unwrap_or(line)
+            .split_once('=')
+            .filter(|(k, v)| {
+                k.starts_with("RTPMIC_")
+                    && k.bytes()
+                        .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+                    && !v.contains(' ')
+            });
+        if let Some((k, v)) = assignment {
+            blocks.push((k, v, std::mem::take(&mut comments)));
+        } else if line.starts_with('#') {
+            comments.push(line);
+        } else {
+            comments.clear();
+        }
+    }
+    let documented: Vec<&str> = blocks.iter().map(|(k, _, _)| *k).collect();
+    let table: Vec<&str> = KEYS.iter().map(|k| k.name).collect();
+    assert_eq!(documented, table, "the template's keys, in order, are the table's");
+    for ((name, value, comments), k) in blocks.iter().zip(KEYS) {
+        let said = |label: &str| -> Vec<&str> { comments.iter().filter_map(|l| l.strip_prefix(label)).collect() };
+        assert_eq!(
+            said("# default: "),
+            [k.default.text()],
+            "{name}: # default: as in --help"
         );
-        assert!(
-            text.contains(k.allowed),
-            "{}: allowed values not documented as in --help",
-            k.name
-        );
+        assert_eq!(said("# allowed: "), [k.allowed], "{name}: # allowed: as in --help");
+        if let KeyDefault::Value(default) = k.default {
+            assert_eq!(*value, default, "{name}: the assignment shows the default");
+        }
     }
     let out = rtpmic(&["check-config", "--env-file", path.to_str().unwrap()], &[]);
     let err = String::from_utf8_lossy(&out.stderr);
@@ -160,11 +190,17 @@ fn env_template_documents_every_key_and_only_lacks_a_destination() {
 }
 
 #[test]
-fn help_lists_every_key() {
+fn help_lists_every_key_with_its_default_and_allowed_values() {
     let out = rtpmic(&["--help"], &[]);
     let text = String::from_utf8(out.stdout).unwrap();
     for k in KEYS {
-        assert!(text.contains(k.name), "{} missing from --help", k.name);
+        let default = format!("  {:<24} default {}\n", k.name, k.default.text());
+        let allowed = format!("  {:<24} allowed {}\n", "", k.allowed);
+        assert!(
+            text.contains(&format!("{default}{allowed}")),
+            "{} missing from --help",
+            k.name
+        );
     }
 }
 

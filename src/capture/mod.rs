@@ -33,7 +33,7 @@ use crate::ops::stats::{DeviceState, Stats};
 use crate::ring::{Producer, Pushed};
 use crate::rt::now_ns;
 use convert::Sample;
-pub use device::{Device, DeviceFormat, OpenError};
+pub use device::{Device, DeviceFormat, DeviceSettings, OpenError};
 
 /// Largest frame in samples: 60 ms at 48 kHz.
 pub const MAX_FRAME_SAMPLES: usize = 2880;
@@ -145,6 +145,7 @@ pub fn run(config: &Config, mut out: impl FrameSink, ctl: CaptureControl<'_>) {
         last_read_ns: 0,
         gap: false,
     };
+    let settings = DeviceSettings::from_config(config);
     let mut backoff = Duration::from_millis(100);
     while !ctl.stop.load(Relaxed) {
         // alsa-lib's own messages ("Unknown PCM …") go to a buffer that is folded into our
@@ -154,7 +155,7 @@ pub fn run(config: &Config, mut out: impl FrameSink, ctl: CaptureControl<'_>) {
         jack::quiet_libjack();
         let jack_messages = jack::collect();
         ctl.stats.set_device_state(DeviceState::Opening);
-        let opened = Device::open(config);
+        let opened = Device::open(&settings);
         let jack_detail = jack_messages.take();
         let absent = opened.is_err();
         let end = match opened {

@@ -38,7 +38,7 @@ impl Encoder {
     /// Builds the encoder for `config` (allocates: call before the hot path starts).
     pub fn new(config: &Config) -> Result<Encoder, EncodeError> {
         Ok(match config.codec {
-            Codec::Opus => Encoder::Opus(opus::OpusEncoder::new(config)?),
+            Codec::Opus => Encoder::Opus(opus::OpusEncoder::new(&opus::OpusSettings::from_config(config))?),
             Codec::Pcmu => Encoder::Pcmu,
             Codec::Pcma => Encoder::Pcma,
             Codec::L16 => Encoder::L16,

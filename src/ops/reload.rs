@@ -40,33 +40,15 @@ pub enum Plan {
     Restart(Vec<&'static str>),
 }
 
-/// The keys whose effective value differs between `old` and `new`.
+/// The keys whose effective value differs between `old` and `new`, in table order: what
+/// `check-config` prints for them, and for a secret the secret itself (a rotated SRTP key
+/// prints "(set)" both times; [`crate::config::Key::differs`]).
 pub fn changed_keys(old: &Config, new: &Config) -> Vec<&'static str> {
-    let (a, b) = (old.to_env_lines(), new.to_env_lines());
     crate::config::KEYS
         .iter()
+        .filter(|k| k.differs(old, new))
         .map(|k| k.name)
-        .filter(|name| {
-            line_of(&a, name) != line_of(&b, name) || (*name == "RTPMIC_SRTP_KEY" && srtp_key_rotated(old, new))
-        })
         .collect()
-}
-
-/// Whether a fixed SRTP master key was replaced by another. The env lines show a key only
-/// as "(set)", so a rotated key is compared here, never printed. Turning SRTP on or off,
-/// or switching between a fixed and a random key, shows in the lines already; two random
-/// keys are the same setting (each start makes its own).
-fn srtp_key_rotated(old: &Config, new: &Config) -> bool {
-    match (&old.srtp, &new.srtp) {
-        (Some(a), Some(b)) => !a.random_key && !b.random_key && a.key != b.key,
-        _ => false,
-    }
-}
-
-fn line_of<'a>(env_lines: &'a str, key: &str) -> Option<&'a str> {
-    env_lines
-        .lines()
-        .find(|l| l.strip_prefix(key).is_some_and(|rest| rest.starts_with('=')))
 }
 
 /// Decides how `new` replaces `old`; `slots` is the number of destination slots the running
