@@ -1,4 +1,4 @@
-//! The probe's receive statistics, `rtpmic::probe::stats::SourceStats` (RFC 3550 A.1, A.3,
+//! The probe's receive statistics, `rtpmic::rtp::session::source::SourceStats` (RFC 3550 A.1, A.3,
 //! A.8), on a hostile packet sequence.
 //!
 //! Input: 8-byte records: sequence number (2 bytes), RTP timestamp (4), arrival step (2, in
@@ -14,7 +14,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use rtpmic::probe::stats::{SeqVerdict, SourceStats, MIN_SEQUENTIAL};
+use rtpmic::rtp::session::source::{SeqVerdict, SourceStats, MIN_SEQUENTIAL};
 
 fuzz_target!(|data: &[u8]| {
     let mut s = SourceStats::new(0x1234);

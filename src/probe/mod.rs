@@ -4,7 +4,6 @@
 //! the audio to a WAV file, and fails when nothing arrives in time. Also our own receiver in
 //! tests. Not a real-time path: it allocates freely.
 
-pub mod stats;
 pub mod wav;
 
 use std::io::{self, Write};
@@ -13,11 +12,11 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-use rtcp_types::{Compound, Packet, ReceiverReport, ReportBlock, RtcpPacketWriterExt};
 use rtp_types::RtpPacket;
 
 use crate::codec::g711;
-use stats::{SeqVerdict, SourceStats};
+use crate::rtp::session::recv::{Received, RecvSession};
+use crate::rtp::session::source::{self, SeqVerdict};
 
 /// How the probe decodes a dynamic payload type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -137,30 +136,9 @@ fn bind(listen: SocketAddr, port: u16) -> io::Result<UdpSocket> {
     }
 }
 
-/// The source the probe follows: its statistics, decoder, clock rate, where its RTP comes
-/// from, and the packets held while it is on probation (RFC 3550 A.1).
-struct Source {
-    stats: SourceStats,
-    decoder: Decoder,
-    rate: u32,
-    from: SocketAddr,
-    held: Vec<Vec<u8>>,
-    /// Where this SSRC's sender reports come from: the sender's RTCP address, where our
-    /// receiver reports go (rtpmic sends RTP and RTCP from different sockets).
-    rtcp_from: Option<SocketAddr>,
-}
-
-impl Source {
-    /// Where receiver reports go: where the sender's reports come from; until one was heard,
-    /// the RTP source port + 1 (RFC 3550 §11).
-    fn report_to(&self) -> SocketAddr {
-        self.rtcp_from
-            .unwrap_or_else(|| SocketAddr::new(self.from.ip(), self.from.port().wrapping_add(1)))
-    }
-}
-
 /// Runs the probe until `stop`, `--seconds`, or the timeout with nothing received; prints a
-/// line a second to `out`.
+/// line a second to `out`. The receiving session ([`RecvSession`]) decides what counts; this
+/// is its shell: sockets, the decoder, the lines, the WAV.
 pub fn run(o: &ProbeOptions, stop: &AtomicBool, out: &mut impl Write) -> Result<ProbeSummary, ProbeError> {
     let rtp = bind(o.listen, o.listen.port()).map_err(|e| ProbeError::Io("bind", e))?;
     rtp.set_read_timeout(Some(Duration::from_millis(50)))
@@ -172,13 +150,18 @@ pub fn run(o: &ProbeOptions, stop: &AtomicBool, out: &mut impl Write) -> Result<
         let _ = r.set_nonblocking(true);
     }
     let start = Instant::now();
-    let mut src: Option<Source> = None;
+    let now_ns = || start.elapsed().as_nanos() as u64;
+    let mut session = RecvSession::new();
+    let mut decoder: Option<Decoder> = None;
+    // A probation packet is held until its source is valid (A.1, MIN_SEQUENTIAL = 2: a
+    // probation packet always starts its run, so it is the only one held).
+    const _: () = assert!(source::MIN_SEQUENTIAL == 2);
+    let mut held: Vec<u8> = Vec::new();
     let mut summary = ProbeSummary::default();
     let mut audio: Vec<i16> = Vec::new();
     let mut second: Vec<i16> = Vec::new();
     let mut wav_rate = 8000;
-    let (mut next_line, mut next_rr) = (Duration::from_secs(1), Duration::from_secs(2));
-    let mut last_sr: Option<(u32, Instant)> = None;
+    let mut next_line = Duration::from_secs(1);
     let mut buf = [0u8; 2048];
     let mut lines_received_before = 0u64;
     while !stop.load(Relaxed) {
@@ -186,83 +169,65 @@ pub fn run(o: &ProbeOptions, stop: &AtomicBool, out: &mut impl Write) -> Result<
         if o.seconds.is_some_and(|s| elapsed >= Duration::from_secs(s)) {
             break;
         }
-        if src.is_none() && elapsed >= o.timeout {
+        if session.followed().is_none() && elapsed >= o.timeout {
             return Err(ProbeError::NothingArrived(o.listen, o.timeout.as_secs()));
         }
         if let Ok((n, from)) = rtp.recv_from(&mut buf) {
             match RtpPacket::parse(&buf[..n]) {
                 Err(_) => summary.invalid += 1,
                 Ok(p) => {
-                    // Follow the first source; while it is still on probation, a packet of
-                    // another SSRC replaces it (a stray packet must not capture the probe).
-                    let follow = src
-                        .as_ref()
-                        .is_none_or(|s| s.stats.ssrc != p.ssrc() && !s.stats.is_valid());
-                    if follow {
-                        if let Some((decoder, rate)) = Decoder::for_pt(p.payload_type(), o) {
-                            wav_rate = if matches!(decoder, Decoder::Opus(_)) {
-                                48_000
-                            } else {
-                                rate
-                            };
-                            src = Some(Source {
-                                stats: SourceStats::new(p.ssrc()),
-                                decoder,
-                                rate,
-                                from,
-                                held: Vec::new(),
-                                rtcp_from: None,
-                            });
-                            summary.ssrc = Some(p.ssrc());
-                        }
-                    }
-                    match &mut src {
-                        Some(s) if s.stats.ssrc == p.ssrc() => {
-                            let ticks = (start.elapsed().as_nanos() * u128::from(s.rate) / 1_000_000_000) as i64;
-                            let verdict = s.stats.on_packet(p.sequence_number(), p.timestamp(), ticks);
-                            match verdict {
-                                SeqVerdict::Rejected => {}
-                                SeqVerdict::Probation => {
-                                    // Held until the source is valid. With MIN_SEQUENTIAL = 2
-                                    // a probation packet always starts its run: hold just it.
-                                    const _: () = assert!(stats::MIN_SEQUENTIAL == 2);
-                                    s.held.clear();
-                                    s.held.push(p.payload().to_vec());
-                                    s.from = from;
+                    let playable = Decoder::for_pt(p.payload_type(), o);
+                    let rate = playable.as_ref().map(|(_, r)| *r);
+                    let verdict =
+                        match session.handle_rtp(now_ns(), from, p.ssrc(), p.sequence_number(), p.timestamp(), rate) {
+                            Received::Other => {
+                                summary.other_sources += 1;
+                                continue;
+                            }
+                            Received::NewSource(v) => {
+                                if let Some((d, r)) = playable {
+                                    wav_rate = if matches!(d, Decoder::Opus(_)) { 48_000 } else { r };
+                                    decoder = Some(d);
                                 }
-                                _ => {
-                                    let before = second.len();
-                                    for held in std::mem::take(&mut s.held) {
-                                        s.decoder.decode(&held, &mut second);
-                                    }
-                                    s.decoder.decode(p.payload(), &mut second);
-                                    if o.wav.is_some() {
-                                        audio.extend_from_slice(&second[before..]);
-                                    }
-                                    s.from = from;
+                                held.clear();
+                                summary.ssrc = Some(p.ssrc());
+                                v
+                            }
+                            Received::Followed(v) => v,
+                        };
+                    match verdict {
+                        SeqVerdict::Rejected => {}
+                        SeqVerdict::Probation => {
+                            held.clear();
+                            held.extend_from_slice(p.payload());
+                        }
+                        _ => {
+                            if let Some(d) = decoder.as_mut() {
+                                let before = second.len();
+                                if !held.is_empty() {
+                                    d.decode(&held, &mut second);
+                                    held.clear();
+                                }
+                                d.decode(p.payload(), &mut second);
+                                if o.wav.is_some() {
+                                    audio.extend_from_slice(&second[before..]);
                                 }
                             }
                         }
-                        _ => summary.other_sources += 1,
                     }
                 }
             }
         }
         if let Some(r) = &rtcp {
             while let Ok((n, from)) = r.recv_from(&mut buf) {
-                let Some((ssrc, ntp)) = sender_report(&buf[..n]) else {
-                    continue;
-                };
-                if let Some(s) = src.as_mut().filter(|s| s.stats.ssrc == ssrc) {
-                    last_sr = Some(((ntp >> 16) as u32, Instant::now()));
-                    s.rtcp_from = Some(from);
-                }
+                session.handle_rtcp(now_ns(), from, &buf[..n]);
             }
         }
         let elapsed = start.elapsed();
         if elapsed >= next_line {
             next_line += Duration::from_secs(1);
-            if let Some(Source { stats: s, rate, .. }) = &src {
+            if let Some(f) = session.followed() {
+                let s = &f.stats;
                 let _ = writeln!(
                     out,
                     "t={}s ssrc={:#010x} packets={} (+{}) lost={} ({:.1}%) reordered={} duplicates={} jitter={:.2}ms level={:.1}dBFS",
@@ -274,7 +239,7 @@ pub fn run(o: &ProbeOptions, stop: &AtomicBool, out: &mut impl Write) -> Result<
                     100.0 * s.lost() as f64 / s.expected().max(1) as f64,
                     s.reordered,
                     s.duplicates,
-                    f64::from(s.jitter()) * 1000.0 / f64::from(*rate),
+                    f64::from(s.jitter()) * 1000.0 / f64::from(f.clock_rate),
                     level_dbfs(&second),
                 );
                 lines_received_before = s.received;
@@ -283,22 +248,19 @@ pub fn run(o: &ProbeOptions, stop: &AtomicBool, out: &mut impl Write) -> Result<
             }
             second.clear();
         }
-        if elapsed >= next_rr {
-            next_rr += Duration::from_secs(5);
-            if let (Some(r), Some(s)) = (&rtcp, src.as_mut().filter(|s| s.stats.is_valid())) {
-                let report = receiver_report(&mut s.stats, last_sr);
-                if r.send_to(&report, s.report_to()).is_ok() {
-                    summary.rr_sent += 1;
-                }
+        if let (Some(r), Some((report, to))) = (&rtcp, session.poll_report(now_ns())) {
+            if r.send_to(&report, to).is_ok() {
+                summary.rr_sent += 1;
             }
         }
     }
-    if let Some(Source { stats: s, rate, .. }) = &src {
+    if let Some(f) = session.followed() {
+        let s = &f.stats;
         summary.received = s.received;
         summary.lost = s.lost();
         summary.reordered = s.reordered;
         summary.duplicates = s.duplicates;
-        summary.jitter_ms = f64::from(s.jitter()) * 1000.0 / f64::from(*rate);
+        summary.jitter_ms = f64::from(s.jitter()) * 1000.0 / f64::from(f.clock_rate);
     }
     if let Some(path) = &o.wav {
         wav::write(path, wav_rate, &audio).map_err(|e| ProbeError::Io("--wav", e))?;
@@ -307,33 +269,4 @@ pub fn run(o: &ProbeOptions, stop: &AtomicBool, out: &mut impl Write) -> Result<
         return Err(ProbeError::NothingArrived(o.listen, o.timeout.as_secs()));
     }
     Ok(summary)
-}
-
-/// The sender SSRC and NTP timestamp of the SR a compound RTCP packet starts with, if any.
-fn sender_report(buf: &[u8]) -> Option<(u32, u64)> {
-    let mut c = Compound::parse(buf).ok()?;
-    match c.next()?.ok()? {
-        Packet::Sr(sr) => Some((sr.ssrc(), sr.ntp_timestamp())),
-        _ => None,
-    }
-}
-
-/// A receiver report about `s` (RFC 3550 §6.4.2), with LSR/DLSR from the last SR heard.
-fn receiver_report(s: &mut SourceStats, last_sr: Option<(u32, Instant)>) -> Vec<u8> {
-    let (lsr, dlsr) = last_sr.map_or((0, 0), |(lsr, at)| (lsr, (at.elapsed().as_secs_f64() * 65536.0) as u32));
-    let rb = ReportBlock::builder(s.ssrc)
-        .fraction_lost(s.fraction_lost_since_last())
-        // §6.4.1: a signed 24-bit count, clamped to its range.
-        .cumulative_lost((s.cumulative_lost().clamp(-0x80_0000, 0x7f_ffff) as u32) & 0x00ff_ffff)
-        .extended_sequence_number(s.extended_max_seq())
-        .interarrival_jitter(s.jitter())
-        .last_sender_report_timestamp(lsr)
-        .delay_since_last_sender_report_timestamp(dlsr);
-    // Our own SSRC as a receiver: derived from the source's, so it is stable per run.
-    let me = s.ssrc ^ 0x5a5a_5a5a;
-    let rr = ReceiverReport::builder(me).add_report_block(rb);
-    let mut out = vec![0u8; 64];
-    let n = rr.write_into(&mut out).unwrap_or(0);
-    out.truncate(n);
-    out
 }

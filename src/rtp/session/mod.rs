@@ -4,12 +4,16 @@
 //! (`crate::net`, `crate::pipeline`). See docs/ARCHITECTURE.md.
 //!
 //! * [`send::SendSession`]: one outgoing stream (one SSRC) to peers that come and go.
+//! * [`recv::RecvSession`]: the receiving side (one source followed, RFC 3550 A.1/A.3/A.8 in
+//!   [`source`], receiver reports); `rtpmic probe` runs on it.
 //! * [`peers`]: the peers, by generation-checked handle.
 //! * [`transmit`]: the datagrams a session asks its shell to send.
 
 pub mod loss;
 pub mod peers;
+pub mod recv;
 pub mod send;
+pub mod source;
 pub mod transmit;
 
 pub use peers::{PeerId, PeerIds, PeerSpec, Route};
