@@ -13,3 +13,4 @@ pub mod probe;
 pub mod ring;
 pub mod rt;
 pub mod rtp;
+pub mod rtsp;

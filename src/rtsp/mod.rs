@@ -1,0 +1,7 @@
+//! A built-in RTSP/1.0 server (RFC 2326), sans I/O.
+//!
+//! * [`framing`]: a client's bytes split into requests and interleaved frames, within limits.
+//! * [`interleaved`]: RTP and RTCP `$`-framed on the RTSP connection (RFC 2326 §10.12).
+
+pub mod framing;
+pub mod interleaved;
