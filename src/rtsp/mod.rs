@@ -2,6 +2,8 @@
 //!
 //! * [`framing`]: a client's bytes split into requests and interleaved frames, within limits.
 //! * [`interleaved`]: RTP and RTCP `$`-framed on the RTSP connection (RFC 2326 §10.12).
+//! * [`transport`]: the `Transport` header: what a client asks for, what we choose.
 
 pub mod framing;
 pub mod interleaved;
+pub mod transport;
