@@ -18,10 +18,14 @@
 //!
 //! # The shell's contract
 //!
-//! * After every call, write what [`Server::output`] holds for the connections concerned (or
-//!   all of them: it is cheap) and tell [`Server::consume_output`] how much the socket took;
-//!   then drain [`Server::poll_event`] until `None`. Write responses only between whole
-//!   interleaved frames of the stream's TCP sink (the two share the socket).
+//! * After every call, write what [`Server::output`] holds for the connections that have some
+//!   ([`Server::pending_output`]) and tell [`Server::consume_output`] how much the socket
+//!   took; then drain [`Server::poll_event`] until `None`. Write responses only between whole
+//!   interleaved frames of the stream's TCP sink (the two share the socket; frame packets
+//!   with [`interleaved::write_frame`] or [`interleaved::header`], which do not allocate).
+//! * The send session's peer table must cover the server's range
+//!   (`ServerConfig::peer_first + peer_count <= SendConfig::max_peers`), apart from the
+//!   slots of `RTPMIC_DEST` peers.
 //! * [`Event::Close`]: close that socket (its output has been handed out, or it waited too
 //!   long). On EOF or a socket error, call [`Server::handle_close`] instead (no `Close` event
 //!   follows).
