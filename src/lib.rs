@@ -14,3 +14,4 @@ pub mod probe;
 pub mod ring;
 pub mod rt;
 pub mod rtp;
+pub mod rtsp;
