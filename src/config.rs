@@ -309,6 +309,46 @@ pub enum MulticastIf {
     Addr(IpAddr),
 }
 
+/// Which schemes RTSP clients may authenticate with (`RTPMIC_RTSP_AUTH`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RtspAuth {
+    /// Digest (RFC 7616: SHA-256, and MD5 for old clients).
+    Digest,
+    /// Digest, and Basic too (the password crosses the network in the clear).
+    Basic,
+}
+
+impl Word for RtspAuth {
+    const WORDS: &'static [(&'static str, RtspAuth)] = &[("digest", RtspAuth::Digest), ("basic", RtspAuth::Basic)];
+}
+
+/// The built-in RTSP server (`RTPMIC_RTSP_*`): off while `listen` is `None`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RtspSettings {
+    pub listen: Option<std::net::SocketAddr>,
+    /// The stream's path (`/mic`).
+    pub path: String,
+    /// Clients at once (peer slots preallocated for them).
+    pub max_clients: usize,
+    pub session_timeout_s: u32,
+    /// The group (and port) multicast clients share.
+    pub multicast: Option<std::net::SocketAddr>,
+    pub user: Option<String>,
+    /// From `RTPMIC_RTSP_PASSWORD`, or read from `RTPMIC_RTSP_PASSWORD_FILE`.
+    pub password: Option<crate::rtsp::auth::Password>,
+    pub password_file: Option<std::path::PathBuf>,
+    pub auth: RtspAuth,
+    /// A TCP client whose send buffer stays full this long is disconnected.
+    pub tcp_stall_ms: u32,
+}
+
+impl RtspSettings {
+    /// Whether the server runs.
+    pub fn enabled(&self) -> bool {
+        self.listen.is_some()
+    }
+}
+
 /// The expected packet loss the Opus encoder plans FEC for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LossPercent {
@@ -441,6 +481,7 @@ pub struct Config {
     pub stats_interval_s: u32,
     pub log_level: LogLevel,
     pub log_target: LogTarget,
+    pub rtsp: RtspSettings,
 }
 
 impl Config {
@@ -494,6 +535,18 @@ impl Config {
             stats_interval_s: 0,
             log_level: LogLevel::Info,
             log_target: LogTarget::Auto,
+            rtsp: RtspSettings {
+                listen: None,
+                path: String::new(),
+                max_clients: 0,
+                session_timeout_s: 0,
+                multicast: None,
+                user: None,
+                password: None,
+                password_file: None,
+                auth: RtspAuth::Digest,
+                tcp_stall_ms: 0,
+            },
         }
     }
 
@@ -734,7 +787,7 @@ mod tests {
     fn an_unknown_key_never_shows_its_value_and_names_the_nearest_key() {
         let e = Config::from_pairs([
             ("RTPMIC_DEST", "10.0.0.2:5004"),
-            ("RTPMIC_RTSP_PASSWORD", "hunter2"),
+            ("RTPMIC_SIP_ACCOUNT_PASSWORD", "hunter2"),
             ("RTPMIC_BITRAT", "1"),
             ("RTPMIC_codec", "opus"),
             ("RTPMIC_DESTINATIONS", "10.0.0.3:5004"),
@@ -744,7 +797,7 @@ mod tests {
         assert_eq!(
             lines,
             [
-                "RTPMIC_RTSP_PASSWORD: unknown key; allowed: the keys in `rtpmic --help` and systemd/rtpmic.env",
+                "RTPMIC_SIP_ACCOUNT_PASSWORD: unknown key; allowed: the keys in `rtpmic --help` and systemd/rtpmic.env",
                 "RTPMIC_BITRAT: unknown key; did you mean RTPMIC_BITRATE?",
                 "RTPMIC_codec: unknown key; did you mean RTPMIC_CODEC?",
                 "RTPMIC_DESTINATIONS: unknown key; allowed: the keys in `rtpmic --help` and systemd/rtpmic.env",
@@ -767,7 +820,10 @@ mod tests {
         );
         assert_eq!(unknown[5], "RTPMIC_X4: unknown key, and 995 more unknown keys");
         assert!(is_secret("RTPMIC_SRTP_KEY") && is_secret("RTPMIC_RTSP_Password") && is_secret("RTPMIC_X_SECRET"));
-        assert!(!is_secret("RTPMIC_DEST"));
+        assert!(
+            !is_secret("RTPMIC_DEST") && !is_secret("RTPMIC_RTSP_PASSWORD_FILE"),
+            "a file's path is no secret"
+        );
     }
 
     #[test]

@@ -229,7 +229,7 @@ fn an_unknown_key_is_named_with_the_nearest_known_key_and_its_value_is_never_pri
     let env = env_file(
         dir.path(),
         "rtpmic.env",
-        b"RTPMIC_DEST=127.0.0.1:5004\nRTPMIC_RTSP_PASSWORD=\"hunter2-door\"\nRTPMIC_BITRAT=24000\n",
+        b"RTPMIC_DEST=127.0.0.1:5004\nRTPMIC_SIP_ACCOUNT_PASSWORD=\"hunter2-door\"\nRTPMIC_BITRAT=24000\n",
     );
     let o = check_config(&env);
     assert_eq!(o.code, Some(78), "{}", o.stderr);
@@ -244,7 +244,7 @@ fn an_unknown_key_is_named_with_the_nearest_known_key_and_its_value_is_never_pri
     assert!(
         lines
             .iter()
-            .any(|l| l.starts_with("config: RTPMIC_RTSP_PASSWORD: unknown key")),
+            .any(|l| l.starts_with("config: RTPMIC_SIP_ACCOUNT_PASSWORD: unknown key")),
         "{lines:#?}"
     );
     assert!(lines.iter().all(|l| l.len() < 160), "no list of every key: {lines:#?}");

@@ -24,10 +24,21 @@ trap cleanup EXIT INT TERM
 
 SDP=${TMPDIR:-/tmp}/rtpmic.sdp
 "$RTPMIC" sdp --env-file "$ENV_FILE" >"$SDP"
+RTSP=$("$RTPMIC" check-config --env-file "$ENV_FILE" | sed -n 's/^RTPMIC_RTSP_LISTEN=//p')
+RTSP_PATH=$("$RTPMIC" check-config --env-file "$ENV_FILE" | sed -n 's/^RTPMIC_RTSP_PATH=//p')
 cat <<MSG
 rtpmic streams board/sim's test signal (1 s two-tone, 0.5 s pause) to 127.0.0.1:5004.
 Listen in another terminal with:
     ffplay -nodisp -protocol_whitelist file,udp,rtp -i $SDP
-Stop with Ctrl-C.
 MSG
+if [ -n "$RTSP" ]; then
+    # A wildcard listen address: players on this machine use 127.0.0.1.
+    URL="rtsp://$(echo "$RTSP" | sed 's/^0\.0\.0\.0:/127.0.0.1:/; s/^\[::\]:/127.0.0.1:/')$RTSP_PATH"
+    cat <<MSG
+Or pull it over RTSP, as a player or an NVR would:
+    ffplay -nodisp $URL        (or VLC: vlc $URL)
+    target/release/rtpmic probe $URL
+MSG
+fi
+echo "Stop with Ctrl-C."
 "$RTPMIC" run --env-file "$ENV_FILE"

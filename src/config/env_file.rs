@@ -43,7 +43,20 @@ pub const MAX_ENV_FILE: u64 = 64 * 1024;
 /// Reads the file at `path` if it is a regular file of at most [`MAX_ENV_FILE`] bytes. The
 /// error says why not, never what the file holds.
 pub fn read(path: &Path) -> Result<Vec<u8>, String> {
-    let allowed = "allowed: a regular file of at most 64 KiB";
+    read_regular(path, MAX_ENV_FILE, "an env file")
+}
+
+/// Reads the file at `path` if it is a regular file of at most `max` bytes (`what` names it
+/// in the error): checked with `stat` before it is opened, opened non-blocking, checked
+/// again with `fstat`, read to at most `max` + 1 bytes, so a FIFO, a device or a huge file
+/// never blocks or fills memory. The error says why not, never what the file holds.
+pub fn read_regular(path: &Path, max: u64, what: &str) -> Result<Vec<u8>, String> {
+    let limit = if max.is_multiple_of(1024) {
+        format!("{} KiB", max / 1024)
+    } else {
+        format!("{max} bytes")
+    };
+    let allowed = format!("allowed: a regular file of at most {limit}");
     let check = |meta: &std::fs::Metadata| -> Result<(), String> {
         let t = meta.file_type();
         if !t.is_file() {
@@ -62,9 +75,9 @@ pub fn read(path: &Path) -> Result<Vec<u8>, String> {
             };
             return Err(format!("not a regular file ({kind}); {allowed}"));
         }
-        if meta.len() > MAX_ENV_FILE {
+        if meta.len() > max {
             return Err(format!(
-                "{} bytes, more than the 64 KiB ({MAX_ENV_FILE} bytes) an env file may have; {allowed}",
+                "{} bytes, more than the {limit} ({max} bytes) {what} may have; {allowed}",
                 meta.len()
             ));
         }
@@ -81,10 +94,10 @@ pub fn read(path: &Path) -> Result<Vec<u8>, String> {
     check(&meta)?;
     // At most one byte more than allowed: a file that grew since fstat is caught, not read.
     let mut bytes = Vec::with_capacity(meta.len() as usize);
-    file.take(MAX_ENV_FILE + 1).read_to_end(&mut bytes).map_err(cannot)?;
-    if bytes.len() as u64 > MAX_ENV_FILE {
+    file.take(max + 1).read_to_end(&mut bytes).map_err(cannot)?;
+    if bytes.len() as u64 > max {
         return Err(format!(
-            "more than the 64 KiB ({MAX_ENV_FILE} bytes) an env file may have; {allowed}"
+            "more than the {limit} ({max} bytes) {what} may have; {allowed}"
         ));
     }
     Ok(bytes)

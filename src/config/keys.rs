@@ -547,6 +547,90 @@ pub const KEYS: &[Key] = &[
         },
         render: |c| c.ssrc.map(|s| s.to_string()).unwrap_or_default(),
     },
+    // RTSP server
+    Key {
+        name: "RTPMIC_RTSP_LISTEN",
+        default: Described("(off)"),
+        allowed: "address:port to serve RTSP on (RFC 2326), e.g. 0.0.0.0:8554 or [::]:8554; then RTPMIC_DEST may be empty",
+        secret: None,
+        kind: Kind::Custom(read_rtsp_listen),
+        render: |c| c.rtsp.listen.map(|a| a.to_string()).unwrap_or_default(),
+    },
+    Key {
+        name: "RTPMIC_RTSP_PATH",
+        default: Value("/mic"),
+        allowed: "a path starting with / of letters, digits and - _ . / (rtsp://board:8554/mic)",
+        secret: None,
+        kind: Kind::Custom(read_rtsp_path),
+        render: |c| c.rtsp.path.clone(),
+    },
+    Key {
+        name: "RTPMIC_RTSP_MAX_CLIENTS",
+        default: Value("16"),
+        allowed: "1..256 RTSP clients at once (preallocated)",
+        secret: None,
+        kind: Kind::int(1, 256, |c, n| fit(&mut c.rtsp.max_clients, n)),
+        render: |c| c.rtsp.max_clients.to_string(),
+    },
+    Key {
+        name: "RTPMIC_RTSP_SESSION_TIMEOUT_S",
+        default: Value("60"),
+        allowed: "10..3600 seconds an RTSP session lives without a request or an RTCP report",
+        secret: None,
+        kind: Kind::int(10, 3600, |c, n| fit(&mut c.rtsp.session_timeout_s, n)),
+        render: |c| c.rtsp.session_timeout_s.to_string(),
+    },
+    Key {
+        name: "RTPMIC_RTSP_MULTICAST",
+        default: Described("(none: multicast clients are refused)"),
+        allowed: "a multicast group:port every RTSP multicast client shares, e.g. 239.255.12.1:5010 or [ff15::12]:5010 (port 1..65534: RTCP uses port + 1)",
+        secret: None,
+        kind: Kind::Custom(read_rtsp_multicast),
+        render: |c| c.rtsp.multicast.map(|a| a.to_string()).unwrap_or_default(),
+    },
+    Key {
+        name: "RTPMIC_RTSP_USER",
+        default: Described("(none: anyone may pull the stream)"),
+        allowed: "1..64 bytes of text without control characters or ':' (with RTPMIC_RTSP_PASSWORD or _FILE)",
+        secret: None,
+        kind: Kind::Custom(read_rtsp_user),
+        render: |c| c.rtsp.user.clone().unwrap_or_default(),
+    },
+    Key {
+        name: "RTPMIC_RTSP_PASSWORD",
+        default: Described("(none)"),
+        allowed: "1..255 bytes of text without control characters (or RTPMIC_RTSP_PASSWORD_FILE)",
+        secret: Some(Secret {
+            differs: |a, b| a.rtsp.password != b.rtsp.password,
+        }),
+        kind: Kind::Custom(read_rtsp_password),
+        render: |c| set_or_not(c.rtsp.password.is_some() && c.rtsp.password_file.is_none()),
+    },
+    Key {
+        name: "RTPMIC_RTSP_PASSWORD_FILE",
+        default: Described("(none)"),
+        allowed: "an absolute path to a regular file of at most 4 KiB holding the password (one line; read at start and on SIGHUP)",
+        secret: None,
+        // Read, and exclusive with RTPMIC_RTSP_PASSWORD: rules::rtsp_access.
+        kind: Kind::Custom(read_rtsp_password_file),
+        render: |c| c.rtsp.password_file.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+    },
+    Key {
+        name: "RTPMIC_RTSP_AUTH",
+        default: Value("digest"),
+        allowed: "digest basic (digest: RFC 7616 SHA-256 and MD5; basic: Basic too, the password in the clear)",
+        secret: None,
+        kind: Kind::Word(|c, v| pick(&mut c.rtsp.auth, v)),
+        render: |c| c.rtsp.auth.word().into(),
+    },
+    Key {
+        name: "RTPMIC_RTSP_TCP_STALL_MS",
+        default: Value("2000"),
+        allowed: "100..60000 ms a TCP client may leave its send buffer full before it is disconnected",
+        secret: None,
+        kind: Kind::int(100, 60_000, |c, n| fit(&mut c.rtsp.tcp_stall_ms, n)),
+        render: |c| c.rtsp.tcp_stall_ms.to_string(),
+    },
     // Operation
     Key {
         name: "RTPMIC_PACING",
@@ -766,6 +850,70 @@ fn read_srtp_key(r: &mut KeyReader<'_>, c: &mut Config, v: &str) {
     }
 }
 
+/// `RTPMIC_RTSP_LISTEN`: an address and port (IPv6 in brackets); port 0 is refused (clients
+/// need to know it).
+fn read_rtsp_listen(r: &mut KeyReader<'_>, c: &mut Config, v: &str) {
+    match v.parse::<std::net::SocketAddr>() {
+        Ok(a) if a.port() != 0 => c.rtsp.listen = Some(a),
+        Ok(_) => r.refuse(&format!("port 0; allowed: {}", r.allowed())),
+        Err(_) => r.refuse(&format!("allowed: {}", r.allowed())),
+    }
+}
+
+/// `RTPMIC_RTSP_PATH`: what clients put after host:port; a plain path, so a URL never needs
+/// escaping.
+fn read_rtsp_path(r: &mut KeyReader<'_>, c: &mut Config, v: &str) {
+    let plain =
+        v.len() <= 255 && v.starts_with('/') && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./".contains(&b));
+    if plain {
+        c.rtsp.path = v.to_string();
+    } else {
+        r.refuse(&format!("allowed: {}", r.allowed()));
+    }
+}
+
+/// `RTPMIC_RTSP_MULTICAST`: a multicast group and a port with room for RTCP above it.
+fn read_rtsp_multicast(r: &mut KeyReader<'_>, c: &mut Config, v: &str) {
+    match v.parse::<std::net::SocketAddr>() {
+        Ok(a) if a.ip().is_multicast() && a.port() != 0 && a.port() < u16::MAX => c.rtsp.multicast = Some(a),
+        Ok(a) if !a.ip().is_multicast() => r.refuse(&format!("not a multicast address; allowed: {}", r.allowed())),
+        _ => r.refuse(&format!("allowed: {}", r.allowed())),
+    }
+}
+
+/// `RTPMIC_RTSP_USER`: text without ':' (Basic joins user and password with one, RFC 7617
+/// §2).
+fn read_rtsp_user(r: &mut KeyReader<'_>, c: &mut Config, v: &str) {
+    let Some(text) = r.text(v) else { return };
+    if text.len() > 64 || text.contains(':') {
+        r.refuse(&format!("allowed: {}", r.allowed()));
+    } else {
+        c.rtsp.user = Some(text);
+    }
+}
+
+/// `RTPMIC_RTSP_PASSWORD`: text of at most 255 bytes (never shown: a secret).
+fn read_rtsp_password(r: &mut KeyReader<'_>, c: &mut Config, v: &str) {
+    let Some(text) = r.text(v) else { return };
+    if text.len() > 255 {
+        r.refuse(&format!("too long; allowed: {}", r.allowed()));
+    } else {
+        c.rtsp.password = Some(crate::rtsp::auth::Password::new(text));
+    }
+}
+
+/// `RTPMIC_RTSP_PASSWORD_FILE`: an absolute path; the file is read by
+/// `rules::rtsp_access`.
+fn read_rtsp_password_file(r: &mut KeyReader<'_>, c: &mut Config, v: &str) {
+    let Some(text) = r.text(v) else { return };
+    let path = PathBuf::from(text);
+    if path.is_absolute() {
+        c.rtsp.password_file = Some(path);
+    } else {
+        r.refuse(&format!("not absolute; allowed: {}", r.allowed()));
+    }
+}
+
 /// Whether a fixed SRTP master key was replaced by another. The key prints only as "(set)",
 /// so a rotated key is compared here, never printed. Turning SRTP on or off, or switching
 /// between a fixed and a random key, shows in the printed value already; two random keys are
@@ -846,6 +994,7 @@ mod tests {
             ("RTPMIC_THREADS", words::<Threads>()),
             ("RTPMIC_LOG_LEVEL", words::<LogLevel>()),
             ("RTPMIC_LOG_TARGET", words::<LogTarget>()),
+            ("RTPMIC_RTSP_AUTH", words::<super::super::RtspAuth>()),
         ];
         // The codecs narrow these two; their texts are checked against the codecs below.
         let narrowed = ["RTPMIC_RATE", "RTPMIC_PAYLOAD_TYPE"];

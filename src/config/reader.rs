@@ -292,12 +292,13 @@ fn on_off(v: &str) -> Option<bool> {
 }
 
 /// Whether a key's name says its value is a secret: KEY, PASSWORD or SECRET in any case
-/// (`RTPMIC_SRTP_KEY`, an RTSP password to come). No error line shows such a value, even
-/// when the table does not know the key; the table's own keys must say `secret` too (a
-/// test checks).
+/// (`RTPMIC_SRTP_KEY`, `RTPMIC_RTSP_PASSWORD`), but not a name ending in `_FILE`, whose
+/// value is the path of a file holding the secret (`RTPMIC_RTSP_PASSWORD_FILE`). No error
+/// line shows a secret, even when the table does not know the key; the table's own keys must
+/// say `secret` too (a test checks).
 pub fn is_secret(key: &str) -> bool {
     let k = key.to_ascii_uppercase();
-    ["KEY", "PASSWORD", "SECRET"].iter().any(|w| k.contains(w))
+    !k.ends_with("_FILE") && ["KEY", "PASSWORD", "SECRET"].iter().any(|w| k.contains(w))
 }
 
 /// At most [`MAX_SHOWN`] characters of `text`, then `…` when there was more: what an error

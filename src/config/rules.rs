@@ -11,7 +11,7 @@ use super::{Codec, Config, MAX_PAYLOAD};
 
 /// Applies every rule, in order.
 pub(super) fn check(p: &mut Parser, c: &mut Config) {
-    destination_required(p);
+    destination_required(p, c);
     rate_fits_codec(p, c);
     frame_fits_codec(p, c);
     payload_type_fits_codec(p, c);
@@ -22,14 +22,17 @@ pub(super) fn check(p: &mut Parser, c: &mut Config) {
     srtp(p, c);
     destinations_fit_max_dest(p, c);
     rtcp_port_room(p, c);
+    rtsp_access(p, c);
+    rtsp_srtp(p, c);
 }
 
-/// `RTPMIC_DEST` has no default: a sender with nowhere to send is a mistake.
-fn destination_required(p: &mut Parser) {
-    if !p.given("RTPMIC_DEST") {
+/// `RTPMIC_DEST` has no default: a sender with nowhere to send is a mistake, unless RTSP
+/// clients pull the stream (a pull-only board).
+fn destination_required(p: &mut Parser, c: &Config) {
+    if !p.given("RTPMIC_DEST") && !c.rtsp.enabled() {
         p.error(
             "RTPMIC_DEST",
-            "required; set a comma list of host:port, e.g. 192.0.2.10:5004,[2001:db8::1]:5004",
+            "required unless RTPMIC_RTSP_LISTEN is set; set a comma list of host:port, e.g. 192.0.2.10:5004,[2001:db8::1]:5004",
         );
     }
 }
@@ -197,6 +200,62 @@ fn rtcp_port_room(p: &mut Parser, c: &Config) {
     }
 }
 
+/// RTSP access control: a user and a password go together; the password comes from
+/// `RTPMIC_RTSP_PASSWORD` or from the file `RTPMIC_RTSP_PASSWORD_FILE` names (a regular file
+/// of at most 4 KiB, its first line), not both. No line ever shows the password.
+fn rtsp_access(p: &mut Parser, c: &mut Config) {
+    let r = &mut c.rtsp;
+    if let Some(path) = r.password_file.clone() {
+        if r.password.is_some() {
+            p.error(
+                "RTPMIC_RTSP_PASSWORD_FILE",
+                "set with RTPMIC_RTSP_PASSWORD; allowed: one of the two",
+            );
+        }
+        match super::env_file::read_regular(&path, 4096, "a password file") {
+            Ok(bytes) => {
+                let text = String::from_utf8(bytes).unwrap_or_default();
+                let line = text.lines().next().unwrap_or("").trim_end_matches('\r');
+                if line.is_empty() || line.len() > 255 || line.contains(char::is_control) {
+                    r.password = None;
+                    p.error(
+                        "RTPMIC_RTSP_PASSWORD_FILE",
+                        "its first line is not a password; allowed: 1..255 bytes of UTF-8 text without control characters on the first line",
+                    );
+                } else {
+                    r.password = Some(crate::rtsp::auth::Password::new(line));
+                }
+            }
+            Err(why) => {
+                r.password = None;
+                p.error("RTPMIC_RTSP_PASSWORD_FILE", &why);
+            }
+        }
+    }
+    match (&r.user, &r.password) {
+        (Some(_), None) if !p.given("RTPMIC_RTSP_PASSWORD_FILE") => p.error(
+            "RTPMIC_RTSP_PASSWORD",
+            "required with RTPMIC_RTSP_USER; allowed: a password, or RTPMIC_RTSP_PASSWORD_FILE",
+        ),
+        (None, Some(_)) => p.error(
+            "RTPMIC_RTSP_USER",
+            "required with a password; allowed: the user name RTSP clients log in with",
+        ),
+        _ => {}
+    }
+}
+
+/// With SRTP the SDP that DESCRIBE serves carries the key (RFC 4568 `a=crypto`): only
+/// clients that authenticated may get it.
+fn rtsp_srtp(p: &mut Parser, c: &Config) {
+    if c.rtsp.enabled() && c.srtp.is_some() && c.rtsp.user.is_none() {
+        p.error(
+            "RTPMIC_RTSP_USER",
+            "required with RTPMIC_SRTP and RTPMIC_RTSP_LISTEN (DESCRIBE gives the SRTP key); allowed: a user and a password",
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::{Config, LossPercent};
@@ -264,5 +323,81 @@ mod tests {
             cfg(&[srtp, ("RTPMIC_SSRC", "5")]).is_ok(),
             "a random key with a fixed SSRC"
         );
+    }
+
+    #[test]
+    fn rtsp_makes_destinations_optional_and_access_needs_user_and_password() {
+        let pull_only = Config::from_pairs([("RTPMIC_RTSP_LISTEN", "0.0.0.0:8554")]).unwrap();
+        assert!(pull_only.dest.is_empty() && pull_only.rtsp.enabled());
+        assert_eq!((pull_only.rtsp.path.as_str(), pull_only.rtsp.max_clients), ("/mic", 16));
+        assert!(
+            Config::from_pairs([("RTPMIC_RTSP_PATH", "/x")]).is_err(),
+            "no RTSP, no destination"
+        );
+        let line = |pairs: &[(&str, &str)]| cfg(pairs).unwrap_err().to_string();
+        let e = line(&[("RTPMIC_RTSP_USER", "nvr")]);
+        assert!(
+            e.contains("RTPMIC_RTSP_PASSWORD=\"(hidden)\": required with RTPMIC_RTSP_USER"),
+            "{e}"
+        );
+        let e = line(&[("RTPMIC_RTSP_PASSWORD", "hunter2")]);
+        assert!(
+            e.contains("RTPMIC_RTSP_USER=\"\": required with a password") && !e.contains("hunter2"),
+            "{e}"
+        );
+        let c = cfg(&[("RTPMIC_RTSP_USER", "nvr"), ("RTPMIC_RTSP_PASSWORD", "hunter2")]).unwrap();
+        assert_eq!(c.rtsp.password, Some(crate::rtsp::auth::Password::new("hunter2")));
+        assert!(!c.to_env_lines().contains("hunter2"), "check-config never shows it");
+        assert!(c.to_env_lines().contains("RTPMIC_RTSP_PASSWORD=(set)\n"));
+    }
+
+    #[test]
+    fn a_password_file_is_read_bounded_and_exclusive() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("rtsp.pw");
+        std::fs::write(&file, "s3cret pass\nignored\n").unwrap();
+        let path = file.to_str().unwrap();
+        let c = cfg(&[("RTPMIC_RTSP_USER", "nvr"), ("RTPMIC_RTSP_PASSWORD_FILE", path)]).unwrap();
+        assert_eq!(c.rtsp.password, Some(crate::rtsp::auth::Password::new("s3cret pass")));
+        assert!(c
+            .to_env_lines()
+            .contains(&format!("RTPMIC_RTSP_PASSWORD_FILE={path}\n")));
+        let e = cfg(&[
+            ("RTPMIC_RTSP_USER", "nvr"),
+            ("RTPMIC_RTSP_PASSWORD", "x"),
+            ("RTPMIC_RTSP_PASSWORD_FILE", path),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("set with RTPMIC_RTSP_PASSWORD; allowed: one of the two"),
+            "{e}"
+        );
+        for bad in ["/dev/zero", "relative.pw"] {
+            let e = cfg(&[("RTPMIC_RTSP_USER", "nvr"), ("RTPMIC_RTSP_PASSWORD_FILE", bad)])
+                .unwrap_err()
+                .to_string();
+            assert!(e.starts_with("config: RTPMIC_RTSP_PASSWORD_FILE="), "{e}");
+            assert_eq!(e.lines().count(), 1, "{e}");
+        }
+        std::fs::write(&file, "\n").unwrap();
+        let e = cfg(&[("RTPMIC_RTSP_USER", "nvr"), ("RTPMIC_RTSP_PASSWORD_FILE", path)]).unwrap_err();
+        assert!(e.to_string().contains("its first line is not a password"), "{e}");
+    }
+
+    #[test]
+    fn srtp_over_rtsp_needs_authentication() {
+        let srtp = ("RTPMIC_SRTP", "AES_CM_128_HMAC_SHA1_80");
+        let listen = ("RTPMIC_RTSP_LISTEN", "127.0.0.1:8554");
+        let e = cfg(&[srtp, listen]).unwrap_err().to_string();
+        assert!(
+            e.contains("RTPMIC_RTSP_USER=\"\": required with RTPMIC_SRTP and RTPMIC_RTSP_LISTEN"),
+            "{e}"
+        );
+        assert!(cfg(&[srtp, listen, ("RTPMIC_RTSP_USER", "u"), ("RTPMIC_RTSP_PASSWORD", "p")]).is_ok());
+        let e = cfg(&[("RTPMIC_RTSP_MULTICAST", "10.0.0.1:5000")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not a multicast address"), "{e}");
     }
 }

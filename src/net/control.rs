@@ -3,7 +3,10 @@
 //! Every slot is fixed-size, so the sending thread takes them without allocating.
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicBool, AtomicU64,
+    Ordering::{Acquire, Relaxed, Release},
+};
 
 use crate::rtp::session::{PeerId, PeerSpec};
 
@@ -35,6 +38,9 @@ pub struct InDatagram {
     pub data: [u8; MAX_IN_DATAGRAM],
     pub len: usize,
     pub from: SocketAddr,
+    /// The peer it came from, when its transport says so (an RTSP client's TCP connection);
+    /// `None`: match `from` against the peers' addresses.
+    pub peer: Option<PeerId>,
     /// CLOCK_MONOTONIC and wall clock (NTP format) when it was read.
     pub arrival_ns: u64,
     pub arrival_ntp: u64,
@@ -46,9 +52,88 @@ impl InDatagram {
             data: [0; MAX_IN_DATAGRAM],
             len: 0,
             from: SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)),
+            peer: None,
             arrival_ns: 0,
             arrival_ntp: 0,
         }
+    }
+}
+
+/// What the sending thread publishes of its session for the RTSP thread, lock-free: the
+/// position of the next packet (for RTP-Info at PLAY), and per peer slot when a report was
+/// last heard from it and what it said (liveness, RFC 2326 §12.37 with RTCP as keepalive,
+/// and the session's end-of-play log line).
+pub struct SessionView {
+    /// The next packet's sequence number (high 32 bits) and RTP timestamp (low 32 bits).
+    position: AtomicU64,
+    heard: Box<[Heard]>,
+}
+
+struct Heard {
+    /// The peer's generation, and when its last report arrived (0: never).
+    generation: AtomicU64,
+    at_ns: AtomicU64,
+    /// Its last report: fraction lost × 256, and jitter in µs.
+    fraction_lost_q8: AtomicU64,
+    jitter_us: AtomicU64,
+}
+
+/// What a peer's last receiver report said, as [`SessionView::heard`] gives it.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct HeardFrom {
+    pub at_ns: u64,
+    pub fraction_lost: f64,
+    pub jitter_ms: f64,
+}
+
+impl SessionView {
+    pub fn new(slots: usize) -> SessionView {
+        SessionView {
+            position: AtomicU64::new(0),
+            heard: (0..slots)
+                .map(|_| Heard {
+                    generation: AtomicU64::new(0),
+                    at_ns: AtomicU64::new(0),
+                    fraction_lost_q8: AtomicU64::new(0),
+                    jitter_us: AtomicU64::new(0),
+                })
+                .collect(),
+        }
+    }
+
+    /// Sending thread: the next packet's sequence number and RTP timestamp.
+    pub fn set_position(&self, seq: u16, timestamp: u32) {
+        self.position
+            .store((u64::from(seq) << 32) | u64::from(timestamp), Relaxed);
+    }
+
+    pub fn position(&self) -> (u16, u32) {
+        let p = self.position.load(Relaxed);
+        ((p >> 32) as u16, p as u32)
+    }
+
+    /// Sending thread: a report from `peer` was taken at `at_ns`.
+    pub fn report(&self, peer: PeerId, at_ns: u64, fraction_lost: f64, jitter_ms: f64) {
+        let Some(h) = self.heard.get(peer.index()) else { return };
+        h.fraction_lost_q8
+            .store((fraction_lost * 256.0).clamp(0.0, 255.0) as u64, Relaxed);
+        h.jitter_us.store((jitter_ms * 1000.0).max(0.0) as u64, Relaxed);
+        h.generation.store(u64::from(peer.generation()), Relaxed);
+        h.at_ns.store(at_ns.max(1), Release);
+    }
+
+    /// The last report heard from `peer` (of its generation), if any.
+    pub fn heard(&self, peer: PeerId) -> Option<HeardFrom> {
+        let h = self.heard.get(peer.index())?;
+        let at_ns = h.at_ns.load(Acquire);
+        if at_ns == 0 || h.generation.load(Relaxed) != u64::from(peer.generation()) {
+            return None;
+        }
+        Some(HeardFrom {
+            at_ns,
+            fraction_lost: h.fraction_lost_q8.load(Relaxed) as f64 / 256.0,
+            jitter_ms: h.jitter_us.load(Relaxed) as f64 / 1000.0,
+        })
     }
 }
 

@@ -5,9 +5,11 @@ pub mod control;
 pub mod pacer;
 pub mod resolve;
 pub mod rtcp_in;
+pub mod rtsp;
 pub mod sap;
 pub mod sender;
 pub mod socket;
+pub mod tcp_sink;
 pub mod udp;
 pub mod uring;
 

@@ -16,7 +16,8 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::control::{Control, InDatagram, SourceFilter, MAX_IN_DATAGRAM};
+use super::control::{Control, InDatagram, SessionView, SourceFilter, MAX_IN_DATAGRAM};
+use super::tcp_sink::TcpSinks;
 use super::udp::CHUNK;
 use super::DatagramSender;
 use crate::config::MAX_PAYLOAD;
@@ -26,7 +27,7 @@ use crate::rt::now_ns;
 use crate::rtp::rtcp::ntp_now;
 use crate::rtp::session::send::SessionCounters;
 use crate::rtp::session::send::MAX_BATCH;
-use crate::rtp::session::{EncodedFrame, Event, SendResult, SendSession, Transmit};
+use crate::rtp::session::{EncodedFrame, Event, Route, SendResult, SendSession, Transmit};
 
 /// Longest park between checks when nothing is due sooner.
 pub const MAX_PARK: Duration = Duration::from_millis(500);
@@ -99,8 +100,13 @@ pub struct SendShell {
     pub tx: Box<dyn DatagramSender>,
     /// Peers joining and leaving, one ring per thread that introduces peers.
     pub controls: Vec<Consumer<Control>>,
-    /// RTCP for the session, from the reader thread.
-    pub rtcp_in: Option<Consumer<InDatagram>>,
+    /// RTCP for the session: from the reader thread, and from the RTSP thread (what TCP
+    /// clients send on their connection).
+    pub rtcp_in: Vec<Consumer<InDatagram>>,
+    /// The rings of RTSP clients that pull over TCP (`None` without an RTSP server).
+    pub tcp: Option<Arc<TcpSinks>>,
+    /// What the RTSP thread reads of the session (the next packet's position, reports heard).
+    pub view: Arc<SessionView>,
     /// The session's events, for the main thread.
     pub events: Producer<Event>,
     pub rtcp_counters: Arc<RtcpInCounters>,
@@ -114,8 +120,15 @@ impl SendShell {
     /// Hands one encoded frame to the session and sends what is due (waiting for its
     /// release time when paced).
     pub fn send_frame(&mut self, frame: &EncodedFrame<'_>, stats: &Stats) {
-        self.session.push(now_ns(), frame);
+        self.push(now_ns(), frame);
         self.flush(stats);
+    }
+
+    /// Hands one encoded frame to the session (without sending yet).
+    pub fn push(&mut self, now: u64, frame: &EncodedFrame<'_>) {
+        self.session.push(now, frame);
+        let (seq, ts) = self.session.next_packet_position();
+        self.view.set_position(seq, ts);
     }
 
     /// Timed work while no frame comes: peers, RTCP in, reports, BYEs.
@@ -150,6 +163,9 @@ impl SendShell {
             }
         }
         while let Some(e) = self.session.poll_event() {
+            if let Event::Report(r) = &e {
+                self.view.report(r.peer, r.last_heard_ns, r.fraction_lost, r.jitter_ms);
+            }
             // A full ring drops the oldest event: reports come again.
             self.events.push(|slot| *slot = e);
         }
@@ -163,11 +179,23 @@ impl SendShell {
         let batch = self.session.poll_transmit(now, ntp_now);
         let mut chunk = Chunk::new();
         for t in batch.transmits() {
+            if let Route::Interleaved { conn, channel } = t.route {
+                // An RTSP client over TCP: into its connection's ring, whole or not at all.
+                let result = match &self.tcp {
+                    Some(sinks) => sinks.push(conn, channel, t.bytes, now),
+                    None => Err(libc::ENOTCONN),
+                };
+                stats.account(&[t], &[result]);
+                continue;
+            }
             if chunk.push(t) == CHUNK {
                 chunk.send(self.tx.as_mut(), stats);
             }
         }
         chunk.send(self.tx.as_mut(), stats);
+        if let Some(sinks) = &self.tcp {
+            sinks.wake_consumer();
+        }
         let done = now_ns();
         let mut packets = 0;
         for m in batch.packets() {
@@ -201,13 +229,17 @@ impl SendShell {
                 self.sources.publish(id.index(), now.as_ref(), open);
             }
         }
-        let Some(ring) = self.rtcp_in.as_mut() else { return };
         let mut buf = [0u8; MAX_IN_DATAGRAM];
-        while let Some((len, from, at, ntp)) = ring.pop(|d| {
-            buf[..d.len].copy_from_slice(&d.data[..d.len]);
-            (d.len, d.from, d.arrival_ns, d.arrival_ntp)
-        }) {
-            self.session.handle_rtcp(at, ntp, from, &mut buf[..len]);
+        for ring in &mut self.rtcp_in {
+            while let Some((len, from, peer, at, ntp)) = ring.pop(|d| {
+                buf[..d.len].copy_from_slice(&d.data[..d.len]);
+                (d.len, d.from, d.peer, d.arrival_ns, d.arrival_ntp)
+            }) {
+                match peer {
+                    Some(peer) => self.session.handle_rtcp_from_peer(at, ntp, peer, from, &mut buf[..len]),
+                    None => self.session.handle_rtcp(at, ntp, from, &mut buf[..len]),
+                }
+            }
         }
     }
 
@@ -291,7 +323,7 @@ pub fn run(mut input: Consumer<EncodedPacket>, mut shell: SendShell, stats: &Sta
         let mut n = 0;
         while n < MAX_BATCH {
             let now = now_ns();
-            if input.pop(|p| shell.session.push(now, &p.frame())).is_none() {
+            if input.pop(|p| shell.push(now, &p.frame())).is_none() {
                 break;
             }
             n += 1;

@@ -135,6 +135,8 @@ pub struct StatusFacts<'a> {
     /// Receivers reporting by RTCP, and the worst fraction lost (0..1) among them.
     pub receivers: usize,
     pub worst_loss: f64,
+    /// RTSP clients playing now; `None` without the RTSP server.
+    pub rtsp_clients: Option<usize>,
 }
 
 /// `STATUS=` text: one line, short enough for `systemctl status`.
@@ -148,6 +150,9 @@ pub fn status_line(f: &StatusFacts<'_>) -> String {
         f.destinations,
         f.packets
     );
+    if let Some(n) = f.rtsp_clients {
+        s.push_str(&format!(", {n} RTSP client(s)"));
+    }
     if f.receivers > 0 {
         s.push_str(&format!(
             ", {} receiver(s) reporting, worst loss {:.1}%",
@@ -298,6 +303,7 @@ mod tests {
             packets: 0,
             receivers: 0,
             worst_loss: 0.0,
+            rtsp_clients: None,
         };
         assert_eq!(
             status_line(&f),
@@ -307,5 +313,11 @@ mod tests {
         f.worst_loss = 0.012;
         assert!(status_line(&f).ends_with(", 2 receiver(s) reporting, worst loss 1.2%"));
         assert!(!status_line(&f).contains('\n'));
+        f.rtsp_clients = Some(3);
+        assert!(
+            status_line(&f).contains(" 0 packets, 3 RTSP client(s), 2 receiver(s)"),
+            "{}",
+            status_line(&f)
+        );
     }
 }

@@ -12,6 +12,10 @@
 //!   once); a reload says so and leaves them.
 //! * The RTCP interval keeps the session bandwidth computed at start after a live bitrate
 //!   change (RFC 3550 §6.2 allows any fixed fraction; the difference is a few per cent).
+//! * The RTSP server's keys ([`RTSP_LIVE_KEYS`]) restart only the RTSP server (its clients
+//!   are told goodbye and may reconnect), not the stream, while the server stays on with the
+//!   same `RTPMIC_RTSP_MAX_CLIENTS`; turning it on or off, or changing how many clients it
+//!   takes, changes the peer slots allocated at start, so the pipeline restarts.
 
 use crate::config::Config;
 
@@ -24,6 +28,19 @@ pub const LIVE_KEYS: [&str; 7] = [
     "RTPMIC_STATS_INTERVAL_S",
     "RTPMIC_RR_LOSS_WARN_PERCENT",
     "RTPMIC_RR_JITTER_WARN_MS",
+];
+
+/// Keys that restart the RTSP server alone (see the module docs).
+pub const RTSP_LIVE_KEYS: [&str; 9] = [
+    "RTPMIC_RTSP_LISTEN",
+    "RTPMIC_RTSP_PATH",
+    "RTPMIC_RTSP_SESSION_TIMEOUT_S",
+    "RTPMIC_RTSP_MULTICAST",
+    "RTPMIC_RTSP_USER",
+    "RTPMIC_RTSP_PASSWORD",
+    "RTPMIC_RTSP_PASSWORD_FILE",
+    "RTPMIC_RTSP_AUTH",
+    "RTPMIC_RTSP_TCP_STALL_MS",
 ];
 
 /// Keys that only a new process picks up.
@@ -62,10 +79,18 @@ pub fn plan(old: &Config, new: &Config, slots: usize) -> Plan {
         return Plan::Nothing;
     }
     let dest_live = !new.sap && new.dest.len() <= slots && has_multicast(old) == has_multicast(new);
+    let rtsp_live = old.rtsp.enabled() && new.rtsp.enabled() && old.rtsp.max_clients == new.rtsp.max_clients;
     let forcing: Vec<&'static str> = changed
         .iter()
         .copied()
-        .filter(|k| !LIVE_KEYS.contains(k) || (*k == "RTPMIC_DEST" && !dest_live))
+        .filter(|k| {
+            let live = if RTSP_LIVE_KEYS.contains(k) {
+                rtsp_live
+            } else {
+                LIVE_KEYS.contains(k) && (*k != "RTPMIC_DEST" || dest_live)
+            };
+            !live
+        })
         .collect();
     if forcing.is_empty() {
         Plan::Live(changed)
@@ -163,5 +188,30 @@ mod tests {
         let sap_old = config(&[("RTPMIC_SAP", "on")]);
         let sap_new = config(&[("RTPMIC_SAP", "on"), ("RTPMIC_DEST", "127.0.0.1:7004")]);
         assert_eq!(plan(&sap_old, &sap_new, 64), Plan::Restart(vec!["RTPMIC_DEST"]));
+    }
+
+    #[test]
+    fn rtsp_keys_restart_only_the_rtsp_server_while_it_stays_on() {
+        let on = [("RTPMIC_RTSP_LISTEN", "127.0.0.1:8554")];
+        let old = config(&on);
+        let new = config(&[
+            on[0],
+            ("RTPMIC_RTSP_PATH", "/door"),
+            ("RTPMIC_RTSP_SESSION_TIMEOUT_S", "30"),
+        ]);
+        assert_eq!(
+            plan(&old, &new, 64),
+            Plan::Live(vec!["RTPMIC_RTSP_PATH", "RTPMIC_RTSP_SESSION_TIMEOUT_S"])
+        );
+        // A new password (its value never shown) is noticed too.
+        let with = |pw| config(&[on[0], ("RTPMIC_RTSP_USER", "nvr"), ("RTPMIC_RTSP_PASSWORD", pw)]);
+        assert_eq!(
+            plan(&with("one"), &with("two"), 64),
+            Plan::Live(vec!["RTPMIC_RTSP_PASSWORD"])
+        );
+        // On or off, or more clients: the peer slots change, the pipeline restarts.
+        assert_eq!(plan(&config(&[]), &old, 64), Plan::Restart(vec!["RTPMIC_RTSP_LISTEN"]));
+        let more = config(&[on[0], ("RTPMIC_RTSP_MAX_CLIENTS", "32")]);
+        assert_eq!(plan(&old, &more, 64), Plan::Restart(vec!["RTPMIC_RTSP_MAX_CLIENTS"]));
     }
 }

@@ -20,6 +20,7 @@ use mio::{Events, Interest, Poll, Token};
 use tracing::{debug, error, info, warn};
 
 use crate::config::Config;
+use crate::net::rtsp::RtspCounters;
 use crate::net::sender::RtcpInCounters;
 use crate::ops::events::{Event, EventWatch};
 use crate::ops::notify::{self, Progress, ServiceManager, State, StatusFacts, Verdict, Watchdog};
@@ -366,6 +367,24 @@ impl Service {
                 }
             }
         }
+        if keys.iter().any(|k| reload::RTSP_LIVE_KEYS.contains(k)) {
+            match self.pipeline.reconfigure_rtsp(&new) {
+                Ok(()) => info!(
+                    event = "rtsp",
+                    "RTSP: serving rtsp://{}{} with the new settings",
+                    new.rtsp.listen.map_or("-".to_string(), |a| a.to_string()),
+                    new.rtsp.path
+                ),
+                Err(e) => {
+                    error!(
+                        event = "rtsp",
+                        "RTSP: cannot serve with the new settings: {e}; the previous ones stay"
+                    );
+                    // What runs is the old RTSP configuration.
+                    new.rtsp = self.config.rtsp.clone();
+                }
+            }
+        }
         self.config = new;
     }
 
@@ -381,7 +400,13 @@ impl Service {
         }
         let stats = self.pipeline.join();
         self.take_session_events();
-        log_counters("restarted", &stats, &self.dest_names, self.rtcp_lines());
+        log_counters(
+            "restarted",
+            &stats,
+            &self.dest_names,
+            self.rtcp_lines(),
+            self.rtsp_line(),
+        );
         *self = match Service::start(new, self.opts) {
             Ok(s) => s,
             Err(e) => {
@@ -419,6 +444,14 @@ impl Service {
                 ..t
             });
         }
+    }
+
+    /// The RTSP server's counters, when it runs.
+    fn rtsp_line(&self) -> Option<&RtspCounters> {
+        self.config
+            .rtsp
+            .enabled()
+            .then(|| self.pipeline.rtsp_counters().as_ref())
     }
 
     /// The RTCP-in counters and receivers, when RTCP is on.
@@ -467,7 +500,13 @@ impl Service {
     }
 
     fn log_stats(&self) {
-        log_counters("stats", self.stats(), &self.dest_names, self.rtcp_lines());
+        log_counters(
+            "stats",
+            self.stats(),
+            &self.dest_names,
+            self.rtcp_lines(),
+            self.rtsp_line(),
+        );
     }
 
     /// Stops the pipeline (if not already), waits for it, logs the final lines. Only a stop
@@ -488,7 +527,7 @@ impl Service {
             self.pipeline.stats().clone()
         };
         self.take_session_events();
-        log_counters("stopped", &stats, &self.dest_names, self.rtcp_lines());
+        log_counters("stopped", &stats, &self.dest_names, self.rtcp_lines(), self.rtsp_line());
         if !stopped {
             return Err(ServiceError::StuckThread);
         }
@@ -498,15 +537,37 @@ impl Service {
 
 /// The RTCP, destinations and counters lines; `event` is "stats" or "stopped". The counters
 /// line carries every counter as a field (journald: `RTPMIC_PACKETS=…`).
-fn log_counters(event: &str, stats: &Stats, dest_names: &[String], rtcp: Option<(&RtcpInCounters, &ReceiverTable)>) {
+fn log_counters(
+    event: &str,
+    stats: &Stats,
+    dest_names: &[String],
+    rtcp: Option<(&RtcpInCounters, &ReceiverTable)>,
+    rtsp: Option<&RtspCounters>,
+) {
     if let Some((counters, receivers)) = rtcp {
         info!(event = "rtcp_in", "rtcp_in: {}", receivers.summary(counters));
     }
-    info!(
-        event = "destinations",
-        "destinations: {}",
-        stats.destination_summary(dest_names)
-    );
+    if let Some(r) = rtsp {
+        let n = |a: &std::sync::atomic::AtomicU64| a.load(Relaxed);
+        info!(
+            event = "rtsp",
+            clients = r.clients.load(Relaxed),
+            "rtsp: clients={} sessions={} requests={} refused={} auth_failures={} stalled={}",
+            r.clients.load(Relaxed),
+            n(&r.sessions_started),
+            n(&r.requests),
+            n(&r.refused),
+            n(&r.auth_failures),
+            n(&r.stalled)
+        );
+    }
+    if !dest_names.is_empty() {
+        info!(
+            event = "destinations",
+            "destinations: {}",
+            stats.destination_summary(dest_names)
+        );
+    }
     let c = |a: &std::sync::atomic::AtomicU64| a.load(Relaxed);
     info!(
         event,
@@ -560,6 +621,11 @@ impl StatusTracker {
             packets: progress.packets_out,
             receivers,
             worst_loss,
+            rtsp_clients: service
+                .config
+                .rtsp
+                .enabled()
+                .then(|| service.pipeline.rtsp_counters().clients.load(Relaxed)),
         };
         let due = self.state != Some(state) || now >= self.sent_at + STATUS_REFRESH_NS;
         if due {
@@ -601,6 +667,19 @@ fn log_start_report(config: &Config, report: &StartReport) {
             Ok(()) => info!(event = "sdp", "SDP written to {}", path.display()),
             Err(e) => warn!(event = "sdp", "cannot write RTPMIC_SDP_FILE={}: {e}", path.display()),
         }
+    }
+    if let Some(listen) = config.rtsp.listen {
+        let auth = match (&config.rtsp.user, config.rtsp.auth) {
+            (None, _) => "no authentication",
+            (Some(_), crate::config::RtspAuth::Digest) => "Digest authentication",
+            (Some(_), crate::config::RtspAuth::Basic) => "Digest or Basic authentication",
+        };
+        info!(
+            event = "rtsp",
+            "RTSP: serving rtsp://{listen}{} to at most {} client(s), {auth}",
+            config.rtsp.path,
+            config.rtsp.max_clients
+        );
     }
     let resolved = report.destinations.iter().flatten().count();
     info!(

@@ -15,6 +15,7 @@
 //! is thrown away on the way out.
 
 mod encode;
+mod rtsp;
 
 pub use crate::codec::Tuning;
 pub use encode::EncoderTuning;
@@ -31,7 +32,7 @@ use rand::Rng;
 use crate::capture::{self, CaptureControl, Frame};
 use crate::codec::{EncodeError, Encoder};
 use crate::config::{Config, SenderKind};
-use crate::net::control::{Control, InDatagram, SourceFilter};
+use crate::net::control::{Control, InDatagram, SessionView, SourceFilter};
 use crate::net::sender::{self, EncodedPacket, RtcpInCounters, SendShell};
 use crate::net::socket::{SocketError, SocketOptions};
 use crate::net::udp::{MmsgSender, StreamSockets};
@@ -41,7 +42,7 @@ use crate::ring::{ring, Consumer, Notifier};
 use crate::rt;
 use crate::rtp::packetizer::RtpClock;
 use crate::rtp::red::RedEncoder;
-use crate::rtp::session::{Event, PeerIds, PeerSpec, SendConfig, SendSession};
+use crate::rtp::session::{Event, Local, PeerIds, PeerSpec, SendConfig, SendSession};
 
 /// Frames the capture → encoder ring holds (at 20 ms: 160 ms of audio before dropping).
 pub const FRAME_RING: usize = 8;
@@ -210,8 +211,12 @@ pub struct Pipeline {
     new_destinations: resolve::NewDestinations,
     /// Destination slots (RTPMIC_MAX_DEST, or more when RTPMIC_DEST lists more).
     slots: usize,
-    /// The ring and handles for peers introduced from outside (RTSP clients), until taken.
+    /// The ring and handles for peers introduced from outside (a test's), until taken;
+    /// with RTSP on, the RTSP thread has it.
     client_controls: Option<(crate::ring::Producer<Control>, PeerIds)>,
+    rtsp_counters: Arc<crate::net::rtsp::RtspCounters>,
+    /// The `rtpmic-rtsp` thread, when the RTSP server runs.
+    rtsp: Option<rtsp::Running>,
 }
 
 /// Counts a stream thread's end in `ended` and signals `exited`, however the thread ends
@@ -262,6 +267,11 @@ impl Pipeline {
         } else {
             None
         };
+        // The stream's ports, for RTSP's `server_port=` (IPv6 takes the same pair if it can).
+        let server_ports = (
+            sockets.local_addr(true, Local::Rtp).map_or(0, |a| a.port()),
+            sockets.local_addr(true, Local::Rtcp).map_or(0, |a| a.port()),
+        );
         let (tx, fallback) = open_backend(config, sockets, report.threads)?;
         report.sender = tx.name();
         let live_sockets = tx.sockets().try_clone_all().map_err(|e| StartError::Io("socket", e))?;
@@ -270,12 +280,23 @@ impl Pipeline {
         let (controls_tx, controls_rx) =
             ring(2 * slots + 2, Control::empty).map_err(|e| StartError::Io("eventfd", e))?;
         let mut control_rings = vec![controls_rx];
+        // Peers from outside: RTSP clients (RTPMIC_RTSP_MAX_CLIENTS), or a test's.
+        let client_slots = if config.rtsp.enabled() {
+            config.rtsp.max_clients
+        } else {
+            opts.client_slots
+        };
         let mut client_controls = None;
-        if opts.client_slots > 0 {
-            let (tx, rx) = ring(2 * opts.client_slots + 2, Control::empty).map_err(|e| StartError::Io("eventfd", e))?;
+        if client_slots > 0 {
+            let (tx, rx) = ring(2 * client_slots + 2, Control::empty).map_err(|e| StartError::Io("eventfd", e))?;
             control_rings.push(rx);
-            client_controls = Some((tx, PeerIds::new(slots, opts.client_slots)));
+            client_controls = Some((tx, PeerIds::new(slots, client_slots)));
         }
+        let mut rtsp = if config.rtsp.enabled() {
+            Some(rtsp::Prepared::new(config)?)
+        } else {
+            None
+        };
         let (events_tx, events) =
             ring(EVENT_RING, || Event::ExpectedLoss(0)).map_err(|e| StartError::Io("eventfd", e))?;
         let encoder = Encoder::new(config)?;
@@ -312,12 +333,12 @@ impl Pipeline {
                     crate::config::LossPercent::Auto { min, max } if config.opus_fec => Some((min, max)),
                     _ => None,
                 },
-                max_peers: slots + opts.client_slots,
+                max_peers: slots + client_slots,
             },
             rt::now_ns(),
         )?;
         let ids = resolve::initial_ids(config.dest.len());
-        let sources = Arc::new(SourceFilter::new(slots + opts.client_slots));
+        let sources = Arc::new(SourceFilter::new(slots + client_slots));
         let open = report.destinations.iter().flatten().any(|a| a.ip().is_multicast());
         for (id, addr) in ids.iter().zip(&report.destinations) {
             let spec = PeerSpec::udp(*addr, config.rtcp, config.rtcp_mux);
@@ -338,7 +359,7 @@ impl Pipeline {
             report.memory_lock = rt::lock_memory().err().map(|e| e.to_string());
         }
         let stop = Arc::new(AtomicBool::new(false));
-        let stats = Arc::new(Stats::new(slots + opts.client_slots));
+        let stats = Arc::new(Stats::new(slots + client_slots));
         stats
             .destinations_resolved
             .store(report.destinations.iter().flatten().count() as u64, Relaxed);
@@ -379,11 +400,18 @@ impl Pipeline {
                     body();
                 })
         };
+        let view = Arc::new(SessionView::new(slots + client_slots));
+        let mut rtcp_rings: Vec<_> = rtcp_in.into_iter().collect();
+        if let Some(r) = rtsp.as_mut() {
+            rtcp_rings.extend(r.rtcp_rx.take());
+        }
         let send_stage = SendShell {
             session,
             tx,
             controls: control_rings,
-            rtcp_in,
+            rtcp_in: rtcp_rings,
+            tcp: rtsp.as_ref().map(|r| r.sinks.clone()),
+            view: view.clone(),
             events: events_tx,
             rtcp_counters: rtcp_counters.clone(),
             published: Default::default(),
@@ -473,8 +501,27 @@ impl Pipeline {
                 .flatten()
                 .filter(|a| a.ip().is_multicast())
                 .copied()
+                .chain(config.rtsp.multicast.filter(|_| config.rtsp.enabled()))
                 .collect(),
         ));
+        let rtsp_counters = Arc::new(crate::net::rtsp::RtspCounters::default());
+        let mut rtsp_thread = None;
+        let rtsp_controls = if rtsp.is_some() { client_controls.take() } else { None };
+        if let (Some(prepared), Some((controls, _))) = (rtsp, rtsp_controls) {
+            let ctx = prepared.context(
+                config,
+                rtsp::Shared {
+                    controls,
+                    slots,
+                    server_ports,
+                    ssrc,
+                    view: view.clone(),
+                    stats: stats.clone(),
+                    counters: rtsp_counters.clone(),
+                },
+            )?;
+            rtsp_thread = Some(rtsp::Running::spawn(ctx)?);
+        }
         if let Some((sockets, out)) = rtcp_reader {
             let (stop, counters) = (stop.clone(), rtcp_counters.clone());
             let listen = crate::net::rtcp_in::Listen {
@@ -532,6 +579,8 @@ impl Pipeline {
                 new_destinations,
                 slots,
                 client_controls,
+                rtsp_counters,
+                rtsp: rtsp_thread,
             },
             report,
         ))
@@ -584,6 +633,25 @@ impl Pipeline {
             }
             Err(_) => false,
         }
+    }
+
+    /// SIGHUP: the RTSP server takes `config`'s `RTPMIC_RTSP_*` settings (listen address,
+    /// path, access, timeouts, multicast group) while the stream goes on: its clients are
+    /// told goodbye (their peers leave with a BYE) and may come back. When the new settings
+    /// cannot start (the new address is in use), the old ones serve again and the error is
+    /// returned.
+    pub fn reconfigure_rtsp(&mut self, config: &Config) -> Result<(), String> {
+        let Some(running) = self.rtsp.take() else {
+            return Err("the RTSP server is not running".into());
+        };
+        let (running, result) = running.restart(config);
+        self.rtsp = running;
+        result
+    }
+
+    /// The RTSP server's client count and counters (zero without it).
+    pub fn rtsp_counters(&self) -> &Arc<crate::net::rtsp::RtspCounters> {
+        &self.rtsp_counters
     }
 
     /// The ring through which peers from outside the pipeline (RTSP clients) join and leave,
@@ -645,6 +713,10 @@ impl Pipeline {
     /// The threads own the sockets they send and read from and close them as they end;
     /// the clones kept here for option changes are closed last.
     pub fn join(&mut self) -> Arc<Stats> {
+        // RTSP clients are told goodbye first, while the sending thread can still send it.
+        if let Some(r) = self.rtsp.take() {
+            r.stop();
+        }
         for t in self.stream_threads.drain(..) {
             let _ = t.join();
         }

@@ -49,6 +49,13 @@ impl Password {
     }
 }
 
+/// For comparing configurations (a reload notices a new password); constant-time anyway.
+impl PartialEq for Password {
+    fn eq(&self, other: &Password) -> bool {
+        self.0.as_bytes().ct_eq(other.0.as_bytes()).into()
+    }
+}
+
 impl fmt::Debug for Password {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Password(hidden)")

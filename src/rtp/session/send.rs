@@ -228,6 +228,8 @@ pub struct SendSession {
     len: usize,
     sent_packets: u32,
     sent_octets: u32,
+    /// The RTP timestamp of the newest packet.
+    last_timestamp: Option<u32>,
     rtcp: Option<RtcpOut>,
     /// Peers owed a BYE (they left after getting RTP).
     byes: Vec<(PeerId, Route, Local)>,
@@ -308,6 +310,7 @@ impl SendSession {
             len: 0,
             sent_packets: 0,
             sent_octets: 0,
+            last_timestamp: None,
             rtcp,
             byes: Vec::with_capacity(c.max_peers),
             receivers: Vec::with_capacity(c.max_peers + MULTICAST_MEMBERS),
@@ -461,6 +464,7 @@ impl SendSession {
             self.counters.packet_errors += 1;
             return;
         };
+        self.last_timestamp = Some(stamp.timestamp);
         let estimate = self.clock.observe(stamp.timestamp, f.captured_ns);
         slot.len = len;
         slot.meta = PacketMeta {
@@ -477,6 +481,17 @@ impl SendSession {
         self.counters.packets += 1;
         self.sent_packets = self.sent_packets.wrapping_add(1);
         self.sent_octets = self.sent_octets.wrapping_add(f.payload.len() as u32);
+    }
+
+    /// The sequence number and RTP timestamp of the next packet (its timestamp as it will be
+    /// if no frame is lost before it: the last one's plus a frame): what an RTSP client
+    /// joining now is told in RTP-Info (RFC 2326 §12.33), the first packet it gets being
+    /// this one or a later one.
+    pub fn next_packet_position(&self) -> (u16, u32) {
+        let ts = self.last_timestamp.map_or(self.packetizer.timestamp_of(0), |t| {
+            t.wrapping_add(self.ticks_per_frame)
+        });
+        (self.packetizer.next_seq(), ts)
     }
 
     /// Packets waiting for `poll_transmit`.
@@ -632,6 +647,28 @@ impl SendSession {
             self.counters.foreign += 1;
             return;
         };
+        self.handle_rtcp_of(now, arrival_ntp, from, peer, datagram);
+    }
+
+    /// Takes one RTCP packet that came from `peer` itself, not from an address: on its RTSP
+    /// connection (TCP-interleaved, RFC 2326 §10.12); `from` is that connection's client,
+    /// for the record. Counted as `handle_rtcp` counts; a stale handle is foreign.
+    pub fn handle_rtcp_from_peer(
+        &mut self,
+        now: u64,
+        arrival_ntp: u64,
+        peer: PeerId,
+        from: SocketAddr,
+        datagram: &mut [u8],
+    ) {
+        if self.peers.get(peer).is_none() {
+            self.counters.foreign += 1;
+            return;
+        }
+        self.handle_rtcp_of(now, arrival_ntp, from, peer, datagram);
+    }
+
+    fn handle_rtcp_of(&mut self, now: u64, arrival_ntp: u64, from: SocketAddr, peer: PeerId, datagram: &mut [u8]) {
         // Our own reports looping back (a multicast group with loopback on): not a receiver.
         if datagram.get(4..8) == Some(&self.ssrc.to_be_bytes()[..]) {
             self.counters.unrelated += 1;

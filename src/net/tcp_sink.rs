@@ -1,0 +1,289 @@
+//! The TCP-interleaved sink: RTP and RTCP for RTSP clients that pull over their RTSP
+//! connection (RFC 2326 §10.12), from the sending thread to the RTSP thread, which owns the
+//! socket.
+//!
+//! One bounded byte ring per connection slot, allocated at start. The sending thread (one
+//! producer) frames each packet (`$`, channel, 16-bit length, the packet) straight into its
+//! connection's ring, or drops the whole packet when it does not fit: that client alone
+//! loses it (counted), nobody waits. The RTSP thread (the consumer, the only writer of the
+//! socket) writes the ring out, finishing a frame before an RTSP response goes between two
+//! frames, so only whole packets are ever on the wire. A client whose ring stays full longer
+//! than `RTPMIC_RTSP_TCP_STALL_MS` (it stopped reading) is disconnected by the RTSP thread.
+//!
+//! Why not write the socket from the sending thread: RTSP responses go on the same byte
+//! stream and must fall between frames, so one thread must own the writing; the RTSP thread
+//! already waits on the socket for room, and the real-time thread must never wait.
+//!
+//! A slot is reused by later connections: each attach starts a new epoch, and a frame is
+//! published with a compare-and-swap of (epoch, head), so a frame written for a connection
+//! that left meanwhile is never published for the next one.
+
+use std::cell::UnsafeCell;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::*};
+
+use crate::ring::Notifier;
+use crate::rtsp::interleaved;
+
+/// Bytes one connection may have queued beyond what its socket took: 32 KiB, about 3 s of
+/// 32 kb/s Opus or 300 ms of 48 kHz L16 (the kernel's socket buffer holds more before it).
+pub const SINK_BYTES: usize = 32 * 1024;
+
+/// One connection's ring.
+struct Sink {
+    /// The connection it belongs to (`ConnId::raw`), 0 when none.
+    conn: AtomicU32,
+    /// Epoch (high 32 bits) and write position (low 32 bits, wrapping).
+    head: AtomicU64,
+    /// Read position (wrapping, as the head's).
+    tail: AtomicU32,
+    /// Packets dropped because the ring was full.
+    dropped: AtomicU64,
+    /// When the first packet was dropped since the last one that fit (0: not full).
+    full_since_ns: AtomicU64,
+    buf: UnsafeCell<Box<[u8]>>,
+}
+
+/// The rings of every connection slot, shared by the sending thread and the RTSP thread.
+pub struct TcpSinks {
+    sinks: Box<[Sink]>,
+    /// Wakes the RTSP thread when frames were queued.
+    pub wake: Notifier,
+    /// Frames queued since the RTSP thread last looked (so it knows to write).
+    pending: AtomicUsize,
+}
+
+// SAFETY: each ring has one producer (the sending thread) and one consumer (the RTSP
+// thread); the producer writes only bytes between head and tail + capacity, which the
+// consumer does not read until head is published (Release/Acquire); the consumer reads only
+// bytes before head and publishes its progress through tail.
+unsafe impl Sync for TcpSinks {}
+
+fn pack(epoch: u32, pos: u32) -> u64 {
+    (u64::from(epoch) << 32) | u64::from(pos)
+}
+
+fn unpack(h: u64) -> (u32, u32) {
+    ((h >> 32) as u32, h as u32)
+}
+
+impl TcpSinks {
+    /// `slots` rings (the RTSP server's connection slots), [`SINK_BYTES`] each. The memory
+    /// is reserved now and touched only as clients use it.
+    pub fn new(slots: usize) -> std::io::Result<TcpSinks> {
+        Ok(TcpSinks {
+            sinks: (0..slots)
+                .map(|_| Sink {
+                    conn: AtomicU32::new(0),
+                    head: AtomicU64::new(0),
+                    tail: AtomicU32::new(0),
+                    dropped: AtomicU64::new(0),
+                    full_since_ns: AtomicU64::new(0),
+                    buf: UnsafeCell::new(vec![0u8; SINK_BYTES].into_boxed_slice()),
+                })
+                .collect(),
+            wake: Notifier::new()?,
+            pending: AtomicUsize::new(0),
+        })
+    }
+
+    /// The slot of a connection id (`ConnId::raw`): its low 8 bits.
+    fn slot(&self, conn: u32) -> Option<&Sink> {
+        self.sinks.get((conn & 0xff) as usize)
+    }
+
+    /// Sending thread: frames `packet` on `channel` into `conn`'s ring. `Err(ENOBUFS)` when
+    /// it does not fit (dropped whole, counted), `Err(ENOTCONN)` when the connection is gone.
+    /// No allocation, no lock, no system call (the RTSP thread is woken by
+    /// [`TcpSinks::wake_consumer`] once per batch).
+    pub fn push(&self, conn: u32, channel: u8, packet: &[u8], now_ns: u64) -> Result<usize, i32> {
+        let Some(s) = self.slot(conn).filter(|s| conn != 0 && s.conn.load(Acquire) == conn) else {
+            return Err(libc::ENOTCONN);
+        };
+        let Ok(header) = interleaved::header(channel, packet.len()) else {
+            return Err(libc::EMSGSIZE);
+        };
+        let h = s.head.load(Acquire);
+        let (epoch, pos) = unpack(h);
+        let used = pos.wrapping_sub(s.tail.load(Acquire)) as usize;
+        let need = header.len() + packet.len();
+        if used + need > SINK_BYTES {
+            s.dropped.fetch_add(1, Relaxed);
+            if s.full_since_ns.load(Relaxed) == 0 {
+                s.full_since_ns.store(now_ns.max(1), Relaxed);
+            }
+            return Err(libc::ENOBUFS);
+        }
+        // SAFETY: the bytes from `pos` on, up to tail + capacity, belong to the producer
+        // until head moves past them (see the Sync impl).
+        let buf = unsafe { &mut *s.buf.get() };
+        copy_in(buf, pos as usize, &header);
+        copy_in(buf, pos as usize + header.len(), packet);
+        // Published only if no new connection took the slot meanwhile (same epoch).
+        if s.head
+            .compare_exchange(h, pack(epoch, pos.wrapping_add(need as u32)), Release, Relaxed)
+            .is_err()
+        {
+            return Err(libc::ENOTCONN);
+        }
+        s.full_since_ns.store(0, Relaxed);
+        self.pending.fetch_add(1, Relaxed);
+        Ok(packet.len())
+    }
+
+    /// Sending thread, after a batch: wakes the RTSP thread if frames were queued and it
+    /// waits.
+    pub fn wake_consumer(&self) {
+        if self.pending.load(Relaxed) > 0 {
+            self.wake.notify();
+        }
+    }
+
+    /// RTSP thread: the slot is `conn`'s from now on, empty.
+    pub fn attach(&self, conn: u32) {
+        let Some(s) = self.slot(conn) else { return };
+        s.conn.store(0, Release);
+        let (epoch, pos) = unpack(s.head.load(Acquire));
+        // A new epoch first: a frame the producer is writing for the slot's previous
+        // connection now fails to publish.
+        s.head.store(pack(epoch.wrapping_add(1), pos), Release);
+        s.tail.store(pos, Release);
+        s.dropped.store(0, Relaxed);
+        s.full_since_ns.store(0, Relaxed);
+        s.conn.store(conn, Release);
+    }
+
+    /// RTSP thread: the connection is gone; what it had queued is dropped.
+    pub fn detach(&self, conn: u32) {
+        if let Some(s) = self.slot(conn).filter(|s| s.conn.load(Acquire) == conn) {
+            s.conn.store(0, Release);
+        }
+    }
+
+    /// RTSP thread: takes the "frames were queued" flag.
+    pub fn take_pending(&self) -> bool {
+        self.pending.swap(0, Relaxed) > 0
+    }
+
+    /// RTSP thread: the queued bytes of `conn` that are contiguous in the ring (the rest
+    /// follows after [`TcpSinks::consume`]); empty when nothing is queued.
+    pub fn queued(&self, conn: u32) -> &[u8] {
+        let Some(s) = self.slot(conn).filter(|s| s.conn.load(Acquire) == conn) else {
+            return &[];
+        };
+        let (_, head) = unpack(s.head.load(Acquire));
+        let tail = s.tail.load(Acquire);
+        let len = head.wrapping_sub(tail) as usize;
+        let start = tail as usize % SINK_BYTES;
+        let contiguous = len.min(SINK_BYTES - start);
+        // SAFETY: bytes between tail and head were published by the producer and are not
+        // written again until tail moves past them.
+        let buf = unsafe { &*s.buf.get() };
+        &buf[start..start + contiguous]
+    }
+
+    /// RTSP thread: the length (header included) of the next frame queued for `conn`, if a
+    /// whole one is queued (frames are published whole, so one is whenever anything is).
+    pub fn next_frame_len(&self, conn: u32) -> Option<usize> {
+        let s = self.slot(conn).filter(|s| s.conn.load(Acquire) == conn)?;
+        let (_, head) = unpack(s.head.load(Acquire));
+        let tail = s.tail.load(Acquire);
+        if head.wrapping_sub(tail) < interleaved::HEADER_LEN as u32 {
+            return None;
+        }
+        // SAFETY: as in `queued`: published bytes, read only.
+        let buf = unsafe { &*s.buf.get() };
+        let at = |k: u32| buf[tail.wrapping_add(k) as usize % SINK_BYTES];
+        let header = [at(0), at(1), at(2), at(3)];
+        interleaved::parse_header(&header).map(|(_, len)| interleaved::HEADER_LEN + len)
+    }
+
+    /// RTSP thread: `n` bytes of [`TcpSinks::queued`] were written.
+    pub fn consume(&self, conn: u32, n: usize) {
+        if let Some(s) = self.slot(conn).filter(|s| s.conn.load(Acquire) == conn) {
+            s.tail.fetch_add(n as u32, Release);
+        }
+    }
+
+    /// RTSP thread: since when `conn`'s ring has been full (0: it is not), and the packets
+    /// it dropped.
+    pub fn congestion(&self, conn: u32) -> (u64, u64) {
+        self.slot(conn)
+            .filter(|s| s.conn.load(Acquire) == conn)
+            .map_or((0, 0), |s| (s.full_since_ns.load(Relaxed), s.dropped.load(Relaxed)))
+    }
+}
+
+/// Copies `bytes` into the ring `buf` from position `at` on, wrapping at its end.
+fn copy_in(buf: &mut [u8], at: usize, bytes: &[u8]) {
+    let start = at % buf.len();
+    let first = bytes.len().min(buf.len() - start);
+    buf[start..start + first].copy_from_slice(&bytes[..first]);
+    buf[..bytes.len() - first].copy_from_slice(&bytes[first..]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reads everything `conn` has queued, as the RTSP thread would.
+    fn drain(s: &TcpSinks, conn: u32) -> Vec<u8> {
+        let mut out = Vec::new();
+        loop {
+            let q = s.queued(conn).to_vec();
+            if q.is_empty() {
+                return out;
+            }
+            s.consume(conn, q.len());
+            out.extend(q);
+        }
+    }
+
+    #[test]
+    fn whole_frames_in_order_across_the_wrap_and_drops_when_full() {
+        let s = TcpSinks::new(2).unwrap();
+        let conn = 0x0000_0101;
+        assert_eq!(s.push(conn, 0, b"x", 1), Err(libc::ENOTCONN), "not attached");
+        s.attach(conn);
+        let packet = [7u8; 1000];
+        let mut written = Vec::new();
+        // Fill, drain, fill again: the ring wraps.
+        for round in 0..3 {
+            let mut fit = 0;
+            while s.push(conn, round, &packet, 10).is_ok() {
+                fit += 1;
+            }
+            assert_eq!(fit, SINK_BYTES / 1004, "whole frames only");
+            assert_eq!(s.congestion(conn).0, 10, "full since the first drop");
+            written.extend(drain(&s, conn));
+            assert!(s.push(conn, round, &packet, 20).is_ok());
+            assert_eq!(s.congestion(conn).0, 0, "room again");
+            written.extend(drain(&s, conn));
+        }
+        // Parse what was written: every frame whole.
+        let mut frames = 0;
+        let mut rest = &written[..];
+        while let Some((_, len)) = interleaved::parse_header(rest) {
+            assert!(rest[4..4 + len].iter().all(|&b| b == 7));
+            rest = &rest[4 + len..];
+            frames += 1;
+        }
+        assert!(rest.is_empty());
+        assert_eq!(frames, 3 * (SINK_BYTES / 1004 + 1));
+        assert!(s.congestion(conn).1 >= 3, "drops counted");
+    }
+
+    #[test]
+    fn a_slot_reused_by_another_connection_gets_nothing_of_the_old_one() {
+        let s = TcpSinks::new(1).unwrap();
+        let (old, new) = (0x0000_0100, 0x0000_0200);
+        s.attach(old);
+        s.push(old, 0, b"old", 1).unwrap();
+        s.detach(old);
+        assert_eq!(s.push(old, 0, b"late", 2), Err(libc::ENOTCONN));
+        s.attach(new);
+        assert!(s.queued(new).is_empty(), "the old connection's bytes are gone");
+        assert_eq!(s.push(old, 0, b"late", 3), Err(libc::ENOTCONN));
+        s.push(new, 1, b"new", 4).unwrap();
+        assert_eq!(drain(&s, new), b"$\x01\x00\x03new");
+    }
+}
