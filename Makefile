@@ -255,7 +255,7 @@ clean:
 # cargo-fuzz when missing. Not part of make test. FUZZ_TARGETS=... to pick, FUZZ_FLAGS=-s none
 # where the sanitizer runtime is missing, FUZZ_KNOWN=name,... to skip reported findings.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= config_pairs config_env_file rtcp_in red_parse red_roundtrip probe_stats
+FUZZ_TARGETS ?= config_pairs config_env_file rtcp_in red_parse red_roundtrip probe_stats rtsp_server
 FUZZ_FLAGS ?=
 FUZZ_KNOWN ?=
 .PHONY: fuzz
