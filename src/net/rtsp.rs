@@ -29,6 +29,8 @@ use crate::rtsp::{ClientTransport, ConnId, EndReason, Event, Media, MulticastGro
 
 const LISTENER: Token = Token(usize::MAX);
 const WAKE: Token = Token(usize::MAX - 1);
+/// SO_SNDBUF of a client connection (the kernel doubles it): a few seconds of a voice stream.
+const SEND_BUFFER: usize = 16 * 1024;
 /// Longest wait between two looks at timeouts, stalls and liveness.
 const TICK: Duration = Duration::from_millis(100);
 
@@ -257,6 +259,9 @@ impl Shell {
             };
             // RTSP requests and media frames are small and must not wait for more (Nagle).
             let _ = stream.set_nodelay(true);
+            // A small kernel send buffer: a client that stops reading fills it (and then its
+            // sink) soon, and 64 clients do not hold megabytes of kernel memory each.
+            let _ = socket2::SockRef::from(&stream).set_send_buffer_size(SEND_BUFFER);
             let slot = slot_of(id);
             if poll
                 .registry()

@@ -401,6 +401,9 @@ impl Pipeline {
                 })
         };
         let view = Arc::new(SessionView::new(slots + client_slots));
+        // Before the first packet, RTP-Info names the first packet's number and time.
+        let (seq, ts) = session.next_packet_position();
+        view.set_position(seq, ts);
         let mut rtcp_rings: Vec<_> = rtcp_in.into_iter().collect();
         if let Some(r) = rtsp.as_mut() {
             rtcp_rings.extend(r.rtcp_rx.take());
