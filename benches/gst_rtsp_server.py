@@ -13,7 +13,7 @@ The stream is a sine (audiotestsrc: --freq Hz at --volume, peak amplitude as a f
 full scale, so its level is 20·log10(volume) − 3.01 dBFS) or a raw file (--input FILE: S16LE
 mono at --rate Hz, played once in real time, then the stream ends). Opus at 48 kHz, PCMU at
 8 kHz, both in 20 ms packets. --user/--password require credentials (Digest, or Basic with
---auth basic). --protocols limits the transports offered (SETUP of another answers 461).
+--auth basic). --srtp offers SRTP only. --protocols limits the transports offered (SETUP of another answers 461).
 --session-timeout sets the `Session: …;timeout=` announced, and sessions silent that long
 are expired (the pool is cleaned every second). The media is shared: every client gets the
 same stream. Prints "listening on PORT" once the server is attached, and with --log-requests
@@ -69,6 +69,7 @@ def main():
     p.add_argument("--password")
     p.add_argument("--auth", choices=["digest", "basic"], default="digest")
     p.add_argument("--protocols", choices=["all", "tcp", "udp"], default="all")
+    p.add_argument("--srtp", action="store_true", help="offer RTP/SAVP only (keys by MIKEY in the SDP)")
     p.add_argument("--session-timeout", type=int, help="seconds (gst-rtsp-server's default: 60)")
     p.add_argument("--log-requests", action="store_true")
     a = p.parse_args()
@@ -81,6 +82,8 @@ def main():
     factory = GstRtspServer.RTSPMediaFactory()
     factory.set_launch(launch_line(a))
     factory.set_shared(True)
+    if a.srtp:
+        factory.set_profiles(GstRtsp.RTSPProfile.SAVP)
     if a.protocols != "all":
         lower = GstRtsp.RTSPLowerTrans.TCP if a.protocols == "tcp" else GstRtsp.RTSPLowerTrans.UDP
         factory.set_protocols(lower)
