@@ -317,3 +317,142 @@ fn bad_targets_are_usage_errors_that_do_not_echo_the_url() {
         assert!(stderr.contains(expected) && !stderr.contains("hunter2"), "{stderr}");
     }
 }
+
+/// SIGTERM while the stream plays: the probe ends the session (TEARDOWN), prints its
+/// summary and exits 0, as with --seconds.
+#[test]
+fn sigterm_tears_the_session_down() {
+    let server = GstServer::start(&["--log-requests"]);
+    let mut child = Command::new(RTPMIC)
+        .args(["probe", &server.url()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The first line with packets (the probe gives up by itself after --timeout otherwise).
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    assert!(lines.any(|l| l.is_ok_and(|l| l.contains("packets="))), "no stream line");
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = wait_for(&mut child, Duration::from_secs(10)).expect("the probe stops at SIGTERM");
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(status.success(), "{err}");
+    assert!(field(&err, "received") > 0, "{err}");
+    let requests = server.requests(teardowns(1));
+    assert_eq!(requests.last().map(String::as_str), Some("TEARDOWN"), "{requests:?}");
+}
+
+/// A hostile or broken server (a plain TCP socket here, answering what each case says):
+/// bounded reads and waits, one line, exit status 1, no panic.
+#[test]
+fn hostile_servers_get_one_line_and_exit_1() {
+    type Answer = fn(method: &str, cseq: &str) -> Option<Vec<u8>>;
+    let cases: [(&str, Answer, &str); 7] = [
+        ("silent", |_, _| None, "no answer to OPTIONS rtsp://127.0.0.1:"),
+        (
+            "flood",
+            |_, _| Some(b"FLOOD".to_vec()),
+            "no answer to OPTIONS rtsp://127.0.0.1:",
+        ),
+        (
+            "huge head",
+            |_, cseq| {
+                let mut r = format!("RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nX-Pad: ").into_bytes();
+                r.extend(std::iter::repeat_n(b'a', 20_000));
+                Some(r)
+            },
+            "response head larger than 16 KiB",
+        ),
+        (
+            "huge body",
+            |_, cseq| Some(format!("RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nContent-Length: 10000000\r\n\r\n").into_bytes()),
+            "response body larger than 64 KiB",
+        ),
+        (
+            "http",
+            |_, _| Some(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".to_vec()),
+            "cannot be read",
+        ),
+        ("close", |_, _| Some(Vec::new()), "the server closed the connection"),
+        (
+            "no session",
+            |method, cseq| {
+                let sdp = "v=0\r\nm=audio 0 RTP/AVP 0\r\na=control:track1\r\n";
+                let (extra, body) = match method {
+                    "DESCRIBE" => ("Content-Type: application/sdp\r\n", sdp),
+                    _ => ("", ""),
+                };
+                Some(
+                    format!(
+                        "RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\n{extra}Content-Length: {}\r\n\r\n{body}",
+                        body.len()
+                    )
+                    .into_bytes(),
+                )
+            },
+            "SETUP rtsp://127.0.0.1:PORT/x/track1: no Session in the answer",
+        ),
+    ];
+    for (name, answer, expected) in cases {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            let Ok((mut conn, _)) = listener.accept() else { return };
+            let mut input = Vec::new();
+            let mut buf = [0u8; 4096];
+            loop {
+                let Ok(n) = std::io::Read::read(&mut conn, &mut buf) else {
+                    return;
+                };
+                if n == 0 {
+                    return;
+                }
+                input.extend_from_slice(&buf[..n]);
+                while let Some(end) = input.windows(4).position(|w| w == b"\r\n\r\n") {
+                    let head = String::from_utf8_lossy(&input[..end]).into_owned();
+                    input.drain(..end + 4);
+                    let method = head.split_whitespace().next().unwrap_or("").to_string();
+                    let cseq = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("CSeq: "))
+                        .unwrap_or("0")
+                        .to_string();
+                    match answer(&method, &cseq) {
+                        None => {}
+                        Some(r) if r.is_empty() => return,
+                        // Interleaved frames on a channel nobody set up, and never an answer.
+                        Some(r) if r == b"FLOOD" => {
+                            let frames: Vec<u8> = [b'$', 5, 0, 12]
+                                .iter()
+                                .chain(&[0u8; 12])
+                                .copied()
+                                .cycle()
+                                .take(64 * 1024)
+                                .collect();
+                            while std::io::Write::write_all(&mut conn, &frames).is_ok() {}
+                            return;
+                        }
+                        Some(r) if std::io::Write::write_all(&mut conn, &r).is_err() => return,
+                        Some(_) => {}
+                    }
+                }
+            }
+        });
+        let url = format!("rtsp://127.0.0.1:{port}/x");
+        let started = Instant::now();
+        let (out, stdout, stderr) = probe(&[&url, "--timeout", "2"]);
+        assert_eq!(out.status.code(), Some(1), "{name}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{name}: {stderr}");
+        let expected = expected.replace("PORT", &port.to_string());
+        assert!(stderr.contains(&expected), "{name}: {stderr}");
+        assert!(stdout.is_empty(), "{name}: {stdout}");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{name}: took {:?}",
+            started.elapsed()
+        );
+        let _ = server.join();
+    }
+}

@@ -29,8 +29,10 @@ pub const MAX_HEAD: usize = 16 * 1024;
 pub const MAX_BODY: usize = 64 * 1024;
 /// The input buffer: the largest response, which also holds the largest frame.
 const CAPACITY: usize = MAX_HEAD + MAX_BODY;
-/// Frames that arrived while a response was awaited, kept for the stream.
-const MAX_QUEUED_FRAMES: usize = 1024;
+/// Frames that arrived while a response was awaited, kept for the stream: at most this
+/// many, of at most this many bytes in all (beyond, they are dropped).
+const MAX_QUEUED_FRAMES: usize = 256;
+const MAX_QUEUED_BYTES: usize = 256 * 1024;
 
 const LIMITS: Limits = Limits {
     head_bytes: MAX_HEAD,
@@ -332,6 +334,14 @@ impl Conn {
     pub fn wait_response(&mut self, cseq: u32, what: &str, stop: &AtomicBool) -> Result<Response<Vec<u8>>, ConnError> {
         let deadline = Instant::now() + self.response_timeout;
         loop {
+            // Checked at every item: a server flooding frames must not hold us past it.
+            if stop.load(Relaxed) {
+                return Err(ConnError::Interrupted);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(ConnError::NoAnswer(what.to_string(), self.response_timeout.as_secs()));
+            }
             match self.inbound.take()? {
                 Some(Incoming::Response(r)) => {
                     let theirs = header(&r, &headers::CSEQ).map(|c| c.trim().parse::<u32>());
@@ -340,20 +350,14 @@ impl Conn {
                     }
                 }
                 Some(Incoming::Frame { channel, len }) => {
-                    if self.queued.len() < MAX_QUEUED_FRAMES {
+                    let queued_bytes: usize = self.queued.iter().map(|(_, d)| d.len()).sum();
+                    if self.queued.len() < MAX_QUEUED_FRAMES && queued_bytes + len <= MAX_QUEUED_BYTES {
                         let data = self.inbound.frame(len).to_vec();
                         self.queued.push_back((channel, data));
                     }
                 }
                 Some(Incoming::Request { cseq }) => self.refuse(cseq)?,
                 None => {
-                    if stop.load(Relaxed) {
-                        return Err(ConnError::Interrupted);
-                    }
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return Err(ConnError::NoAnswer(what.to_string(), self.response_timeout.as_secs()));
-                    }
                     self.read_some(left.min(Duration::from_millis(100)))?;
                 }
             }

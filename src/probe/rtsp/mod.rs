@@ -200,15 +200,19 @@ fn rtp_info_seq(value: &str, stream: &Url) -> Option<u16> {
         .and_then(|(_, s)| *s)
 }
 
+/// How far before RTP-Info's `seq` a packet may be and still be taken as sent before PLAY
+/// (RFC 3550 A.1's MAX_MISORDER): a packet further off means the header was about something
+/// else, and ends the check rather than dropping the stream.
+const BEFORE_PLAY_WINDOW: u16 = 100;
+
 /// Whether an RTP packet comes before RTP-Info's `seq` (`start`), and is dropped. The first
-/// packet at or after it ends the check.
+/// packet not dropped ends the check.
 fn before_play(start: &mut Option<u16>, packet: &[u8]) -> bool {
     let (Some(first), Some(seq)) = (*start, packet.get(2..4)) else {
         return false;
     };
-    let seq = u16::from_be_bytes([seq[0], seq[1]]);
-    // Within half the sequence space behind it: before it.
-    if seq.wrapping_sub(first) >= 0x8000 {
+    let behind = first.wrapping_sub(u16::from_be_bytes([seq[0], seq[1]]));
+    if (1..=BEFORE_PLAY_WINDOW).contains(&behind) {
         return true;
     }
     *start = None;
@@ -404,17 +408,19 @@ impl RtspTransport {
             }
         };
 
-        let r = conn
-            .request(
-                Method::Play,
-                &session_url,
-                &[(headers::RANGE, "npt=0.000-".into())],
-                stop,
-            )
-            .map_err(rtsp_err)?;
-        if !is_success(&r) {
-            return Err(refused("PLAY", &session_url, &r, ""));
-        }
+        let range = [(headers::RANGE, "npt=0.000-".to_string())];
+        let r = match conn.request(Method::Play, &session_url, &range, stop) {
+            Ok(r) if is_success(&r) => r,
+            failed => {
+                // The session exists: end it (a UDP one would otherwise linger until its
+                // timeout), without waiting for the answer.
+                let _ = conn.send(Method::Teardown, &session_url, &[]);
+                return Err(match failed {
+                    Ok(r) => refused("PLAY", &session_url, &r, ""),
+                    Err(e) => rtsp_err(e),
+                });
+            }
+        };
         let start_seq = header(&r, &headers::RTP_INFO).and_then(|v| rtp_info_seq(v, &stream_url));
         let timeout_s = timeout_s.unwrap_or(DEFAULT_SESSION_TIMEOUT_S).max(2);
         let keepalive_every = Duration::from_secs(timeout_s) / 2;
@@ -548,7 +554,11 @@ impl Transport for RtspTransport {
             if let Mode::Udp { rtp, rtcp, sources, .. } = &self.mode {
                 // RTCP first: it is rare, and RTP must not starve it.
                 for (socket, is_rtcp) in [(rtcp, true), (rtp, false)] {
-                    while let Ok((n, from)) = socket.recv_from(&mut self.buf) {
+                    // Bounded: a flood of packets we drop must not hold the loop.
+                    for _ in 0..64 {
+                        let Ok((n, from)) = socket.recv_from(&mut self.buf) else {
+                            break;
+                        };
                         if !sources.contains(&from.ip()) {
                             continue;
                         }
@@ -695,6 +705,32 @@ mod tests {
         );
         assert_eq!(rtp_info_seq("url=x;seq=7", &stream), Some(7));
         assert_eq!(rtp_info_seq("url=x;rtptime=7", &stream), None);
+    }
+
+    #[test]
+    fn packets_before_rtp_info_seq_are_dropped() {
+        let rtp = |seq: u16| {
+            let [a, b] = seq.to_be_bytes();
+            [0x80, 0, a, b]
+        };
+        let mut start = Some(5);
+        assert!(before_play(&mut start, &rtp(3)));
+        assert!(before_play(&mut start, &rtp(4)));
+        assert!(!before_play(&mut start, &rtp(5)));
+        assert_eq!(start, None, "the first packet at seq ends the check");
+        assert!(
+            !before_play(&mut start, &rtp(4)),
+            "late packets after it are the stream's"
+        );
+        // Across the wrap.
+        let mut start = Some(2);
+        assert!(before_play(&mut start, &rtp(65_535)));
+        assert!(!before_play(&mut start, &rtp(3)));
+        // A seq far from the stream's: the header was about something else.
+        let mut start = Some(30_000);
+        assert!(!before_play(&mut start, &rtp(10)));
+        assert_eq!(start, None);
+        assert!(!before_play(&mut Some(1), &[0x80]), "too short to say");
     }
 
     #[test]
