@@ -12,12 +12,18 @@ gstreamer1.0-plugins-base and -good):
 The stream is a sine (audiotestsrc: --freq Hz at --volume, peak amplitude as a fraction of
 full scale, so its level is 20·log10(volume) − 3.01 dBFS) or a raw file (--input FILE: S16LE
 mono at --rate Hz, played once in real time, then the stream ends). Opus at 48 kHz, PCMU at
-8 kHz, both in 20 ms packets. --user/--password require credentials (Digest, or Basic with
---auth basic). --srtp offers SRTP only. --protocols limits the transports offered (SETUP of another answers 461).
---session-timeout sets the `Session: …;timeout=` announced, and sessions silent that long
-are expired (the pool is cleaned every second). The media is shared: every client gets the
-same stream. Prints "listening on PORT" once the server is attached, and with --log-requests
-one line per request handled ("request GET_PARAMETER"); SIGTERM or SIGINT stop it.
+8 kHz, both in 20 ms packets. The media is shared: every client gets the same stream.
+
+* --user/--password require credentials: Digest (gst-rtsp-server 1.22 offers MD5 without
+  qop, RFC 2069), or Basic with --auth basic.
+* --srtp offers RTP/SAVP only (keys by MIKEY in the SDP's a=key-mgmt, no a=crypto).
+* --protocols limits the transports offered (a SETUP asking for another gets 461).
+* --session-timeout sets the `Session: …;timeout=` announced; UDP sessions silent that long
+  (and a few seconds more) are expired, the pool being cleaned every second. (TCP sessions
+  live as long as their connection, whatever the timeout.)
+* --log-requests prints one line per request handled ("request GET_PARAMETER").
+
+Prints "listening on PORT" once the server is attached; SIGTERM or SIGINT stop it.
 """
 
 import argparse

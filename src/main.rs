@@ -54,11 +54,13 @@ enum Command {
         #[arg(long, value_name = "PATH")]
         env_file: Option<PathBuf>,
     },
-    /// Receive a stream and print, once a second, packets, loss, reordering, jitter and
-    /// audio level; answer with RTCP receiver reports. Listens on ADDR:PORT, or pulls an
-    /// rtsp:// URL as an NVR would (RTSP/1.0: RTP interleaved on TCP, or --udp; Digest or
-    /// Basic credentials from the URL). Exit status 1 when nothing arrives, or when the RTSP
-    /// server refuses (one line says why).
+    /// Check a stream: listen on ADDR:PORT or pull an rtsp:// URL; print loss, jitter and level.
+    ///
+    /// Prints, once a second, packets, loss, reordering, jitter and the decoded audio level,
+    /// and answers with RTCP receiver reports. Listens on ADDR:PORT, or pulls an rtsp:// URL
+    /// as an NVR would (RTSP/1.0: RTP interleaved on the TCP connection, or --udp; Digest or
+    /// Basic credentials from the URL; TEARDOWN at the end). Exit status 1 when nothing
+    /// arrives, or when the RTSP server refuses (one line on stderr says why).
     Probe {
         /// Where to listen (a local address or multicast group, and the RTP port), or what to
         /// pull: rtsp://[USER:PASSWORD@]HOST[:PORT]/PATH (user and password percent-encoded).

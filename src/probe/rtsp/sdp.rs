@@ -128,7 +128,7 @@ pub fn parse(sdp: &str) -> Result<Described, SdpError> {
         if !formats.is_empty() {
             return Ok(Described {
                 formats,
-                encoding: names.join(", "),
+                encoding: printable(&names.join(", ")),
                 control: m.control,
                 session_control,
             });
