@@ -16,7 +16,7 @@ CARGO ?= cargo
 # (iproute2, nftables), GNU time and GStreamer's ALSA source (alsasrc) for the benchmark.
 APT_PACKAGES := build-essential pkg-config libasound2-dev libopus-dev jackd2 libasound2-plugins alsa-utils \
 	ffmpeg tshark iproute2 nftables time gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
-	gstreamer1.0-alsa
+	gstreamer1.0-alsa gir1.2-gst-rtsp-server-1.0 python3-gi
 # What a release build alone needs (make release / make deb).
 BUILD_PACKAGES := build-essential pkg-config libasound2-dev libopus-dev
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

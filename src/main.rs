@@ -11,7 +11,7 @@ use rtpmic::config::{Config, KEYS};
 use rtpmic::ops::log::{self, Installed};
 use rtpmic::ops::service::{self, ServiceError};
 use rtpmic::pipeline::RunOptions;
-use rtpmic::probe::{DynamicCodec, ProbeOptions};
+use rtpmic::probe::{DynamicCodec, ProbeOptions, Target};
 use rtpmic::rtp::sdp;
 
 /// sysexits.h EX_CONFIG: bad configuration (systemd's RestartPreventExitStatus=78).
@@ -19,12 +19,14 @@ const EX_CONFIG: u8 = 78;
 /// sysexits.h EX_UNAVAILABLE: could not start (a socket option, the source address, or
 /// io_uring when asked for by name).
 const EX_UNAVAILABLE: u8 = 69;
+/// A command-line mistake (as clap exits for one).
+const EX_USAGE: u8 = 2;
 
 #[derive(Parser)]
 #[command(
     name = "rtpmic",
     version,
-    about = "Microphone (ALSA) → Opus / PCMU / PCMA / L16 → RTP over UDP, for IP intercoms.",
+    about = "Microphone (ALSA) → Opus / PCMU / PCMA / L16 → RTP over UDP, for IP intercoms; `rtpmic probe` checks a stream (UDP or rtsp://).",
     after_help = keys_help()
 )]
 struct Cli {
@@ -52,13 +54,23 @@ enum Command {
         #[arg(long, value_name = "PATH")]
         env_file: Option<PathBuf>,
     },
-    /// Listen for a stream and print, once a second, packets, loss, reordering, jitter and
-    /// audio level; answer with RTCP receiver reports. Exit status 1 when nothing arrives.
+    /// Check a stream: listen on ADDR:PORT or pull an rtsp:// URL; print loss, jitter and level.
+    ///
+    /// Prints, once a second, packets, loss, reordering, jitter and the decoded audio level,
+    /// and answers with RTCP receiver reports. Listens on ADDR:PORT, or pulls an rtsp:// URL
+    /// as an NVR would (RTSP/1.0: RTP interleaved on the TCP connection, or --udp; Digest or
+    /// Basic credentials from the URL; TEARDOWN at the end). Exit status 1 when nothing
+    /// arrives, or when the RTSP server refuses (one line on stderr says why).
     Probe {
-        /// Where to listen: a local address or multicast group, and the RTP port.
-        #[arg(value_name = "ADDR:PORT")]
-        listen: std::net::SocketAddr,
-        /// Seconds to wait for the first packet before giving up.
+        /// Where to listen (a local address or multicast group, and the RTP port), or what to
+        /// pull: rtsp://[USER:PASSWORD@]HOST[:PORT]/PATH (user and password percent-encoded).
+        #[arg(value_name = "ADDR:PORT | rtsp://URL")]
+        target: String,
+        /// RTSP: get RTP over UDP (an even/odd local port pair) instead of interleaved on the
+        /// RTSP connection (TCP).
+        #[arg(long)]
+        udp: bool,
+        /// Seconds to wait for the first packet before giving up (RTSP: also for each answer).
         #[arg(long, default_value_t = 5)]
         timeout: u64,
         /// Stop after this many seconds (default: at Ctrl-C / SIGTERM).
@@ -67,7 +79,7 @@ enum Command {
         /// Write the decoded audio (mono 16-bit) to this WAV file at the end.
         #[arg(long, value_name = "PATH")]
         wav: Option<PathBuf>,
-        /// What a dynamic payload type (96..127) carries.
+        /// What a dynamic payload type (96..127) carries (listening; RTSP reads the SDP).
         #[arg(long, value_enum, default_value_t = DynamicCodec::Opus)]
         dynamic: DynamicCodec,
         /// Sample rate of dynamic L16.
@@ -114,15 +126,29 @@ fn main() -> ExitCode {
             Err(code) => code,
         },
         Command::Probe {
-            listen,
+            target,
+            udp,
             timeout,
             seconds,
             wav,
             dynamic,
             l16_rate,
         } => {
+            // Parsed here, not by clap: clap's error would repeat the value, password and all.
+            let target = match Target::parse(&target) {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("probe: {e}");
+                    return ExitCode::from(EX_USAGE);
+                }
+            };
+            if udp && matches!(target, Target::Listen(_)) {
+                eprintln!("probe: --udp is for rtsp:// URLs (ADDR:PORT is always UDP)");
+                return ExitCode::from(EX_USAGE);
+            }
             let o = ProbeOptions {
-                listen,
+                target,
+                udp,
                 timeout: Duration::from_secs(timeout),
                 seconds,
                 wav,
@@ -183,7 +209,7 @@ fn probe(o: &ProbeOptions) -> ExitCode {
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         let _ = signal_hook::flag::register(sig, stop.clone());
     }
-    match rtpmic::probe::run(o, &stop, &mut std::io::stdout()) {
+    match rtpmic::probe::run(o, &stop, &mut std::io::stdout(), &mut std::io::stderr()) {
         Ok(s) => {
             eprintln!(
                 "probe: ssrc={} received={} lost={} reordered={} duplicates={} jitter={:.2}ms invalid={} other_sources={} rr_sent={}",
