@@ -451,3 +451,32 @@ pub fn spawn_ffmpeg(sdp: &Path, rate: u32, out: &Path) -> Child {
         .spawn()
         .expect("ffmpeg (Debian package ffmpeg) must be installed: run `make test`")
 }
+
+/// Asks the kernel to stamp every datagram `socket` receives with its arrival time
+/// (SO_TIMESTAMPNS). Timing judged from when the test's own thread got round to `recv` would
+/// include that thread's lateness on a busy machine; the stamp is when the packet arrived.
+pub fn stamp_arrivals(socket: &UdpSocket) {
+    nix::sys::socket::setsockopt(socket, nix::sys::socket::sockopt::ReceiveTimestampns, &true).expect("SO_TIMESTAMPNS");
+}
+
+/// Receives one datagram into `buf`: its length and its arrival time as the kernel stamped it
+/// (CLOCK_REALTIME, comparable with `SystemTime::now()`; see `stamp_arrivals`). `None` when
+/// the socket's read timeout passes.
+pub fn recv_stamped(socket: &UdpSocket, buf: &mut [u8]) -> Option<(usize, std::time::SystemTime)> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    use std::os::fd::AsRawFd;
+    let mut space = nix::cmsg_space!(nix::sys::time::TimeSpec);
+    let mut iov = [std::io::IoSliceMut::new(buf)];
+    let msg = recvmsg::<()>(socket.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::empty()).ok()?;
+    let at = msg
+        .cmsgs()
+        .ok()?
+        .find_map(|c| match c {
+            ControlMessageOwned::ScmTimestampns(ts) => {
+                Some(std::time::UNIX_EPOCH + Duration::new(ts.tv_sec() as u64, ts.tv_nsec() as u32))
+            }
+            _ => None,
+        })
+        .expect("an arrival stamp: call stamp_arrivals first");
+    Some((msg.bytes, at))
+}
