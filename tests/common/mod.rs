@@ -385,7 +385,10 @@ pub fn free_even_port() -> u16 {
 }
 
 /// Starts `tshark` with `args` (run through `prefix`, e.g. `ip netns exec NS`) and returns
-/// once it reports that it is capturing.
+/// once it captures: its dumpcap's packet socket has the capture filter (`-f`) attached.
+/// tshark's own "Capturing on" comes before it even starts dumpcap, and libpcap drains what
+/// arrives while it sets the filter up, so on a busy machine a capture timed by that line
+/// missed the first packets.
 pub fn start_tshark(prefix: &[&str], args: &[&str]) -> Child {
     use std::io::BufRead;
     let mut cmd = match prefix.split_first() {
@@ -409,7 +412,65 @@ pub fn start_tshark(prefix: &[&str], args: &[&str]) -> Child {
         "tshark did not start"
     );
     std::thread::spawn(move || for _ in lines {});
+    let filtered = args.contains(&"-f");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !dumpcap_capturing(prefix, child.id(), filtered) {
+        assert!(
+            Instant::now() < deadline,
+            "tshark's dumpcap did not start capturing in 20 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     child
+}
+
+/// Whether the dumpcap that tshark `tshark_pid` started has its packet socket open and, when
+/// `filtered`, the capture filter on it (`ss -0 -b -p` run through `prefix`, in tshark's
+/// network namespace). libpcap puts a one-instruction reject-all filter there while it sets
+/// up: that one does not count.
+fn dumpcap_capturing(prefix: &[&str], tshark_pid: u32, filtered: bool) -> bool {
+    let Some(dumpcap) = std::fs::read_dir("/proc").ok().and_then(|procs| {
+        procs.flatten().find_map(|p| {
+            let stat = std::fs::read_to_string(p.path().join("stat")).ok()?;
+            // pid (comm) state ppid …
+            let (comm, rest) = stat.split_once(" (")?.1.rsplit_once(") ")?;
+            let ppid: u32 = rest.split_whitespace().nth(1)?.parse().ok()?;
+            (comm == "dumpcap" && ppid == tshark_pid).then(|| p.file_name().to_string_lossy().into_owned())
+        })
+    }) else {
+        return false;
+    };
+    let mut cmd = match prefix.split_first() {
+        Some((first, rest)) => {
+            let mut c = Command::new(first);
+            c.args(rest).arg("ss");
+            c
+        }
+        None => Command::new("ss"),
+    };
+    let Ok(out) = cmd.args(["-0", "-b", "-p", "-a"]).stderr(Stdio::null()).output() else {
+        return false;
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines();
+    let owner = format!("pid={dumpcap},");
+    while let Some(line) = lines.next() {
+        if !line.contains(&owner) {
+            continue;
+        }
+        if !filtered {
+            return true;
+        }
+        // The socket's filter, when it has one, is on the next line: "bpf filter (N): …".
+        let instructions = lines
+            .next()
+            .and_then(|l| l.trim().strip_prefix("bpf filter ("))
+            .and_then(|l| l.split(')').next()?.parse::<u32>().ok());
+        if instructions.is_some_and(|n| n > 1) {
+            return true;
+        }
+    }
+    false
 }
 
 /// Stops a capture started by `start_tshark` and returns what it printed.
