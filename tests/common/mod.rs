@@ -494,9 +494,16 @@ pub fn rtp_stream_row(streams: &str, payload: &str) -> Vec<String> {
 }
 
 /// ffmpeg decoding the stream an SDP file describes: 2 s, mono, `rate` Hz, raw s16le into
-/// `out`.
+/// `out`. Returns once ffmpeg has bound the SDP's port, so it gets the stream from its first
+/// packet even when it starts slowly (a receiver that joins SRTP after a sequence wrap cannot
+/// know the rollover counter).
 pub fn spawn_ffmpeg(sdp: &Path, rate: u32, out: &Path) -> Child {
-    Command::new("ffmpeg")
+    let port: u16 = std::fs::read_to_string(sdp)
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("m=audio ")?.split_whitespace().next()?.parse().ok())
+        .expect("m=audio in the SDP");
+    let mut child = Command::new("ffmpeg")
         .args([
             "-hide_banner",
             "-loglevel",
@@ -510,7 +517,47 @@ pub fn spawn_ffmpeg(sdp: &Path, rate: u32, out: &Path) -> Child {
         .arg(out)
         .stdin(Stdio::null())
         .spawn()
-        .expect("ffmpeg (Debian package ffmpeg) must be installed: run `make test`")
+        .expect("ffmpeg (Debian package ffmpeg) must be installed: run `make test`");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !udp_port_bound(port) {
+        if child.try_wait().unwrap().is_some() || Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("ffmpeg did not open UDP port {port}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child
+}
+
+/// Whether a UDP socket (IPv4 or IPv6) of this network namespace is bound to local `port`.
+pub fn udp_port_bound(port: u16) -> bool {
+    let want = format!(":{port:04X} ");
+    ["/proc/net/udp", "/proc/net/udp6"].iter().any(|table| {
+        std::fs::read_to_string(table).is_ok_and(|t| {
+            t.lines().skip(1).any(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .is_some_and(|local| format!("{local} ").ends_with(&want))
+            })
+        })
+    })
+}
+
+/// Waits up to `limit` for `child` (ffmpeg) to end by itself; otherwise asks it to stop
+/// (SIGINT: it finishes the file it writes) and then kills it. Whether it ended by itself,
+/// successfully.
+pub fn finish_ffmpeg(child: &mut Child, limit: Duration) -> bool {
+    if let Some(status) = wait_for(child, limit) {
+        return status.success();
+    }
+    // SAFETY: signalling our own child, not yet reaped.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    if wait_for(child, Duration::from_secs(2)).is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    false
 }
 
 /// Asks the kernel to stamp every datagram `socket` receives with its arrival time
