@@ -532,9 +532,18 @@ pub fn spawn_ffmpeg(sdp: &Path, rate: u32, out: &Path) -> Child {
 
 /// Whether a UDP socket (IPv4 or IPv6) of this network namespace is bound to local `port`.
 pub fn udp_port_bound(port: u16) -> bool {
+    udp_bound_in("/proc/net", port)
+}
+
+/// Whether a UDP socket of process `pid`'s network namespace is bound to local `port`.
+pub fn udp_port_bound_by(pid: u32, port: u16) -> bool {
+    udp_bound_in(&format!("/proc/{pid}/net"), port)
+}
+
+fn udp_bound_in(net: &str, port: u16) -> bool {
     let want = format!(":{port:04X} ");
-    ["/proc/net/udp", "/proc/net/udp6"].iter().any(|table| {
-        std::fs::read_to_string(table).is_ok_and(|t| {
+    ["udp", "udp6"].iter().any(|table| {
+        std::fs::read_to_string(format!("{net}/{table}")).is_ok_and(|t| {
             t.lines().skip(1).any(|l| {
                 l.split_whitespace()
                     .nth(1)
