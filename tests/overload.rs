@@ -169,7 +169,8 @@ fn a_starved_encoder_drops_frames_with_bounded_lag_and_recovers() {
     let status = wait_for(&mut child, Duration::from_secs(10)).expect("rtpmic ends");
     let log = final_line(&mut child);
     assert!(status.success(), "{log}");
-    let (start, lift) = (throttled_at.expect("throttled"), lifted_at.expect("lifted"));
+    let start = throttled_at.expect("throttled");
+    assert!(lifted_at.is_some(), "lifted");
     assert!(
         stopped_counter(&log, "frame_drops") > 0,
         "the ring dropped frames:\n{log}"
@@ -200,7 +201,8 @@ fn a_starved_encoder_drops_frames_with_bounded_lag_and_recovers() {
     // drop would build (seconds) and a stream that stays behind do not fit in them.
     let lag = lag_ms(&pkts, 48.0);
     let before = median(&lag[..start]);
-    let during = lag[start..lift].iter().cloned().fold(0.0, f64::max);
+    // While starved and right after (what the ring held comes out then).
+    let during = lag[start..].iter().cloned().fold(0.0, f64::max);
     // After the lift: the last second.
     let tail = &pkts[pkts.len() - 400..];
     let after = median(&lag[pkts.len() - 400..]);
