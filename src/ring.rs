@@ -375,6 +375,55 @@ mod tests {
         assert_eq!(seen + dropped, N, "every entry is either read or counted as dropped");
     }
 
+    /// The capture → encoder ring of a live stream in simulated time: one frame is pushed per
+    /// tick; the reader takes everything there is each tick, except while starved (ticks
+    /// 100..200), when it gets to read one frame every 40 ticks. Nothing read is ever older
+    /// than the ring holds, every frame is read or counted as dropped, and on the first tick
+    /// the reader runs freely again it is back to the newest frame.
+    #[test]
+    fn a_starved_reader_sees_bounded_age_and_recovers_at_once() {
+        const CAP: u64 = 8;
+        let (mut p, mut c) = ring(CAP as usize, || 0u64).unwrap();
+        let mut dropped = 0;
+        let mut read = Vec::new();
+        // Age (ticks) of the newest frame read by the end of each tick.
+        let mut lag = Vec::new();
+        for tick in 0..300u64 {
+            if p.push(|s| *s = tick) != Pushed::Stored {
+                dropped += 1;
+            }
+            let starved = (100..200).contains(&tick);
+            let budget = if !starved {
+                usize::MAX
+            } else if tick % 40 == 0 {
+                1
+            } else {
+                0
+            };
+            for _ in 0..budget {
+                let Some(frame) = c.pop(|s| *s) else { break };
+                assert!(
+                    tick - frame < CAP,
+                    "tick {tick}: read frame {frame}, older than the ring"
+                );
+                assert!(read.last().is_none_or(|&l| frame > l), "out of order");
+                read.push(frame);
+            }
+            lag.push(read.last().map(|&f| tick - f));
+        }
+        assert_eq!(read.len() as u64 + dropped, 300, "every frame read or counted");
+        assert!(dropped >= 100 - 3 * CAP, "starved for 100 ticks: {dropped} dropped");
+        assert!(lag[..100].iter().all(|&l| l == Some(0)), "fed: each frame read at once");
+        assert!(
+            lag[100..200].iter().all(|l| l.unwrap() <= 40 + CAP),
+            "bounded while starved"
+        );
+        assert!(
+            lag[200..].iter().all(|&l| l == Some(0)),
+            "recovered on the first free tick"
+        );
+    }
+
     #[test]
     fn waiting_push_loses_nothing() {
         const N: u64 = 50_000;

@@ -418,7 +418,7 @@ fn libjack_messages_are_not_printed_at_every_retry() {
             c.env_remove(k);
         }
     }
-    let child = c
+    let mut child = c
         .arg("run")
         .env("ALSA_CONFIG_PATH", alsa_config_path())
         .env("JACK_DEFAULT_SERVER", format!("rtpmic-absent-{}", std::process::id()))
@@ -427,17 +427,42 @@ fn libjack_messages_are_not_printed_at_every_retry() {
         .env("RTPMIC_DEST", format!("127.0.0.1:{}", free_even_port()))
         .env("RTPMIC_LOG_TARGET", "stderr")
         .env("RTPMIC_RT_PRIORITY", "0")
+        .env("RTPMIC_STATS_INTERVAL_S", "1")
         .stdin(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Attempts at 0, 0.1, 0.3, 0.7 and 1.5 s; the first device_error line comes at 1 s. The
-    // first attempt loads libjack, whose lines reach stderr that once.
-    std::thread::sleep(Duration::from_millis(2500));
+    // Attempts at 0, 0.1, 0.3, 0.7, 1.5 s …; the first loads libjack, whose lines reach
+    // stderr that once. Read until the device_error warning is out and a stats line counts
+    // three failed attempts, however long a busy machine takes to get there.
+    let mut log = String::new();
+    let mut warned = false;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut lines = std::io::BufRead::lines(stderr).map_while(Result::ok);
+    for line in lines.by_ref() {
+        log.push_str(&line);
+        log.push('\n');
+        warned |= line.contains("WARN") && line.contains("device_error");
+        let attempts = line
+            .contains(" stats: ")
+            .then(|| {
+                line.split_whitespace()
+                    .find_map(|w| w.strip_prefix("device_errors=")?.parse::<u64>().ok())
+            })
+            .flatten()
+            .unwrap_or(0);
+        if (warned && attempts >= 3) || Instant::now() > deadline {
+            break;
+        }
+    }
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let out = child.wait_with_output().unwrap();
-    let log = log_of(&out);
+    for line in lines {
+        log.push_str(&line);
+        log.push('\n');
+    }
+    assert!(child.wait().unwrap().success(), "{log}");
     let loose = log
         .lines()
         .filter(|l| l.starts_with("Cannot connect to server socket"))
@@ -445,7 +470,11 @@ fn libjack_messages_are_not_printed_at_every_retry() {
     assert!(loose <= 1, "{loose} loose libjack lines\n{log}");
     let line = log
         .lines()
-        .find(|l| l.contains("device_error"))
+        .find(|l| l.contains("WARN") && l.contains("device_error"))
         .unwrap_or_else(|| panic!("no device_error line\n{log}"));
     assert!(line.contains("jack server is not running"), "{line}");
+    assert!(
+        stopped_counter(&log, "device_errors") >= 3,
+        "three attempts or more\n{log}"
+    );
 }

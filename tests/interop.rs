@@ -38,12 +38,11 @@ fn ffmpeg_decodes(keys: &[(&str, &str)], rate: u32) -> f64 {
     }
     let status = run.status().unwrap();
     assert!(status.success());
-    let done = wait_for(&mut ffmpeg, Duration::from_secs(5));
-    if done.is_none() {
-        let _ = ffmpeg.kill();
-        panic!("ffmpeg did not finish: it received no stream");
-    }
-    assert!(done.unwrap().success(), "ffmpeg failed");
+    // The stream is over: what ffmpeg needs is in its socket, however slowly it runs.
+    assert!(
+        finish_ffmpeg(&mut ffmpeg, Duration::from_secs(10)),
+        "ffmpeg did not finish decoding 2 s of the stream"
+    );
     let bytes = std::fs::read(&out).unwrap();
     let decoded: Vec<i16> = bytes
         .chunks_exact(2)

@@ -493,12 +493,22 @@ fn probe_counts_the_same_loss_as_tshark() {
             "probe",
             "10.231.0.2:5004",
             "--seconds",
-            "8",
+            "12",
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // The probe must be listening before the sender starts, and its 12 s must outlast the
+    // sender's start-up and its 6 s of packets, for both to count the same packets.
+    let t0 = std::time::Instant::now();
+    while !udp_port_bound_by(probe.id(), 5004) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "the probe did not bind its port"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let gst = Command::new("ip")
         .args([
             "netns",
@@ -611,15 +621,17 @@ fn outage_and_recovery(tag: &str, down: &str, up: &str) {
         let r = Receiver {
             socket: UdpSocket::bind("10.231.0.2:5004").unwrap(),
         };
+        stamp_arrivals(&r.socket);
         let before = r.collect(25, Duration::from_secs(10), Duration::from_secs(2));
         tx_first.send(()).unwrap();
-        // Everything until the stream ends, with arrival times.
+        // Everything until the stream ends, with arrival times (the kernel's stamps: this
+        // thread may run late on a busy machine).
         let mut after = Vec::new();
         r.socket.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
         let mut buf = [0u8; 2048];
-        while let Ok(n) = r.socket.recv(&mut buf) {
+        while let Some((n, at)) = recv_stamped(&r.socket, &mut buf) {
             let p = rtp_types::RtpPacket::parse(&buf[..n]).unwrap();
-            after.push((std::time::Instant::now(), p.sequence_number()));
+            after.push((at, p.sequence_number()));
         }
         (before, after)
     });
@@ -637,14 +649,14 @@ fn outage_and_recovery(tag: &str, down: &str, up: &str) {
     sh(&format!("ip -n {} {down}", ns.a));
     std::thread::sleep(Duration::from_secs(1)); // the fault: one second without a network
     sh(&format!("ip -n {} {up}", ns.a));
-    let up_at = std::time::Instant::now();
+    let up_at = std::time::SystemTime::now();
     let out = child.wait_with_output().unwrap();
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{log}");
     let (before, after) = receiver.join().unwrap();
     assert_eq!(before.len(), 25);
     let resumed = after.iter().find(|(t, _)| *t >= up_at).expect("the stream came back");
-    let delay = resumed.0.duration_since(up_at);
+    let delay = resumed.0.duration_since(up_at).unwrap_or_default();
     println!("first packet {delay:?} after the link came back");
     assert!(delay < Duration::from_millis(300), "resumed {delay:?} after link up");
     // Sequence numbers keep counting through the outage: the receiver sees what was lost.

@@ -3,20 +3,22 @@
 //! send buffer filled behind a 8 kbit/s token bucket (tc tbf) on a namespace's loopback, and
 //! an overrun storm (the process stopped again and again).
 //!
-//! Recovery is judged from the packets received, not from rtpmic's own counters alone.
+//! Recovery is judged from the packets received, not from rtpmic's own counters alone. Their
+//! arrival times are the kernel's stamps (SO_TIMESTAMPNS), so the test's own receiving thread
+//! running late on a busy machine does not show as rtpmic's lag.
 
 mod common;
 
 use std::io::Read;
 use std::net::UdpSocket;
 use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::time::{Duration, SystemTime};
 
 use common::*;
 
-/// One packet as received: when it arrived, and its header fields.
+/// One packet as received: when it arrived (the kernel's stamp), and its header fields.
 struct Arrival {
-    at: Instant,
+    at: SystemTime,
     seq: u16,
     ts: u32,
     marker: bool,
@@ -24,13 +26,14 @@ struct Arrival {
 
 /// Reads RTP from `socket` until `stop` says so or `idle` passes without a packet.
 fn receive(socket: &UdpSocket, idle: Duration, mut stop: impl FnMut(&[Arrival]) -> bool) -> Vec<Arrival> {
+    stamp_arrivals(socket);
     socket.set_read_timeout(Some(idle)).unwrap();
     let mut out = Vec::new();
     let mut buf = [0u8; 2048];
-    while let Ok(n) = socket.recv(&mut buf) {
+    while let Some((n, at)) = recv_stamped(socket, &mut buf) {
         let p = rtp_types::RtpPacket::parse(&buf[..n]).expect("valid RTP");
         out.push(Arrival {
-            at: Instant::now(),
+            at,
             seq: p.sequence_number(),
             ts: p.timestamp(),
             marker: p.marker_bit(),
@@ -48,10 +51,22 @@ fn lag_ms(pkts: &[Arrival], ticks_per_ms: f64) -> Vec<f64> {
     let (t0, ts0) = (pkts[0].at, pkts[0].ts);
     let raw: Vec<f64> = pkts
         .iter()
-        .map(|p| (p.at - t0).as_secs_f64() * 1000.0 - f64::from(p.ts.wrapping_sub(ts0)) / ticks_per_ms)
+        .map(|p| since(t0, p.at).as_secs_f64() * 1000.0 - f64::from(p.ts.wrapping_sub(ts0)) / ticks_per_ms)
         .collect();
     let min = raw.iter().cloned().fold(f64::MAX, f64::min);
     raw.iter().map(|l| l - min).collect()
+}
+
+/// `later - earlier`, zero when the wall clock says otherwise.
+fn since(earlier: SystemTime, later: SystemTime) -> Duration {
+    later.duration_since(earlier).unwrap_or_default()
+}
+
+/// The median of `x`.
+fn median(x: &[f64]) -> f64 {
+    let mut v = x.to_vec();
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
 }
 
 fn final_line(child: &mut Child) -> String {
@@ -112,7 +127,9 @@ impl Drop for Throttle {
 /// complexity 10 with 2.5 ms frames needs several times that; capture and sender are not
 /// throttled): the capture → encoder ring drops the oldest frames and counts them,
 /// capture never overruns, packets arrive at most a bounded time behind the audio clock, and
-/// once the quota is lifted the lag falls back to where it was.
+/// once the quota is lifted the lag falls back to where it was. The ring's rule itself (newest
+/// frames kept, age bounded by its capacity, none left over once the reader runs) is
+/// `ring::tests::a_starved_reader_sees_bounded_age_and_recovers_at_once`, in simulated time.
 #[test]
 fn a_starved_encoder_drops_frames_with_bounded_lag_and_recovers() {
     let board = SimBoard::shared();
@@ -136,8 +153,7 @@ fn a_starved_encoder_drops_frames_with_bounded_lag_and_recovers() {
     let mut throttled_at = None;
     let mut lifted_at = None;
     let pkts = receive(&rx.socket, Duration::from_secs(2), |p| {
-        let now = Instant::now();
-        let elapsed = now - p[0].at;
+        let elapsed = since(p[0].at, SystemTime::now());
         if phase == 0 && elapsed >= Duration::from_secs(2) {
             let tid = thread_id(child.id(), "rtpmic-encode").expect("the encoder thread");
             throttle.add(tid);
@@ -153,7 +169,8 @@ fn a_starved_encoder_drops_frames_with_bounded_lag_and_recovers() {
     let status = wait_for(&mut child, Duration::from_secs(10)).expect("rtpmic ends");
     let log = final_line(&mut child);
     assert!(status.success(), "{log}");
-    let (start, lift) = (throttled_at.expect("throttled"), lifted_at.expect("lifted"));
+    let start = throttled_at.expect("throttled");
+    assert!(lifted_at.is_some(), "lifted");
     assert!(
         stopped_counter(&log, "frame_drops") > 0,
         "the ring dropped frames:\n{log}"
@@ -177,21 +194,42 @@ fn a_starved_encoder_drops_frames_with_bounded_lag_and_recovers() {
     }
     let skipped = pkts.windows(2).filter(|w| w[1].ts.wrapping_sub(w[0].ts) > 120).count();
     assert!(skipped > 0, "dropped frames show as timestamp jumps");
+    // Lag is judged against the packets' audio clock. board/sim's clock can fall behind real
+    // time on a busy machine (a JACK cycle its client misses is 5 ms of audio that never
+    // arrives, with no overrun to see): that shows as lag that never goes away, a few ms to a
+    // few tens of ms per run. The bounds leave room for it; the backlog a ring that did not
+    // drop would build (seconds) and a stream that stays behind do not fit in them.
     let lag = lag_ms(&pkts, 48.0);
-    let before = lag[..start].iter().cloned().fold(0.0, f64::max);
-    let during = lag[start..lift].iter().cloned().fold(0.0, f64::max);
+    let before = median(&lag[..start]);
+    // While starved and right after (what the ring held comes out then).
+    let during = lag[start..].iter().cloned().fold(0.0, f64::max);
     // After the lift: the last second.
-    let tail = &lag[pkts.len() - 400..];
-    let after = tail.iter().cloned().fold(0.0, f64::max);
-    println!("lag before {before:.1} ms, while starved max {during:.1} ms, after {after:.1} ms; {skipped} jumps");
+    let tail = &pkts[pkts.len() - 400..];
+    let after = median(&lag[pkts.len() - 400..]);
+    println!("lag median before {before:.1} ms, while starved max {during:.1} ms, median over the last second {after:.1} ms; {skipped} jumps");
     assert!(
-        during < 300.0,
-        "lag stays bounded by the ring and the CFS period: {during:.1} ms"
+        during < 1000.0,
+        "lag stays bounded by the ring (2 s of starvation; an unbounded queue would hold most of it): {during:.1} ms"
     );
     assert!(
-        after < before + 20.0,
-        "the lag recovers: {after:.1} ms vs {before:.1} ms before"
+        after < before + 100.0,
+        "the lag recovers: median {after:.1} ms over the last second vs {before:.1} ms before"
     );
+    // Recovered means every frame goes out again: no more jumps, and rtpmic's own
+    // capture-to-send latency (which board/sim's clock does not enter) shows no standing
+    // backlog: most packets of the run, those before and after the starvation, left within
+    // 5 ms of their capture.
+    assert!(
+        tail.windows(2).all(|w| w[1].ts.wrapping_sub(w[0].ts) == 120),
+        "frames still dropped a second after the lift"
+    );
+    let p50 = log
+        .lines()
+        .rfind(|l| l.contains("stopped: "))
+        .and_then(|l| l.split_whitespace().find_map(|w| w.strip_prefix("latency_p50=<")))
+        .and_then(|v| v.strip_suffix("us")?.parse::<u64>().ok())
+        .unwrap_or_else(|| panic!("latency_p50 in the stopped line:\n{log}"));
+    assert!(p50 <= 5000, "median capture-to-send latency under {p50} µs:\n{log}");
     drop(throttle);
 }
 
@@ -287,7 +325,7 @@ fn full_socket_buffer(backend: &str) {
         let mut log = String::new();
         for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
             if line.contains("send_would_block:") {
-                let _ = tx.send(Instant::now());
+                let _ = tx.send(SystemTime::now());
             }
             log.push_str(&line);
             log.push('\n');
@@ -299,7 +337,7 @@ fn full_socket_buffer(backend: &str) {
         .recv_timeout(Duration::from_secs(10))
         .expect("the send buffer filled (EAGAIN)");
     link.restore();
-    let restored = Instant::now();
+    let restored = SystemTime::now();
     let pkts = receiver.join().unwrap();
     let status = wait_for(&mut child, Duration::from_secs(10)).expect("rtpmic ends");
     let log = reader.join().unwrap();
@@ -325,23 +363,29 @@ fn full_socket_buffer(backend: &str) {
         .iter()
         .position(|p| p.at > restored)
         .expect("packets after the link returned");
-    let resumed_in = pkts[first_after].at - restored;
+    let resumed_in = since(restored, pkts[first_after].at);
     println!(
         "{backend}: buffer full {:?} after start; first packet {resumed_in:?} after the link returned",
-        full_at - pkts[0].at
+        since(pkts[0].at, full_at)
     );
     assert!(
-        resumed_in < Duration::from_millis(100),
+        resumed_in < Duration::from_millis(200),
         "resumed within a few packets: {resumed_in:?}"
     );
-    // From then on: every packet, live (each arrives no later than its audio plus a little).
+    // From then on: every packet, live. A backlog kept through the outage would come out
+    // first, late, each packet less late than the one before; so no packet may be much later
+    // behind its audio than the packets after it. (board/sim's clock falling behind on a busy
+    // machine makes all later packets later, which this leaves alone.)
     let after = &pkts[first_after..];
     for w in after.windows(2) {
         assert_eq!(w[1].seq, w[0].seq.wrapping_add(1), "nothing lost once the link is back");
     }
     let lag = lag_ms(after, 8.0);
-    let worst = lag.iter().cloned().fold(0.0, f64::max);
-    assert!(worst < 50.0, "no backlog after recovery: lag up to {worst:.1} ms");
+    let backlog = (0..lag.len())
+        .map(|i| lag[i] - lag[i..].iter().cloned().fold(f64::MAX, f64::min))
+        .fold(0.0, f64::max);
+    println!("{backend}: after recovery, a packet at most {backlog:.1} ms later than one after it");
+    assert!(backlog < 50.0, "no backlog after recovery: {backlog:.1} ms");
 }
 
 /// An overrun storm: the whole process is stopped for 300 ms eight times in a row (longer
@@ -369,7 +413,7 @@ fn an_overrun_storm_is_recovered_every_time() {
         // Let the stream settle first.
         std::thread::sleep(Duration::from_millis(1000));
         for _ in 0..STOPS {
-            let t0 = Instant::now();
+            let t0 = std::time::Instant::now();
             // SAFETY: signalling our own child.
             unsafe { libc::kill(pid, libc::SIGSTOP) };
             std::thread::sleep(Duration::from_millis(300));

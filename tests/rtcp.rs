@@ -5,14 +5,15 @@
 mod common;
 
 use std::net::UdpSocket;
-use std::time::{Duration, Instant};
+use std::time::{Duration, SystemTime};
 
 use common::*;
 use rtcp_types::{Compound, Packet};
 
 #[derive(Debug)]
 struct Sr {
-    at: Instant,
+    /// When it arrived (the kernel's stamp).
+    at: SystemTime,
     ssrc: u32,
     ntp: u64,
     rtp: u32,
@@ -22,7 +23,7 @@ struct Sr {
     bye: bool,
 }
 
-fn parse(buf: &[u8], at: Instant) -> Sr {
+fn parse(buf: &[u8], at: SystemTime) -> Sr {
     let packets: Vec<Packet> = Compound::parse(buf)
         .expect("compound")
         .collect::<Result<_, _>>()
@@ -104,9 +105,10 @@ fn sender_reports_match_the_rtp_stream_and_end_with_bye() {
     let rtcp_reader = std::thread::spawn(move || {
         let mut out = Vec::new();
         let mut buf = [0u8; 1500];
+        stamp_arrivals(&rtcp);
         rtcp.set_read_timeout(Some(Duration::from_secs(12))).unwrap();
-        while let Ok(n) = rtcp.recv(&mut buf) {
-            let sr = parse(&buf[..n], Instant::now());
+        while let Some((n, at)) = recv_stamped(&rtcp, &mut buf) {
+            let sr = parse(&buf[..n], at);
             let bye = sr.bye;
             out.push(sr);
             if bye {
@@ -147,11 +149,15 @@ fn sender_reports_match_the_rtp_stream_and_end_with_bye() {
         assert!(n >= 1 && n <= pkts.len(), "packet count {n}");
         let octets: usize = pkts[..n].iter().map(|p| p.payload.len()).sum();
         assert_eq!(r.octets as usize, octets, "octet count of the first {n} packets");
-        // The SR's RTP time lies after the newest counted packet's first sample, by less
-        // than a frame plus the time a report can lag.
+        // The SR's RTP time lies after the newest counted packet's audio (its first sample
+        // plus a frame), by the time since that audio was read plus however far board/sim's
+        // clock fell behind real time on a busy machine (5 ms per JACK cycle its client
+        // missed), which the capture clock takes for late reads up to its re-anchoring bound
+        // of 500 ms. The exact rule is rtp::capture_clock's and the send session's
+        // simulated-time tests.
         let ahead = r.rtp.wrapping_sub(pkts[n - 1].ts);
         assert!(
-            (960..960 + 4800).contains(&ahead),
+            (960..960 + 48 * 600).contains(&ahead),
             "SR RTP timestamp {ahead} ticks after the last packet"
         );
         if let Some(p) = prev {
@@ -163,9 +169,11 @@ fn sender_reports_match_the_rtp_stream_and_end_with_bye() {
                 "NTP advanced {ntp_s:.3} s, RTP {rtp_s:.3} s"
             );
             if !r.bye {
-                let gap = r.at.duration_since(p.at).as_secs_f64();
-                // §6.3: T_min 5 s randomised to [0.5, 1.5] and divided by e − 3/2.
-                assert!((2.0..6.3).contains(&gap), "report interval {gap:.2} s");
+                let gap = r.at.duration_since(p.at).unwrap_or_default().as_secs_f64();
+                // §6.3: T_min 5 s randomised to [0.5, 1.5] and divided by e − 3/2, [2.05,
+                // 6.16] s (the send session's simulated-time tests hold it exactly); a report
+                // leaves with the next frame or device wait, at most ~0.1 s late.
+                assert!((2.0..6.5).contains(&gap), "report interval {gap:.2} s");
             }
         }
         prev = Some(r);

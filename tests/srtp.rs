@@ -25,14 +25,16 @@ fn sdp(board: &SimBoard, infile: &std::path::Path, dest: &str, keys: &[(&str, &s
     String::from_utf8(out.stdout).unwrap()
 }
 
-/// Streams `seconds` with `keys` to `dest` while ffmpeg decodes from `sdp_text`; returns
-/// the decoded samples (none when ffmpeg could not decode anything).
+/// Streams 4 s with `keys` to `dest` while ffmpeg decodes from `sdp_text`; returns the
+/// decoded samples (none when ffmpeg could not decode anything), giving ffmpeg `patience`
+/// after the stream to finish.
 fn decode_with_ffmpeg(
     board: &SimBoard,
     infile: &std::path::Path,
     dest: &str,
     keys: &[(&str, &str)],
     sdp_text: &str,
+    patience: Duration,
 ) -> Vec<i16> {
     let sdp_path = board.dir.path().join(format!("{}.sdp", dest.replace([':', '.'], "_")));
     std::fs::write(&sdp_path, sdp_text).unwrap();
@@ -53,11 +55,9 @@ fn decode_with_ffmpeg(
         !log.contains(KEY) && !log.contains(OTHER_KEY),
         "the key never reaches the log"
     );
-    // ffmpeg ends by itself after 2 s of audio; with nothing it can decode it waits forever.
-    if wait_for(&mut ffmpeg, Duration::from_secs(3)).is_none() {
-        let _ = ffmpeg.kill();
-        let _ = ffmpeg.wait();
-    }
+    // ffmpeg ends by itself after 2 s of audio (the stream is over, so everything it needs
+    // is in its socket by now); with nothing it can decode it waits forever.
+    finish_ffmpeg(&mut ffmpeg, patience);
     std::fs::read(&out)
         .unwrap_or_default()
         .chunks_exact(2)
@@ -86,7 +86,7 @@ fn ffmpeg_decodes_srtp_across_the_sequence_wrap_and_not_with_a_wrong_key() {
         "{text}"
     );
 
-    let decoded = decode_with_ffmpeg(&board, &infile, &dest, &keys, &text);
+    let decoded = decode_with_ffmpeg(&board, &infile, &dest, &keys, &text, Duration::from_secs(10));
     assert!(decoded.len() >= 16_000, "ffmpeg decoded {} samples", decoded.len());
     // After the first second: everything past the wrap.
     let snr = aligned_snr(&source, &decoded, 8000, 200 + 80);
@@ -97,7 +97,7 @@ fn ffmpeg_decodes_srtp_across_the_sequence_wrap_and_not_with_a_wrong_key() {
     let port = free_even_port();
     let dest = format!("127.0.0.1:{port}");
     let wrong = wrong.replace(&format!("m=audio {}", text_port(&text)), &format!("m=audio {port}"));
-    let decoded = decode_with_ffmpeg(&board, &infile, &dest, &keys, &wrong);
+    let decoded = decode_with_ffmpeg(&board, &infile, &dest, &keys, &wrong, Duration::from_secs(3));
     assert!(
         decoded.is_empty(),
         "a wrong key decodes nothing, got {} samples",

@@ -385,7 +385,10 @@ pub fn free_even_port() -> u16 {
 }
 
 /// Starts `tshark` with `args` (run through `prefix`, e.g. `ip netns exec NS`) and returns
-/// once it reports that it is capturing.
+/// once it captures: its dumpcap's packet socket has the capture filter (`-f`) attached.
+/// tshark's own "Capturing on" comes before it even starts dumpcap, and libpcap drains what
+/// arrives while it sets the filter up, so on a busy machine a capture timed by that line
+/// missed the first packets.
 pub fn start_tshark(prefix: &[&str], args: &[&str]) -> Child {
     use std::io::BufRead;
     let mut cmd = match prefix.split_first() {
@@ -409,7 +412,65 @@ pub fn start_tshark(prefix: &[&str], args: &[&str]) -> Child {
         "tshark did not start"
     );
     std::thread::spawn(move || for _ in lines {});
+    let filtered = args.contains(&"-f");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !dumpcap_capturing(prefix, child.id(), filtered) {
+        assert!(
+            Instant::now() < deadline,
+            "tshark's dumpcap did not start capturing in 20 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     child
+}
+
+/// Whether the dumpcap that tshark `tshark_pid` started has its packet socket open and, when
+/// `filtered`, the capture filter on it (`ss -0 -b -p` run through `prefix`, in tshark's
+/// network namespace). libpcap puts a one-instruction reject-all filter there while it sets
+/// up: that one does not count.
+fn dumpcap_capturing(prefix: &[&str], tshark_pid: u32, filtered: bool) -> bool {
+    let Some(dumpcap) = std::fs::read_dir("/proc").ok().and_then(|procs| {
+        procs.flatten().find_map(|p| {
+            let stat = std::fs::read_to_string(p.path().join("stat")).ok()?;
+            // pid (comm) state ppid …
+            let (comm, rest) = stat.split_once(" (")?.1.rsplit_once(") ")?;
+            let ppid: u32 = rest.split_whitespace().nth(1)?.parse().ok()?;
+            (comm == "dumpcap" && ppid == tshark_pid).then(|| p.file_name().to_string_lossy().into_owned())
+        })
+    }) else {
+        return false;
+    };
+    let mut cmd = match prefix.split_first() {
+        Some((first, rest)) => {
+            let mut c = Command::new(first);
+            c.args(rest).arg("ss");
+            c
+        }
+        None => Command::new("ss"),
+    };
+    let Ok(out) = cmd.args(["-0", "-b", "-p", "-a"]).stderr(Stdio::null()).output() else {
+        return false;
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines();
+    let owner = format!("pid={dumpcap},");
+    while let Some(line) = lines.next() {
+        if !line.contains(&owner) {
+            continue;
+        }
+        if !filtered {
+            return true;
+        }
+        // The socket's filter, when it has one, is on the next line: "bpf filter (N): …".
+        let instructions = lines
+            .next()
+            .and_then(|l| l.trim().strip_prefix("bpf filter ("))
+            .and_then(|l| l.split(')').next()?.parse::<u32>().ok());
+        if instructions.is_some_and(|n| n > 1) {
+            return true;
+        }
+    }
+    false
 }
 
 /// Stops a capture started by `start_tshark` and returns what it printed.
@@ -433,9 +494,16 @@ pub fn rtp_stream_row(streams: &str, payload: &str) -> Vec<String> {
 }
 
 /// ffmpeg decoding the stream an SDP file describes: 2 s, mono, `rate` Hz, raw s16le into
-/// `out`.
+/// `out`. Returns once ffmpeg has bound the SDP's port, so it gets the stream from its first
+/// packet even when it starts slowly (a receiver that joins SRTP after a sequence wrap cannot
+/// know the rollover counter).
 pub fn spawn_ffmpeg(sdp: &Path, rate: u32, out: &Path) -> Child {
-    Command::new("ffmpeg")
+    let port: u16 = std::fs::read_to_string(sdp)
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("m=audio ")?.split_whitespace().next()?.parse().ok())
+        .expect("m=audio in the SDP");
+    let mut child = Command::new("ffmpeg")
         .args([
             "-hide_banner",
             "-loglevel",
@@ -449,5 +517,83 @@ pub fn spawn_ffmpeg(sdp: &Path, rate: u32, out: &Path) -> Child {
         .arg(out)
         .stdin(Stdio::null())
         .spawn()
-        .expect("ffmpeg (Debian package ffmpeg) must be installed: run `make test`")
+        .expect("ffmpeg (Debian package ffmpeg) must be installed: run `make test`");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !udp_port_bound(port) {
+        if child.try_wait().unwrap().is_some() || Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("ffmpeg did not open UDP port {port}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child
+}
+
+/// Whether a UDP socket (IPv4 or IPv6) of this network namespace is bound to local `port`.
+pub fn udp_port_bound(port: u16) -> bool {
+    udp_bound_in("/proc/net", port)
+}
+
+/// Whether a UDP socket of process `pid`'s network namespace is bound to local `port`.
+pub fn udp_port_bound_by(pid: u32, port: u16) -> bool {
+    udp_bound_in(&format!("/proc/{pid}/net"), port)
+}
+
+fn udp_bound_in(net: &str, port: u16) -> bool {
+    let want = format!(":{port:04X} ");
+    ["udp", "udp6"].iter().any(|table| {
+        std::fs::read_to_string(format!("{net}/{table}")).is_ok_and(|t| {
+            t.lines().skip(1).any(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .is_some_and(|local| format!("{local} ").ends_with(&want))
+            })
+        })
+    })
+}
+
+/// Waits up to `limit` for `child` (ffmpeg) to end by itself; otherwise asks it to stop
+/// (SIGINT: it finishes the file it writes) and then kills it. Whether it ended by itself,
+/// successfully.
+pub fn finish_ffmpeg(child: &mut Child, limit: Duration) -> bool {
+    if let Some(status) = wait_for(child, limit) {
+        return status.success();
+    }
+    // SAFETY: signalling our own child, not yet reaped.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    if wait_for(child, Duration::from_secs(2)).is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    false
+}
+
+/// Asks the kernel to stamp every datagram `socket` receives with its arrival time
+/// (SO_TIMESTAMPNS). Timing judged from when the test's own thread got round to `recv` would
+/// include that thread's lateness on a busy machine; the stamp is when the packet arrived.
+pub fn stamp_arrivals(socket: &UdpSocket) {
+    nix::sys::socket::setsockopt(socket, nix::sys::socket::sockopt::ReceiveTimestampns, &true).expect("SO_TIMESTAMPNS");
+}
+
+/// Receives one datagram into `buf`: its length and its arrival time as the kernel stamped it
+/// (CLOCK_REALTIME, comparable with `SystemTime::now()`; see `stamp_arrivals`). `None` when
+/// the socket's read timeout passes.
+pub fn recv_stamped(socket: &UdpSocket, buf: &mut [u8]) -> Option<(usize, std::time::SystemTime)> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    use std::os::fd::AsRawFd;
+    let mut space = nix::cmsg_space!(nix::sys::time::TimeSpec);
+    let mut iov = [std::io::IoSliceMut::new(buf)];
+    let msg = recvmsg::<()>(socket.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::empty()).ok()?;
+    let at = msg
+        .cmsgs()
+        .ok()?
+        .find_map(|c| match c {
+            ControlMessageOwned::ScmTimestampns(ts) => {
+                Some(std::time::UNIX_EPOCH + Duration::new(ts.tv_sec() as u64, ts.tv_nsec() as u32))
+            }
+            _ => None,
+        })
+        .expect("an arrival stamp: call stamp_arrivals first");
+    Some((msg.bytes, at))
 }
