@@ -550,8 +550,18 @@ fn probe_counts_the_same_loss_as_tshark() {
     };
     println!("probe: {summary}tshark: {tshark_pkts} packets, {tshark_lost} lost");
     assert!(tshark_lost > 0, "nftables dropped nothing");
-    assert_eq!(field("received="), tshark_pkts);
-    assert_eq!(field("lost="), tshark_lost);
+    // The probe believes a source only after two packets in sequence (RFC 3550 A.1
+    // probation): when a packet right after the first one is lost, the first packet and that
+    // loss lie before the source's start, where tshark counts them. Everything after matches
+    // exactly: the same shortfall in packets received and in packets lost.
+    let (received, lost) = (field("received="), field("lost="));
+    let before_start = tshark_pkts.checked_sub(received).expect("never more than tshark");
+    assert!(before_start <= 2, "probe {received} vs tshark {tshark_pkts} packets");
+    assert_eq!(
+        lost + before_start,
+        tshark_lost,
+        "probe {lost} vs tshark {tshark_lost} lost"
+    );
 }
 
 /// IPv6 destinations and host names end to end: `[::1]` directly, and `localhost`, which the
