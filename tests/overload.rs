@@ -69,6 +69,15 @@ fn median(x: &[f64]) -> f64 {
     v[v.len() / 2]
 }
 
+/// How far the lag moves over `lag` (ms), the outer 2 % left out: a packet the test thread
+/// read late is not the stream's doing.
+fn tail_lag_spread(lag: &[f64]) -> f64 {
+    let mut v = lag.to_vec();
+    v.sort_by(f64::total_cmp);
+    let cut = v.len() / 50;
+    v[v.len() - 1 - cut] - v[cut]
+}
+
 fn final_line(child: &mut Child) -> String {
     let mut log = String::new();
     child.stderr.take().unwrap().read_to_string(&mut log).unwrap();
@@ -211,9 +220,13 @@ fn a_starved_encoder_drops_frames_with_bounded_lag_and_recovers() {
         during < 1000.0,
         "lag stays bounded by the ring (2 s of starvation; an unbounded queue would hold most of it): {during:.1} ms"
     );
+    // A standing backlog would drain in the last second (its lag falling as packets catch
+    // up); a stream that recovered flows at the audio's pace: its lag is level. (Its level
+    // against `before` is not the test: what board/sim's clock lost under load stays in it.)
+    let spread = tail_lag_spread(&lag[pkts.len() - 400..]);
     assert!(
-        after < before + 100.0,
-        "the lag recovers: median {after:.1} ms over the last second vs {before:.1} ms before"
+        spread < 40.0,
+        "the lag is level again a second after the lift (median {after:.1} ms, {before:.1} ms before): it moves by {spread:.1} ms"
     );
     // Recovered means every frame goes out again: no more jumps, and rtpmic's own
     // capture-to-send latency (which board/sim's clock does not enter) shows no standing
