@@ -96,9 +96,12 @@ impl UdpRecorder {
         UdpRecorder::start(UdpSocket::bind("127.0.0.1:0").unwrap())
     }
 
+    /// Records what arrives on `socket`, each packet stamped with when the kernel received
+    /// it (`SO_TIMESTAMPNS`), so a busy test process does not make the stream look paused.
     pub fn start(socket: UdpSocket) -> UdpRecorder {
         let _ = socket2::SockRef::from(&socket).set_recv_buffer_size(1 << 20);
         socket.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+        nix::sys::socket::setsockopt(&socket, nix::sys::socket::sockopt::ReceiveTimestampns, &true).unwrap();
         let packets = Arc::new(Mutex::new(Vec::with_capacity(4096)));
         let other = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
@@ -111,9 +114,10 @@ impl UdpRecorder {
             );
             std::thread::spawn(move || {
                 let mut buf = [0u8; 4096];
+                let mut cmsg = nix::cmsg_space!(nix::sys::time::TimeSpec);
                 while !stop.load(Relaxed) {
-                    if let Ok(n) = socket.recv(&mut buf) {
-                        match parse_rtp(&buf[..n], Instant::now()) {
+                    if let Some((n, at)) = recv_stamped(&socket, &mut buf, &mut cmsg) {
+                        match parse_rtp(&buf[..n], at) {
                             Some(p) => packets.lock().unwrap().push(p),
                             None => {
                                 other.fetch_add(1, Relaxed);
@@ -173,6 +177,23 @@ impl Drop for UdpRecorder {
     fn drop(&mut self) {
         self.stop_thread();
     }
+}
+
+/// One datagram into `buf`: its length and when the kernel received it.
+fn recv_stamped(socket: &UdpSocket, buf: &mut [u8], cmsg: &mut [u8]) -> Option<(usize, Instant)> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags, SockaddrStorage};
+    use std::os::fd::AsRawFd;
+    let mut iov = [io::IoSliceMut::new(buf)];
+    let msg = recvmsg::<SockaddrStorage>(socket.as_raw_fd(), &mut iov, Some(cmsg), MsgFlags::empty()).ok()?;
+    let (now, wall) = (Instant::now(), std::time::SystemTime::now());
+    let stamp = msg.cmsgs().ok()?.find_map(|c| match c {
+        ControlMessageOwned::ScmTimestampns(ts) => Some(Duration::new(ts.tv_sec() as u64, ts.tv_nsec() as u32)),
+        _ => None,
+    });
+    let age = stamp
+        .and_then(|s| wall.duration_since(std::time::UNIX_EPOCH).ok()?.checked_sub(s))
+        .unwrap_or_default();
+    Some((msg.bytes, now.checked_sub(age).unwrap_or(now)))
 }
 
 /// Polls `cond` every 10 ms until it holds (true) or `limit` passes (false).
@@ -462,9 +483,12 @@ impl Client {
                 let (port, rtcp_port) = param("port").and_then(pair).expect("the group's ports");
                 self.udp = Some(UdpRecorder::start(join_group(group, port)));
                 self.rtcp_to = Some(SocketAddr::new(IpAddr::V4(group), rtcp_port));
-                let rtcp = UdpSocket::bind("127.0.0.1:0")?;
+                // Reports to the group go out on loopback too.
+                let rtcp = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None)?;
+                rtcp.bind(&SocketAddr::from((Ipv4Addr::LOCALHOST, 0)).into())?;
+                rtcp.set_multicast_if_v4(&Ipv4Addr::LOCALHOST)?;
                 rtcp.set_multicast_loop_v4(true)?;
-                self.rtcp = Some(rtcp);
+                self.rtcp = Some(rtcp.into());
             }
         }
         Ok(r)
