@@ -53,14 +53,34 @@ struct Stopped {
 }
 
 impl Rtpmic {
-    /// Starts and waits until the RTSP port accepts and the push receiver has a packet.
+    /// Starts and waits until the RTSP port accepts and the push receiver has a packet. A
+    /// port taken by someone else between `free_tcp_port` and rtpmic's bind: another port.
     fn start(keys: &[(&str, &str)]) -> Rtpmic {
         let board = SimBoard::shared();
         let source = two_tone(RATE as u32, SIGNAL_SECONDS);
         let infile = board.infile("in.raw", &source);
+        let mut board = Some(board);
+        for _ in 0..3 {
+            match Rtpmic::try_start(board.take().unwrap(), &source, &infile, keys) {
+                Ok(server) => return server,
+                Err((b, log)) => {
+                    println!("the RTSP port was taken, another one:\n{log}");
+                    board = Some(b);
+                }
+            }
+        }
+        panic!("no free RTSP port in three tries");
+    }
+
+    fn try_start(
+        board: SimBoard,
+        source: &[i16],
+        infile: &Path,
+        keys: &[(&str, &str)],
+    ) -> Result<Rtpmic, (SimBoard, String)> {
         let push = UdpRecorder::bind();
         let addr: SocketAddr = format!("127.0.0.1:{}", free_tcp_port()).parse().unwrap();
-        let mut cmd = board.rtpmic(&infile);
+        let mut cmd = board.rtpmic(infile);
         cmd.arg("run")
             .env("RTPMIC_DEVICE", "simfile")
             .env("RTPMIC_DEST", push.addr().to_string())
@@ -86,16 +106,27 @@ impl Rtpmic {
             log_thread: Some(log_thread),
             addr,
             push: Some(push),
-            source,
+            source: source.to_vec(),
             board,
         };
+        // Ours once it says it serves, and then the port accepts.
+        let serving = format!("RTSP: serving rtsp://{addr}/mic");
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-                break;
-            }
             if let Some(status) = server.child.try_wait().unwrap() {
-                panic!("rtpmic exited ({status}) before serving RTSP:\n{}", server.log());
+                if let Some(t) = server.log_thread.take() {
+                    t.join().unwrap();
+                }
+                let log = server.log();
+                if log.contains("RTPMIC_RTSP_LISTEN: bind") {
+                    let board = std::mem::replace(&mut server.board, SimBoard::shared());
+                    return Err((board, log));
+                }
+                panic!("rtpmic exited ({status}) before serving RTSP:\n{log}");
+            }
+            if server.log().contains(&serving) && TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+            {
+                break;
             }
             assert!(Instant::now() < deadline, "RTSP port never accepted:\n{}", server.log());
             std::thread::sleep(Duration::from_millis(20));
@@ -105,7 +136,7 @@ impl Rtpmic {
             "the push receiver got nothing:\n{}",
             server.log()
         );
-        server
+        Ok(server)
     }
 
     fn push(&self) -> &UdpRecorder {
@@ -993,7 +1024,10 @@ fn silent_sessions_end_at_the_timeout_and_keepalives_keep_them() {
         );
         assert_no_gap(&pkts, what);
     }
-    // Reaped: no more packets, and the TCP one's connection is closed.
+    // Reaped: no more packets (once those on their way are in), and the TCP one's
+    // connection is closed.
+    silent_udp.settle(Duration::from_millis(200));
+    silent_tcp.settle(Duration::from_millis(200));
     let counts = (silent_udp.count(), silent_tcp.count());
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(
