@@ -713,17 +713,29 @@ impl Drop for SmallBuffers {
 /// a log line naming it; the other clients and the push receiver see no gap. L16 (96 kB/s)
 /// fills the buffers in about a second.
 ///
-/// In a namespace whose TCP send buffers grow to 64 KiB at most: with the host's (up to 4 MiB,
-/// reached at once on loopback) the queue fills only after about 40 s of L16 (see the
-/// report on `RTPMIC_RTSP_TCP_STALL_MS`: rtpmic does not bound the socket's send buffer).
+/// In a namespace whose TCP send buffers grow to 64 KiB at most: with the host's (autotuned up
+/// to 4 MiB, reached at once on loopback) the queue fills only after about 30 s of L16 (2.9 MB
+/// in the kernel), about ten minutes of 32 kb/s Opus; see the next test.
 #[test]
 fn a_tcp_client_that_stops_reading_is_dropped_and_nobody_else_notices() {
     // The shared board's jackd starts outside the namespace.
     drop(SimBoard::shared());
-    SmallBuffers::create("stall").run(stalled_clients_are_dropped);
+    SmallBuffers::create("stall").run(|| stalled_clients_are_dropped(Duration::from_secs(40)));
 }
 
-fn stalled_clients_are_dropped() {
+/// The same with the host's TCP buffers: the stalled clients must be dropped within 10 s of
+/// their last read. Fails today: rtpmic leaves the accepted socket's send buffer to the
+/// kernel's autotuning (up to `net.ipv4.tcp_wmem`'s 4 MiB), so `RTPMIC_RTSP_TCP_STALL_MS`
+/// starts counting only once megabytes are queued (minutes of Opus, with that much latency
+/// for a client that reads slowly). Bounding it (`SO_SNDBUF` on accept) makes this pass.
+#[test]
+#[ignore = "product bug: the RTSP connections' send buffer is unbounded (see the doc comment)"]
+fn a_stalled_tcp_client_is_dropped_within_seconds_with_the_hosts_tcp_buffers() {
+    stalled_clients_are_dropped(Duration::from_secs(10));
+}
+
+/// Stalls two TCP clients; both must be dropped within `limit`.
+fn stalled_clients_are_dropped(limit: Duration) {
     let server = Rtpmic::start(&[("RTPMIC_CODEC", "l16"), ("RTPMIC_RTSP_TCP_STALL_MS", "300")]);
     let addr = server.addr;
     let good_tcp = Client::play_session(addr, "/mic", Transport::Tcp);
@@ -758,7 +770,7 @@ fn stalled_clients_are_dropped() {
     // SAFETY: signalling our own child.
     unsafe { libc::kill(ffmpeg.child.id() as i32, libc::SIGSTOP) };
     let stalled_at = Instant::now();
-    let stalls = server.wait_lines(2, Duration::from_secs(40), |l| {
+    let stalls = server.wait_lines(2, limit, |l| {
         l.contains("not reading for 300 ms") && l.contains("disconnected")
     });
     let took = stalled_at.elapsed();
