@@ -1,9 +1,12 @@
 //! The hot path allocates nothing: a counting global allocator attributes every allocation
 //! to the thread making it, and the capture, encoder and sender threads (marked by
 //! `rtpmic::ops::hot_path` once warmed up) must make none while ≥ 500 periods stream through
-//! real ALSA (board/sim, paced), real libopus and a real UDP socket.
+//! real ALSA (board/sim, paced), real libopus and a real UDP socket, also while peers join
+//! and leave, and while RTSP clients (UDP and TCP-interleaved) set up, play and leave.
 
 mod common;
+#[path = "common/rtsp_client.rs"]
+mod rtsp_client;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -128,6 +131,76 @@ fn run_pipeline_with(board: &SimBoard, keys: &[(&str, &str)], seconds: u64, chur
     (stats.periods.load(Relaxed), HOT_ALLOCS.load(Relaxed) - before)
 }
 
+/// Runs a pipeline serving RTSP for `seconds` of audio while our client plays session after
+/// session (UDP and TCP-interleaved in turn, each leaving by TEARDOWN or by closing its
+/// connection in turn), each until it has a few packets. Returns the periods read and the
+/// hot-path allocations.
+fn run_pipeline_rtsp(board: &SimBoard, keys: &[(&str, &str)], seconds: u64) -> (u64, u64) {
+    use rtsp_client::{assert_no_gap, Client, Transport};
+    let infile = board.infile("in.raw", &two_tone(48_000, seconds as f64 + 1.0));
+    std::env::set_var("JACK_DEFAULT_SERVER", &board.server);
+    std::env::set_var("ALSA_CONFIG_PATH", alsa_config_path());
+    std::env::set_var("SIM_INFILE", &infile);
+    let rx = Receiver::bind();
+    let dest = rx.dest();
+    let listen = format!("127.0.0.1:{}", free_tcp_port());
+    let mut pairs = vec![
+        ("RTPMIC_DEVICE", "simfile"),
+        ("RTPMIC_DEST", dest.as_str()),
+        ("RTPMIC_RT_PRIORITY", "10"),
+        ("RTPMIC_RTSP_LISTEN", listen.as_str()),
+    ];
+    pairs.extend_from_slice(keys);
+    let config = Config::from_pairs(pairs).unwrap();
+    let addr: std::net::SocketAddr = listen.parse().unwrap();
+    let before = HOT_ALLOCS.load(Relaxed);
+    let (mut pipeline, _) = Pipeline::start(
+        &config,
+        RunOptions {
+            seconds: Some(seconds),
+            no_drop: false,
+            client_slots: 0,
+        },
+    )
+    .unwrap();
+    let churner = std::thread::spawn(move || {
+        // Done a second before the stream ends.
+        let deadline = Instant::now() + Duration::from_secs(seconds - 1);
+        let mut sessions = [0u32; 2];
+        let mut k = 0u32;
+        while Instant::now() < deadline {
+            let t = if k.is_multiple_of(2) {
+                Transport::Udp
+            } else {
+                Transport::Tcp
+            };
+            let mut c = Client::connect(addr, "/mic").expect("connect");
+            if let Err(e) = c.start(t) {
+                panic!("RTSP session {k} ({t:?}): {e}");
+            }
+            assert!(
+                c.wait_for_packets(3, Duration::from_secs(5)),
+                "RTSP session {k} ({t:?}) got {} packets",
+                c.count()
+            );
+            if (k / 2).is_multiple_of(2) {
+                assert_eq!(c.teardown().unwrap().status, 200);
+            }
+            assert_no_gap(&c.packets(), &format!("RTSP session {k} ({t:?})"));
+            sessions[usize::from(t == Transport::Tcp)] += 1;
+            k += 1;
+        }
+        sessions
+    });
+    // `join` stops the RTSP server first: the clients are done before.
+    let [udp, tcp] = churner.join().unwrap();
+    let stats = pipeline.join();
+    println!("{keys:?}: {udp} UDP and {tcp} TCP RTSP sessions; {}", stats.summary());
+    assert!(udp >= 5 && tcp >= 5, "only {udp} UDP and {tcp} TCP RTSP sessions");
+    assert!(stats.datagrams.load(Relaxed) >= 500, "{}", stats.summary());
+    (stats.periods.load(Relaxed), HOT_ALLOCS.load(Relaxed) - before)
+}
+
 #[test]
 fn hot_threads_allocate_nothing() {
     let board = SimBoard::shared();
@@ -187,5 +260,16 @@ fn hot_threads_allocate_nothing() {
         allocs, 0,
         "heap allocations on the hot path (FEC, DTX, RED, SRTP, pacing)"
     );
+    // RTSP clients setting up, playing and leaving over UDP and TCP-interleaved (the sending
+    // thread frames their packets into the TCP sinks), in the one-thread layout and with a
+    // sender thread.
+    for threads in ["1", "3"] {
+        let (periods, allocs) = run_pipeline_rtsp(&board, &[opus[0], opus[1], ("RTPMIC_THREADS", threads)], 3);
+        assert!(periods >= 500, "only {periods} periods");
+        assert_eq!(
+            allocs, 0,
+            "heap allocations while RTSP clients come and go ({threads} thread(s))"
+        );
+    }
     assert!(ALL_ALLOCS.load(Relaxed) > 0, "the counting allocator is installed");
 }

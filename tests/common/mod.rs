@@ -384,6 +384,15 @@ pub fn free_even_port() -> u16 {
     }
 }
 
+/// A TCP port on loopback that was free a moment ago (bound, read and released).
+pub fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// Starts `tshark` with `args` (run through `prefix`, e.g. `ip netns exec NS`) and returns
 /// once it captures: its dumpcap's packet socket has the capture filter (`-f`) attached.
 /// tshark's own "Capturing on" comes before it even starts dumpcap, and libpcap drains what
