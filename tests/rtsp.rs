@@ -512,7 +512,7 @@ fn ffmpeg_and_gstreamer_pull_over_tcp_udp_and_multicast() {
         assert_eq!((why.as_str(), dropped), ("Teardown", 0), "{l}");
     }
     let stopped = server.stop();
-    assert_push_whole(&stopped, 200);
+    assert_push_whole(&stopped, 150);
     assert_whole(&(&member).into(), &pkts, &stopped.push, "multicast member");
     assert_log_clean(&stopped.log);
 }
@@ -662,75 +662,13 @@ fn thirty_two_clients_at_once_and_churn_get_every_packet() {
     assert!(!stopped.log.contains("peer ring was full"), "{}", stopped.log);
 }
 
-/// A network namespace of its own (loopback up) with TCP buffers a small board would have:
-/// removed on drop.
-struct SmallBuffers {
-    name: String,
-}
-
-impl SmallBuffers {
-    fn create(tag: &str) -> SmallBuffers {
-        let name = format!("rtpmic-{tag}-{}", std::process::id());
-        let sh = |cmd: &str| {
-            let st = Command::new("sh").arg("-c").arg(cmd).status().unwrap();
-            assert!(st.success(), "{cmd}");
-        };
-        let ns = SmallBuffers { name };
-        sh(&format!("ip netns add {}", ns.name));
-        sh(&format!("ip -n {} link set lo up", ns.name));
-        // Send buffers that grow to 64 KiB at most, receive buffers to 128 KiB.
-        sh(&format!(
-            "ip netns exec {} sysctl -q -w net.ipv4.tcp_wmem='4096 16384 65536' net.ipv4.tcp_rmem='4096 65536 131072'",
-            ns.name
-        ));
-        ns
-    }
-
-    /// Runs `f` on a thread inside the namespace: its sockets, and the processes it starts,
-    /// are there.
-    fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
-        let path = format!("/run/netns/{}", self.name);
-        let t = std::thread::spawn(move || {
-            let fd = std::fs::File::open(&path).unwrap();
-            nix::sched::setns(fd, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
-            f()
-        });
-        match t.join() {
-            Ok(v) => v,
-            Err(e) => std::panic::resume_unwind(e),
-        }
-    }
-}
-
-impl Drop for SmallBuffers {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
-    }
-}
-
 /// A TCP client that stops reading (our client, with a small receive buffer, and an ffmpeg
 /// frozen by SIGSTOP) is disconnected `RTPMIC_RTSP_TCP_STALL_MS` after its queue filled, with
-/// a log line naming it; the other clients and the push receiver see no gap. L16 (96 kB/s)
-/// fills the buffers in about a second.
-///
-/// In a namespace whose TCP send buffers grow to 64 KiB at most: with the host's (autotuned up
-/// to 4 MiB, reached at once on loopback) the queue fills only after about 30 s of L16 (2.9 MB
-/// in the kernel), about ten minutes of 32 kb/s Opus; see the next test.
+/// a log line naming it, within seconds (L16, 96 kB/s, fills the connection's small send
+/// buffer and its queue in about a second); the other clients and the push receiver see no
+/// gap.
 #[test]
 fn a_tcp_client_that_stops_reading_is_dropped_and_nobody_else_notices() {
-    // The shared board's jackd starts outside the namespace.
-    drop(SimBoard::shared());
-    SmallBuffers::create("stall").run(|| stalled_clients_are_dropped(Duration::from_secs(40)));
-}
-
-/// The same with the host's TCP buffers: the stalled clients must be dropped within 10 s of
-/// their last read. Fails today: rtpmic leaves the accepted socket's send buffer to the
-/// kernel's autotuning (up to `net.ipv4.tcp_wmem`'s 4 MiB), so `RTPMIC_RTSP_TCP_STALL_MS`
-/// starts counting only once megabytes are queued (minutes of Opus, with that much latency
-/// for a client that reads slowly). Bounding it (`SO_SNDBUF` on accept) makes this pass.
-#[test]
-#[ignore = "product bug: the RTSP connections' send buffer is unbounded (see the doc comment)"]
-fn a_stalled_tcp_client_is_dropped_within_seconds_with_the_hosts_tcp_buffers() {
     stalled_clients_are_dropped(Duration::from_secs(10));
 }
 

@@ -78,6 +78,52 @@ pub struct RtspContext {
     pub stats: Arc<Stats>,
     pub counters: Arc<RtspCounters>,
     pub tcp_stall_ns: u64,
+    /// What the servers before this one counted (a reload starts a new server): the
+    /// published counters go on from there.
+    pub earlier: Tally,
+}
+
+/// The server counters the stats line shows, summed over the servers a run had.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Tally {
+    pub sessions_started: u64,
+    pub requests: u64,
+    pub refused: u64,
+    pub auth_failures: u64,
+}
+
+impl Tally {
+    fn of(c: &crate::rtsp::Counters) -> Tally {
+        Tally {
+            sessions_started: c.sessions_started,
+            requests: c.requests,
+            refused: c.bad_requests
+                + c.not_implemented
+                + c.too_large
+                + c.request_timeouts
+                + c.connections_refused
+                + c.connections_dropped
+                + c.output_overflows,
+            auth_failures: c.auth_failures,
+        }
+    }
+
+    fn plus(self, o: Tally) -> Tally {
+        Tally {
+            sessions_started: self.sessions_started + o.sessions_started,
+            requests: self.requests + o.requests,
+            refused: self.refused + o.refused,
+            auth_failures: self.auth_failures + o.auth_failures,
+        }
+    }
+}
+
+impl RtspContext {
+    /// A reload's new server replaces the old one; what the old one counted is kept.
+    pub fn replace_server(&mut self, server: Server) {
+        self.earlier = self.earlier.plus(Tally::of(self.server.counters()));
+        self.server = server;
+    }
 }
 
 /// [`Media`] over the facts and the sending thread's published position.
@@ -218,23 +264,14 @@ fn serve(ctx: &mut RtspContext, stop: &AtomicBool) {
     publish(ctx);
 }
 
-/// The server's counters, for the stats line.
+/// The server's counters (with those of the servers before it), for the stats line.
 fn publish(ctx: &RtspContext) {
-    let c = ctx.server.counters();
+    let t = ctx.earlier.plus(Tally::of(ctx.server.counters()));
     let r = &ctx.counters;
-    r.sessions_started.store(c.sessions_started, Relaxed);
-    r.requests.store(c.requests, Relaxed);
-    r.refused.store(
-        c.bad_requests
-            + c.not_implemented
-            + c.too_large
-            + c.request_timeouts
-            + c.connections_refused
-            + c.connections_dropped
-            + c.output_overflows,
-        Relaxed,
-    );
-    r.auth_failures.store(c.auth_failures, Relaxed);
+    r.sessions_started.store(t.sessions_started, Relaxed);
+    r.requests.store(t.requests, Relaxed);
+    r.refused.store(t.refused, Relaxed);
+    r.auth_failures.store(t.auth_failures, Relaxed);
 }
 
 struct Shell {

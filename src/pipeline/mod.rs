@@ -713,6 +713,8 @@ impl Pipeline {
     /// Waits for all threads to end (after `request_stop`, or by themselves with
     /// `RunOptions::seconds`) and releases every socket the pipeline holds, so a pipeline
     /// started next can bind the same ports (`RTPMIC_BIND`); returns the final counters.
+    /// The RTSP server is stopped first, at once: its clients get their BYE while the
+    /// sending thread still runs.
     /// The threads own the sockets they send and read from and close them as they end;
     /// the clones kept here for option changes are closed last.
     pub fn join(&mut self) -> Arc<Stats> {

@@ -73,7 +73,7 @@ impl Running {
         let result = match new {
             Ok((listener, server)) => {
                 ctx.listener = Some(listener);
-                ctx.server = server;
+                ctx.replace_server(server);
                 ctx.facts.multicast = multicast(config);
                 ctx.tcp_stall_ns = u64::from(config.rtsp.tcp_stall_ms) * 1_000_000;
                 Ok(())
@@ -218,6 +218,7 @@ impl Prepared {
             stats: shared.stats,
             counters: shared.counters,
             tcp_stall_ns: u64::from(config.rtsp.tcp_stall_ms) * 1_000_000,
+            earlier: Default::default(),
         })
     }
 }
