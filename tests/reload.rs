@@ -1,52 +1,16 @@
 //! SIGHUP restarts that must never stop the intercom: a restart with fixed ports
 //! (`RTPMIC_BIND`) releases them before binding again, a failed restart goes back to the
-//! running configuration the same way, and a rotated SRTP key is detected and applied.
+//! running configuration the same way, a rotated SRTP key is detected and applied, and new
+//! RTSP settings restart the RTSP server alone.
 
 mod common;
+#[path = "common/rtsp_client.rs"]
+mod rtsp_client;
 
-use std::io::Read;
 use std::net::UdpSocket;
-use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use common::*;
-
-/// Writes an env file with the simulated board's device and `pairs` (write then rename, as
-/// an editor or config tool would).
-fn write_env(path: &std::path::Path, pairs: &[(&str, &str)]) {
-    let mut text = String::from("RTPMIC_DEVICE=simfile\nRTPMIC_STATS_INTERVAL_S=0\n");
-    for (k, v) in pairs {
-        text.push_str(&format!("{k}={v}\n"));
-    }
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text).unwrap();
-    std::fs::rename(&tmp, path).unwrap();
-}
-
-fn run_with_env_file(board: &SimBoard, env: &std::path::Path) -> Child {
-    let infile = board.infile("in.raw", &two_tone(48_000, 60.0));
-    board
-        .rtpmic(&infile)
-        .args(["run", "--env-file"])
-        .arg(env)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
-fn signal(child: &Child, sig: i32) {
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(child.id() as i32, sig) };
-}
-
-/// Stops `child` with SIGTERM and returns its exit status and log.
-fn stop(child: &mut Child) -> (std::process::ExitStatus, String) {
-    signal(child, libc::SIGTERM);
-    let status = wait_for(child, Duration::from_secs(10)).expect("rtpmic must exit after SIGTERM");
-    let mut log = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut log).unwrap();
-    (status, log)
-}
 
 /// Packets from a source other than `old_ssrc` (the restarted stream), up to `n`.
 fn packets_of_a_new_stream(rx: &Receiver, old_ssrc: u32, n: usize) -> Vec<Rtp> {
@@ -215,4 +179,88 @@ fn a_rotated_srtp_key_is_detected_and_applied() {
     );
     let level = rms_dbfs(&samples, 800);
     assert!(level > -25.0, "the test tone, not noise: {level:.1} dBFS");
+}
+
+/// A SIGHUP that changes the RTSP keys (path, user, password) restarts the RTSP server alone:
+/// the push receiver's stream goes on with one SSRC and no gap; the client of the old
+/// settings is told goodbye (its connection closes); the new path asks for the new
+/// credentials and plays with them, the old path is gone; the counters of both servers add
+/// up; the password is in no log line.
+#[test]
+fn new_rtsp_settings_restart_the_rtsp_server_alone() {
+    use rtsp_client::{assert_no_gap, wait_until, Client, Transport, UdpRecorder};
+    const PASSWORD: &str = "Door-Secret-4711";
+    let board = SimBoard::shared();
+    let push = UdpRecorder::bind();
+    let env = board.dir.path().join("rtsp.env");
+    let dest = push.addr().to_string();
+    let listen: std::net::SocketAddr = format!("127.0.0.1:{}", free_tcp_port()).parse().unwrap();
+    let listen_text = listen.to_string();
+    write_env(&env, &[("RTPMIC_DEST", &dest), ("RTPMIC_RTSP_LISTEN", &listen_text)]);
+    let mut child = run_with_env_file(&board, &env);
+    assert!(push.wait_for(25, Duration::from_secs(10)), "the push stream started");
+
+    let old = Client::play_session(listen, "/mic", Transport::Tcp);
+    assert!(
+        old.wait_for_packets(10, Duration::from_secs(5)),
+        "the first client plays"
+    );
+
+    write_env(
+        &env,
+        &[
+            ("RTPMIC_DEST", &dest),
+            ("RTPMIC_RTSP_LISTEN", &listen_text),
+            ("RTPMIC_RTSP_PATH", "/door"),
+            ("RTPMIC_RTSP_USER", "installer"),
+            ("RTPMIC_RTSP_PASSWORD", PASSWORD),
+            ("RTPMIC_RTSP_AUTH", "basic"),
+        ],
+    );
+    signal(&child, libc::SIGHUP);
+    assert!(
+        wait_until(Duration::from_secs(10), || old.closed_by_server()),
+        "the old settings' client is told goodbye"
+    );
+
+    // The server of the new settings may still be starting: connect until it answers.
+    let mut anonymous = None;
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            anonymous = Client::connect(listen, "/door").ok().and_then(|mut c| {
+                let r = c.describe().ok()?;
+                Some(r.status)
+            });
+            anonymous.is_some()
+        }),
+        "the RTSP server is back"
+    );
+    assert_eq!(anonymous, Some(401), "the new settings ask for credentials");
+    let mut gone = Client::connect(listen, "/mic").unwrap();
+    gone.basic_auth("installer", PASSWORD);
+    assert_eq!(gone.describe().unwrap().status, 404, "the old path is gone");
+    let mut new = Client::connect(listen, "/door").unwrap();
+    new.basic_auth("installer", PASSWORD);
+    new.start(Transport::Udp).unwrap();
+    assert!(new.wait_for_packets(10, Duration::from_secs(5)), "the new path plays");
+    assert_eq!(new.packets()[0].ssrc, old.packets()[0].ssrc, "one stream, one SSRC");
+    new.teardown().unwrap();
+
+    let still_running = child.try_wait().unwrap().is_none();
+    let (status, log) = stop(&mut child);
+    let pushed = push.finish(Duration::from_millis(300));
+    assert!(still_running, "rtpmic keeps running:\n{log}");
+    assert!(status.success(), "{log}");
+    assert_no_gap(&pushed, "push receiver across the RTSP restart");
+    assert!(
+        log.contains("RTSP: serving rtsp://") && log.contains("/door with the new settings"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("restarting the pipeline"),
+        "only the RTSP server restarts:\n{log}"
+    );
+    let last_rtsp_line = log.lines().rfind(|l| l.contains("rtsp: clients=")).unwrap_or_default();
+    assert!(last_rtsp_line.contains(" sessions=2 "), "{log}");
+    assert!(!log.contains(PASSWORD), "the password appears in the log:\n{log}");
 }

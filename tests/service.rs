@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::io::Read;
 use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -69,15 +68,6 @@ fn live_run(board: &SimBoard, rx: &Receiver, notify: &NotifySocket, watchdog_use
         .stderr(Stdio::piped())
         .spawn()
         .unwrap()
-}
-
-fn stop(child: &mut Child) -> (std::process::ExitStatus, String) {
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let status = wait_for(child, Duration::from_secs(10)).expect("rtpmic must exit after SIGTERM");
-    let mut log = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut log).unwrap();
-    (status, log)
 }
 
 /// READY=1 once packets flow, STATUS= with the facts, WATCHDOG=1 every WATCHDOG_USEC/2; a
@@ -336,35 +326,6 @@ fn journald_gets_native_entries_with_fields_and_priorities() {
         .and_then(|v| v.parse().ok())
         .unwrap();
     assert!(last > first, "counters advance between stats lines");
-}
-
-/// Writes an env file (dotenvy syntax) with the simulated board's device and `pairs`.
-fn write_env(path: &std::path::Path, pairs: &[(&str, &str)]) {
-    let mut text = String::from("RTPMIC_DEVICE=simfile\nRTPMIC_STATS_INTERVAL_S=0\n");
-    for (k, v) in pairs {
-        text.push_str(&format!("{k}={v}\n"));
-    }
-    // Write then rename, as an editor or config tool would: never a half-written file.
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text).unwrap();
-    std::fs::rename(&tmp, path).unwrap();
-}
-
-/// `rtpmic run --env-file` on the shared board, stderr piped.
-fn run_with_env_file(board: &SimBoard, env: &std::path::Path) -> Child {
-    let infile = board.infile("in.raw", &two_tone(48_000, 60.0));
-    board
-        .rtpmic(&infile)
-        .args(["run", "--env-file"])
-        .arg(env)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
-fn signal(child: &Child, sig: i32) {
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(child.id() as i32, sig) };
 }
 
 fn mean_payload(pkts: &[Rtp]) -> f64 {

@@ -606,3 +606,42 @@ pub fn recv_stamped(socket: &UdpSocket, buf: &mut [u8]) -> Option<(usize, std::t
         .expect("an arrival stamp: call stamp_arrivals first");
     Some((msg.bytes, at))
 }
+
+/// Writes an env file with the simulated board's device and `pairs` (write then rename, as
+/// an editor or config tool would: never a half-written file).
+pub fn write_env(path: &Path, pairs: &[(&str, &str)]) {
+    let mut text = String::from("RTPMIC_DEVICE=simfile\nRTPMIC_STATS_INTERVAL_S=0\n");
+    for (k, v) in pairs {
+        text.push_str(&format!("{k}={v}\n"));
+    }
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+/// `rtpmic run --env-file env` on `board` with a minute of the two-tone, stderr piped.
+pub fn run_with_env_file(board: &SimBoard, env: &Path) -> Child {
+    let infile = board.infile("in.raw", &two_tone(48_000, 60.0));
+    board
+        .rtpmic(&infile)
+        .args(["run", "--env-file"])
+        .arg(env)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Sends `sig` to `child`.
+pub fn signal(child: &Child, sig: i32) {
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, sig) };
+}
+
+/// Stops `child` with SIGTERM and returns its exit status and log (its piped stderr).
+pub fn stop(child: &mut Child) -> (std::process::ExitStatus, String) {
+    signal(child, libc::SIGTERM);
+    let status = wait_for(child, Duration::from_secs(10)).expect("rtpmic must exit after SIGTERM");
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut log).unwrap();
+    (status, log)
+}
