@@ -48,19 +48,7 @@ fn as_nobody(program: &str) -> Command {
 /// `keys`, its umask set to `umask`; returns when it has exited.
 fn run_rtpmic(keys: &[(&str, &str)], umask: libc::mode_t) -> Output {
     let mut c = Command::new(RTPMIC);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("RTPMIC_") {
-            c.env_remove(k);
-        }
-    }
-    c.args(["run", "--seconds", "1", "--no-drop"])
-        .env("ALSA_CONFIG_PATH", alsa_config_path())
-        .env("SIM_INFILE", "/dev/zero")
-        .env("RTPMIC_DEVICE", "simfast")
-        .env("RTPMIC_DEST", format!("127.0.0.1:{}", free_even_port()))
-        .env("RTPMIC_LOG_TARGET", "stderr")
-        .env("RTPMIC_RT_PRIORITY", "0")
-        .stdin(Stdio::null());
+    one_second_of_simfast(&mut c);
     for (k, v) in keys {
         c.env(k, v);
     }
@@ -74,6 +62,25 @@ fn run_rtpmic(keys: &[(&str, &str)], umask: libc::mode_t) -> Output {
     let out = c.output().unwrap();
     assert!(out.status.success(), "rtpmic: {}", String::from_utf8_lossy(&out.stderr));
     out
+}
+
+/// Makes `c` (rtpmic, or a wrapper whose last argument is rtpmic) `run` for one second of
+/// board/sim's unpaced `simfast` PCM to a free local port, none of the caller's `RTPMIC_*`
+/// keys inherited, logging to stderr without real-time priority.
+fn one_second_of_simfast(c: &mut Command) {
+    for (k, _) in std::env::vars() {
+        if k.starts_with("RTPMIC_") {
+            c.env_remove(k);
+        }
+    }
+    c.args(["run", "--seconds", "1", "--no-drop"])
+        .env("ALSA_CONFIG_PATH", alsa_config_path())
+        .env("SIM_INFILE", "/dev/zero")
+        .env("RTPMIC_DEVICE", "simfast")
+        .env("RTPMIC_DEST", format!("127.0.0.1:{}", free_even_port()))
+        .env("RTPMIC_LOG_TARGET", "stderr")
+        .env("RTPMIC_RT_PRIORITY", "0")
+        .stdin(Stdio::null());
 }
 
 fn log_of(out: &Output) -> String {
@@ -248,20 +255,8 @@ fn sdp_file_a_failed_write_leaves_nothing_behind() {
     let path = dir.path().join("stream.sdp");
     let mut c = Command::new("prlimit");
     c.arg("--fsize=100").arg(RTPMIC);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("RTPMIC_") {
-            c.env_remove(k);
-        }
-    }
-    c.args(["run", "--seconds", "1", "--no-drop"])
-        .env("ALSA_CONFIG_PATH", alsa_config_path())
-        .env("SIM_INFILE", "/dev/zero")
-        .env("RTPMIC_DEVICE", "simfast")
-        .env("RTPMIC_DEST", format!("127.0.0.1:{}", free_even_port()))
-        .env("RTPMIC_LOG_TARGET", "stderr")
-        .env("RTPMIC_RT_PRIORITY", "0")
-        .env("RTPMIC_SDP_FILE", &path)
-        .stdin(Stdio::null());
+    one_second_of_simfast(&mut c);
+    c.env("RTPMIC_SDP_FILE", &path);
     // SAFETY: signal() is async-signal-safe. An ignored SIGXFSZ stays ignored across exec, so
     // the oversized write fails with EFBIG instead of killing the process.
     unsafe {

@@ -27,36 +27,60 @@ fn packets_of_a_new_stream(rx: &Receiver, old_ssrc: u32, n: usize) -> Vec<Rtp> {
     out
 }
 
+/// What a SIGHUP from one env file to another led to.
+struct Reloaded {
+    /// Up to 25 packets of the stream that followed (a new SSRC).
+    after: Vec<Rtp>,
+    still_running: bool,
+    status: std::process::ExitStatus,
+    log: String,
+}
+
+/// Runs rtpmic with `first` (plus the receiver as `RTPMIC_DEST`) until it streams, rewrites
+/// the env file with `second`, sends SIGHUP, waits for a new stream, and stops it.
+fn reload(name: &str, first: &[(&str, &str)], second: &[(&str, &str)]) -> Reloaded {
+    let board = SimBoard::shared();
+    let rx = Receiver::bind();
+    let env = board.dir.path().join(name);
+    let dest = rx.dest();
+    let with_dest = |pairs: &[(&str, &str)]| {
+        let mut all = vec![("RTPMIC_DEST", dest.as_str())];
+        all.extend_from_slice(pairs);
+        write_env(&env, &all);
+    };
+    with_dest(first);
+    let mut child = run_with_env_file(&board, &env);
+    let before = rx.collect(25, Duration::from_secs(10), Duration::from_secs(2));
+    assert_eq!(before.len(), 25, "stream started");
+
+    with_dest(second);
+    signal(&child, libc::SIGHUP);
+    let after = packets_of_a_new_stream(&rx, before[0].ssrc, 25);
+    let still_running = child.try_wait().unwrap().is_none();
+    let (status, log) = stop(&mut child);
+    Reloaded {
+        after,
+        still_running,
+        status,
+        log,
+    }
+}
+
 /// With `RTPMIC_BIND` on a fixed port, a SIGHUP that changes a restart key (the CNAME) must
 /// release the old pipeline's sockets before the new one binds the same ports: the stream
 /// comes back with a new SSRC from the same source port, and the process keeps running.
 #[test]
 fn a_restart_with_fixed_ports_releases_them_before_binding_again() {
-    let board = SimBoard::shared();
-    let rx = Receiver::bind();
-    let env = board.dir.path().join("bind.env");
-    let dest = rx.dest();
     let bind = format!("127.0.0.1:{}", free_even_port());
-    write_env(&env, &[("RTPMIC_DEST", &dest), ("RTPMIC_BIND", &bind)]);
-    let mut child = run_with_env_file(&board, &env);
-    let before = rx.collect(25, Duration::from_secs(10), Duration::from_secs(2));
-    assert_eq!(before.len(), 25, "stream started");
-
-    write_env(
-        &env,
-        &[
-            ("RTPMIC_DEST", &dest),
-            ("RTPMIC_BIND", &bind),
-            ("RTPMIC_CNAME", "door-2"),
-        ],
+    let r = reload(
+        "bind.env",
+        &[("RTPMIC_BIND", &bind)],
+        &[("RTPMIC_BIND", &bind), ("RTPMIC_CNAME", "door-2")],
     );
-    signal(&child, libc::SIGHUP);
-    let after = packets_of_a_new_stream(&rx, before[0].ssrc, 25);
-    let still_running = child.try_wait().unwrap().is_none();
-    let (status, log) = stop(&mut child);
-    assert!(still_running, "rtpmic must keep running after the reload:\n{log}");
-    assert_eq!(after.len(), 25, "the restarted stream flows:\n{log}");
-    assert!(status.success(), "{log}");
+    let log = &r.log;
+    assert!(r.still_running, "rtpmic must keep running after the reload:\n{log}");
+    assert_eq!(r.after.len(), 25, "the restarted stream flows:\n{log}");
+    assert!(r.status.success(), "{log}");
     assert!(!log.contains("Address already in use"), "{log}");
     assert!(
         log.contains("reload: restarting the pipeline for RTPMIC_CNAME"),
@@ -69,33 +93,18 @@ fn a_restart_with_fixed_ports_releases_them_before_binding_again() {
 /// fixed port, and the intercom keeps streaming.
 #[test]
 fn a_restart_that_cannot_bind_goes_back_to_the_running_configuration() {
-    let board = SimBoard::shared();
-    let rx = Receiver::bind();
-    let env = board.dir.path().join("rollback.env");
-    let dest = rx.dest();
     let bind = format!("127.0.0.1:{}", free_even_port());
     let taken = UdpSocket::bind("127.0.0.1:0").unwrap();
     let taken_addr = taken.local_addr().unwrap().to_string();
-    write_env(&env, &[("RTPMIC_DEST", &dest), ("RTPMIC_BIND", &bind)]);
-    let mut child = run_with_env_file(&board, &env);
-    let before = rx.collect(25, Duration::from_secs(10), Duration::from_secs(2));
-    assert_eq!(before.len(), 25, "stream started");
-
-    write_env(
-        &env,
-        &[
-            ("RTPMIC_DEST", &dest),
-            ("RTPMIC_BIND", &taken_addr),
-            ("RTPMIC_RTCP", "off"),
-        ],
+    let r = reload(
+        "rollback.env",
+        &[("RTPMIC_BIND", &bind)],
+        &[("RTPMIC_BIND", &taken_addr), ("RTPMIC_RTCP", "off")],
     );
-    signal(&child, libc::SIGHUP);
-    let after = packets_of_a_new_stream(&rx, before[0].ssrc, 25);
-    let still_running = child.try_wait().unwrap().is_none();
-    let (status, log) = stop(&mut child);
-    assert!(still_running, "rtpmic must keep running:\n{log}");
-    assert_eq!(after.len(), 25, "the previous configuration streams again:\n{log}");
-    assert!(status.success(), "{log}");
+    let log = &r.log;
+    assert!(r.still_running, "rtpmic must keep running:\n{log}");
+    assert_eq!(r.after.len(), 25, "the previous configuration streams again:\n{log}");
+    assert!(r.status.success(), "{log}");
     assert!(
         log.contains("reload: cannot start with the new configuration") && log.contains("back to the previous one"),
         "{log}"
