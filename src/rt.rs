@@ -137,7 +137,9 @@ fn raise_memlock_soft_limit() -> Option<u64> {
             r = raised;
         }
     }
-    (r.rlim_cur != libc::RLIM_INFINITY).then_some(r.rlim_cur)
+    // rlim_t is 32 bits on armv7, 64 on aarch64 and x86_64.
+    #[allow(clippy::useless_conversion)]
+    (r.rlim_cur != libc::RLIM_INFINITY).then_some(u64::from(r.rlim_cur))
 }
 
 /// Whether `CAP_IPC_LOCK` (capability 14) is in the effective set, from /proc/self/status
