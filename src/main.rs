@@ -70,8 +70,9 @@ enum Command {
         /// RTSP connection (TCP).
         #[arg(long)]
         udp: bool,
-        /// Seconds to wait for the first packet before giving up (RTSP: also for each answer).
-        #[arg(long, default_value_t = 5)]
+        /// Seconds to wait for the first packet before giving up (RTSP: also for each answer),
+        /// 1 to 86400.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=86_400))]
         timeout: u64,
         /// Stop after this many seconds (default: at Ctrl-C / SIGTERM).
         #[arg(long, value_name = "N")]

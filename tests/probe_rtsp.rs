@@ -349,7 +349,7 @@ fn sigterm_tears_the_session_down() {
 #[test]
 fn hostile_servers_get_one_line_and_exit_1() {
     type Answer = fn(method: &str, cseq: &str) -> Option<Vec<u8>>;
-    let cases: [(&str, Answer, &str); 7] = [
+    let cases: [(&str, Answer, &str); 8] = [
         ("silent", |_, _| None, "no answer to OPTIONS rtsp://127.0.0.1:"),
         (
             "flood",
@@ -393,6 +393,31 @@ fn hostile_servers_get_one_line_and_exit_1() {
                 )
             },
             "SETUP rtsp://127.0.0.1:PORT/x/track1: no Session in the answer",
+        ),
+        (
+            // Every request answered, a session timeout of 2^64 - 1 s, and never a packet.
+            "endless session",
+            |method, cseq| {
+                let sdp = "v=0\r\nm=audio 0 RTP/AVP 0\r\na=control:track1\r\n";
+                let (extra, body) = match method {
+                    "DESCRIBE" => ("Content-Type: application/sdp\r\n".to_string(), sdp),
+                    "SETUP" => (
+                        "Session: 1;timeout=18446744073709551615\r\n\
+                         Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n"
+                            .to_string(),
+                        "",
+                    ),
+                    _ => (String::new(), ""),
+                };
+                Some(
+                    format!(
+                        "RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\n{extra}Content-Length: {}\r\n\r\n{body}",
+                        body.len()
+                    )
+                    .into_bytes(),
+                )
+            },
+            "no RTP arrived from rtsp://127.0.0.1:PORT/x within 2 s",
         ),
     ];
     for (name, answer, expected) in cases {
@@ -444,10 +469,15 @@ fn hostile_servers_get_one_line_and_exit_1() {
         let started = Instant::now();
         let (out, stdout, stderr) = probe(&[&url, "--timeout", "2"]);
         assert_eq!(out.status.code(), Some(1), "{name}: {stderr}");
-        assert_eq!(stderr.lines().count(), 1, "{name}: {stderr}");
+        // One line for the failure (after the status line, for a server that answered all).
+        let failures = stderr.lines().filter(|l| !l.starts_with("probe: connected to "));
+        assert_eq!(failures.count(), 1, "{name}: {stderr}");
         let expected = expected.replace("PORT", &port.to_string());
         assert!(stderr.contains(&expected), "{name}: {stderr}");
-        assert!(stdout.is_empty(), "{name}: {stdout}");
+        assert!(
+            stdout.lines().all(|l| l.contains(" waiting for RTP ")),
+            "{name}: {stdout}"
+        );
         assert!(
             started.elapsed() < Duration::from_secs(30),
             "{name}: took {:?}",

@@ -422,7 +422,8 @@ impl RtspTransport {
             }
         };
         let start_seq = header(&r, &headers::RTP_INFO).and_then(|v| rtp_info_seq(v, &stream_url));
-        let timeout_s = timeout_s.unwrap_or(DEFAULT_SESSION_TIMEOUT_S).max(2);
+        // Whatever the server says (a hostile one may say 2^64 - 1): between 2 s and a day.
+        let timeout_s = timeout_s.unwrap_or(DEFAULT_SESSION_TIMEOUT_S).clamp(2, 86_400);
         let keepalive_every = Duration::from_secs(timeout_s) / 2;
         let status = format!(
             "connected to {} ({}), transport {how}, {}, session timeout {timeout_s} s",
