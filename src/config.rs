@@ -610,8 +610,9 @@ impl Config {
     }
 
     /// The effective configuration in env file syntax, one `KEY=value` per line, in table
-    /// order; a secret shows only as `(set)` or `(random)`. Without SRTP it reads back to the
-    /// same configuration.
+    /// order; a secret shows only as `(set)` or `(random)`. Without secrets it reads back to
+    /// the same configuration; with them, reading it back is refused (a `(set)` is never
+    /// taken for the secret).
     pub fn to_env_lines(&self) -> String {
         KEYS.iter()
             .map(|k| format!("{}={}\n", k.name, k.rendered(self)))

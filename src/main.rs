@@ -26,7 +26,7 @@ const EX_USAGE: u8 = 2;
 #[command(
     name = "rtpmic",
     version,
-    about = "Microphone (ALSA) → Opus / PCMU / PCMA / L16 → RTP over UDP, for IP intercoms; `rtpmic probe` checks a stream (UDP or rtsp://).",
+    about = "Microphone (ALSA) → Opus / PCMU / PCMA / L16 → RTP over UDP, for IP intercoms, and served over RTSP (rtsp://board:8554/mic) when RTPMIC_RTSP_LISTEN is set; `rtpmic probe` checks a stream (UDP or rtsp://).",
     after_help = keys_help()
 )]
 struct Cli {

@@ -745,6 +745,9 @@ fn stalled_clients_are_dropped(limit: Duration) {
     assert_push_whole(&stopped, 100);
     assert_log_clean(&stopped.log);
     assert!(stopped.log.contains("stalled=2"), "{}", stopped.log);
+    // The stalled clients' losses are theirs, not a network fault.
+    assert!(stopped_counter(&stopped.log, "tcp_client_drops") > 0, "{}", stopped.log);
+    assert_eq!(stopped_counter(&stopped.log, "send_would_block"), 0, "{}", stopped.log);
     assert_whole(&(&good_tcp).into(), &tcp_pkts, &stopped.push, "good TCP client");
     assert_whole(&(&good_udp).into(), &udp_pkts, &stopped.push, "good UDP client");
     let staller_pkts = staller.packets();

@@ -16,29 +16,11 @@
 //!
 //! A key is one entry here plus its field in [`Config`] (with a placeholder in
 //! `Config::blank`), and its block in `systemd/rtpmic.env` (a test says when the block is
-//! missing or differs). The RTSP server's keys, for instance, would read:
-//!
-//! ```text
-//! // src/config.rs, in Config:          pub rtsp_max_clients: u32,  pub rtsp_password: Option<String>,
-//! // and in Config::blank:               rtsp_max_clients: 0,        rtsp_password: None,
-//! Key {
-//!     name: "RTPMIC_RTSP_MAX_CLIENTS",
-//!     default: Value("8"),                    // read as if written when unset
-//!     allowed: "1..64 RTSP clients at once",  // an integer key's text starts with its range
-//!     secret: None,
-//!     kind: Kind::int(1, 64, |c, n| fit(&mut c.rtsp_max_clients, n)),
-//!     render: |c| c.rtsp_max_clients.to_string(),
-//! },
-//! Key {
-//!     name: "RTPMIC_RTSP_PASSWORD",
-//!     default: Described("(none: no authentication)"),   // the field stays None
-//!     allowed: "1..255 bytes of text, no control characters",
-//!     // Errors show "(hidden)", check-config "(set)"; a reload compares the secrets themselves.
-//!     secret: Some(Secret { differs: |a, b| a.rtsp_password != b.rtsp_password }),
-//!     kind: Kind::Text(|c, v| c.rtsp_password = Some(v)),
-//!     render: |c| set_or_not(c.rtsp_password.is_some()),
-//! },
-//! ```
+//! missing or differs). The `RTPMIC_RTSP_*` entries below show the kinds: an integer with
+//! its range (`RTPMIC_RTSP_MAX_CLIENTS`: `Kind::int`, its `allowed` text starting with the
+//! range), a text read by its own function (`RTPMIC_RTSP_PATH`: `Kind::Custom`), and a
+//! secret (`RTPMIC_RTSP_PASSWORD`: errors show `"(hidden)"`, `check-config` `(set)`, and a
+//! reload compares the secrets themselves through `Secret::differs`).
 //!
 //! A rule that ties the key to others ("RTPMIC_RTSP_PASSWORD needs RTPMIC_RTSP_USER") is a
 //! step in [`super::rules`]; a reload decision about it goes in `ops/reload.rs`.
@@ -521,7 +503,7 @@ pub const KEYS: &[Key] = &[
     },
     Key {
         name: "RTPMIC_SRTP_KEY",
-        default: Described("(random at each start, published only in RTPMIC_SDP_FILE)"),
+        default: Described("(random at each start, published in RTPMIC_SDP_FILE and to authenticated RTSP clients)"),
         allowed: "base64 of 30 bytes (16-byte master key + 14-byte salt, RFC 4568 inline: key)",
         secret: Some(Secret {
             differs: srtp_key_rotated,
@@ -559,7 +541,7 @@ pub const KEYS: &[Key] = &[
     Key {
         name: "RTPMIC_RTSP_PATH",
         default: Value("/mic"),
-        allowed: "a path starting with / of letters, digits and - _ . / (rtsp://board:8554/mic)",
+        allowed: "a path of at most 255 bytes starting with / of letters, digits and - _ . / (rtsp://board:8554/mic)",
         secret: None,
         kind: Kind::Custom(read_rtsp_path),
         render: |c| c.rtsp.path.clone(),
@@ -897,6 +879,9 @@ fn read_rtsp_password(r: &mut KeyReader<'_>, c: &mut Config, v: &str) {
     let Some(text) = r.text(v) else { return };
     if text.len() > 255 {
         r.refuse(&format!("too long; allowed: {}", r.allowed()));
+    } else if text == set_or_not(true) {
+        // `check-config` output read back: the password itself was left out.
+        r.refuse("is what check-config shows in place of the password; write the password itself");
     } else {
         c.rtsp.password = Some(crate::rtsp::auth::Password::new(text));
     }

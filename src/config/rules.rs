@@ -349,6 +349,8 @@ mod tests {
         assert_eq!(c.rtsp.password, Some(crate::rtsp::auth::Password::new("hunter2")));
         assert!(!c.to_env_lines().contains("hunter2"), "check-config never shows it");
         assert!(c.to_env_lines().contains("RTPMIC_RTSP_PASSWORD=(set)\n"));
+        let e = line(&[("RTPMIC_RTSP_USER", "nvr"), ("RTPMIC_RTSP_PASSWORD", "(set)")]);
+        assert!(e.contains("what check-config shows in place of the password"), "{e}");
     }
 
     #[test]

@@ -29,8 +29,8 @@ impl Control {
 }
 
 /// Largest RTCP datagram taken in: a receiver's compound about one stream (RR + SDES [+ BYE],
-/// under 200 bytes) with room for many report blocks and items; longer ones arrive
-/// truncated and are counted as malformed.
+/// under 200 bytes) with room for many report blocks and items; longer ones are dropped and
+/// counted as malformed.
 pub const MAX_IN_DATAGRAM: usize = 512;
 
 /// One datagram received for the send session.

@@ -3,7 +3,8 @@
 //! not wobble with the encode time (which varies with the signal). Pure: times are
 //! arguments.
 //!
-//! * The capture time is [`CaptureClock`]'s: the lower envelope of the read times on the
+//! * The capture time is the send session's
+//!   [`CaptureClock`](crate::rtp::capture_clock::CaptureClock) estimate: the lower envelope of the read times on the
 //!   media clock. Reads can be late (scheduling, several periods in one read) but never
 //!   early, so a late read moves neither the clock nor the following releases; DTX silence
 //!   and overrun gaps show in the RTP timestamp and need nothing special.
@@ -16,8 +17,6 @@
 //!   the offset never exceeds half a frame. A packet ready after its release time goes at
 //!   once.
 
-use crate::rtp::capture_clock::CaptureClock;
-
 /// Added to the tracked quantile.
 pub const MARGIN_NS: u64 = 50_000;
 /// Downward steps per upward step of the quantile tracker.
@@ -26,7 +25,6 @@ pub const DOWN_RATIO: u64 = 512;
 /// Release-time calculator for one stream.
 pub struct Pacer {
     period_ns: u64,
-    clock: CaptureClock,
     /// Largest upward step of the quantile per packet.
     step_ns: u64,
     /// The tracked quantile of "ready − capture"; `None` before the first packet.
@@ -34,25 +32,17 @@ pub struct Pacer {
 }
 
 impl Pacer {
-    /// For frames of `period_ns` and an RTP clock of `clock_rate` Hz.
-    pub fn new(period_ns: u64, clock_rate: u32) -> Pacer {
+    /// For frames of `period_ns`.
+    pub fn new(period_ns: u64) -> Pacer {
         Pacer {
             period_ns,
-            clock: CaptureClock::new(clock_rate),
             step_ns: (period_ns / 64).max(DOWN_RATIO),
             quantile_ns: None,
         }
     }
 
-    /// When to send the packet with RTP timestamp `rtp_ts`, whose frame was read at
-    /// `captured_ns` and that became ready at `ready_ns` (both CLOCK_MONOTONIC).
-    pub fn release_at(&mut self, rtp_ts: u32, captured_ns: u64, ready_ns: u64) -> u64 {
-        let estimate = self.clock.observe(rtp_ts, captured_ns);
-        self.release_after(estimate, ready_ns)
-    }
-
-    /// When to send a packet whose audio was captured at `estimate_ns` (a [`CaptureClock`]
-    /// estimate the caller keeps) and that became ready at `ready_ns`.
+    /// When to send a packet whose audio was captured at `estimate` (the capture clock's
+    /// estimate) and that became ready at `ready_ns` (both CLOCK_MONOTONIC).
     pub fn release_after(&mut self, estimate: u64, ready_ns: u64) -> u64 {
         let lateness = ready_ns.saturating_sub(estimate);
         let q = match self.quantile_ns {
@@ -74,12 +64,34 @@ impl Pacer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rtp::capture_clock::CaptureClock;
 
     const MS: u64 = 1_000_000;
 
+    /// The pacer with the capture clock the send session keeps beside it.
+    struct Paced {
+        pacer: Pacer,
+        clock: CaptureClock,
+    }
+
+    impl Paced {
+        fn new(period_ns: u64) -> Paced {
+            Paced {
+                pacer: Pacer::new(period_ns),
+                clock: CaptureClock::new(48_000),
+            }
+        }
+
+        /// The packet with RTP timestamp `rtp_ts`, read at `captured_ns`, ready at `ready_ns`.
+        fn release_at(&mut self, rtp_ts: u32, captured_ns: u64, ready_ns: u64) -> u64 {
+            let estimate = self.clock.observe(rtp_ts, captured_ns);
+            self.pacer.release_after(estimate, ready_ns)
+        }
+    }
+
     #[test]
     fn release_times_are_evenly_spaced_despite_capture_and_encode_jitter() {
-        let mut p = Pacer::new(20 * MS, 48_000);
+        let mut p = Paced::new(20 * MS);
         let mut releases = Vec::new();
         for k in 0..2000u64 {
             // Reads come 0..200 µs late, encoding takes 200..400 µs.
@@ -95,12 +107,13 @@ mod tests {
             assert!(d.abs() < 20_000, "interval off by {d} ns");
         }
         // The hold covers the slowest (a 400 µs encode after a read 200 µs late).
-        assert!((600_000..700_000).contains(&p.offset_ns()), "{}", p.offset_ns());
+        let offset = p.pacer.offset_ns();
+        assert!((600_000..700_000).contains(&offset), "{offset}");
     }
 
     #[test]
     fn a_late_read_costs_its_own_packet_not_the_next_ones() {
-        let mut p = Pacer::new(20 * MS, 48_000);
+        let mut p = Paced::new(20 * MS);
         let t0 = 1_000 * MS;
         let mut release = |k: u64, late: u64| {
             let captured = t0 + k * 20 * MS + late;
@@ -118,7 +131,7 @@ mod tests {
 
     #[test]
     fn dtx_gaps_need_nothing_and_the_offset_is_capped() {
-        let mut p = Pacer::new(2_500_000, 48_000);
+        let mut p = Paced::new(2_500_000);
         let t = 10 * MS;
         assert_eq!(p.release_at(0, t, t + 100_000), t + 150_000);
         // 200 ms of DTX silence: the timestamp says so, the clock follows.

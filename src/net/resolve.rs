@@ -129,12 +129,13 @@ pub struct ResolverContext<'a> {
     pub new_destinations: NewDestinations,
     /// The peer handle of each slot (the session knows the first list already).
     pub ids: Vec<PeerId>,
-    /// Multicast destinations, for the RTCP reader to join.
+    /// Multicast destinations' RTCP groups, for the RTCP reader to join.
     pub groups: MulticastGroups,
 }
 
-/// The multicast destinations' RTP addresses, shared by the resolver (which learns them) and
-/// the RTCP reader (which joins their RTCP groups). Neither is a real-time thread.
+/// The RTCP addresses of the multicast groups (port + 1, or the RTP port with rtcp-mux),
+/// shared by those who learn them (the resolver, an RTSP restart) and the RTCP reader, which
+/// joins them. None is a real-time thread.
 pub type MulticastGroups = std::sync::Arc<std::sync::Mutex<Vec<SocketAddr>>>;
 
 /// The peer handles of the destinations a pipeline starts with: slot `i`, generation 1.
@@ -254,6 +255,7 @@ fn publish(ctx: &mut ResolverContext<'_>, index: usize, addr: Option<SocketAddr>
     // A multicast group learned now (a new RTPMIC_DEST on SIGHUP): the RTCP reader joins
     // it to hear the members' reports.
     if let Some(a) = addr.filter(|a| a.ip().is_multicast()) {
+        let a = crate::rtp::session::peers::rtcp_address(a, ctx.rtcp_mux);
         if let Ok(mut g) = ctx.groups.lock() {
             if !g.contains(&a) {
                 g.push(a);

@@ -25,17 +25,14 @@ use super::resolve::MulticastGroups;
 use super::sender::RtcpInCounters;
 use crate::config::MulticastIf;
 use crate::ring::{Producer, Pushed};
-use crate::rtp::session::peers::rtcp_address;
 
 /// What the reader listens on.
 pub struct Listen {
     /// Clones of the stream's sockets.
     pub sockets: Vec<UdpSocket>,
-    /// The multicast destinations' RTP addresses (the resolver adds those it learns).
+    /// The RTCP addresses of the multicast groups to join (others add those they learn).
     pub groups: MulticastGroups,
     pub multicast_if: Option<MulticastIf>,
-    /// RTCP on the RTP port (RFC 5761): a group's RTCP port is its RTP port.
-    pub mux: bool,
 }
 
 /// How often the reader looks for new multicast groups.
@@ -107,13 +104,12 @@ pub fn run(
         mut sockets,
         groups,
         multicast_if,
-        mux,
     } = listen;
     // Every group tried, joined or not: a group that cannot be joined is reported once.
     let mut tried = HashSet::new();
     let mut join_new = |sockets: &mut Vec<UdpSocket>| {
         let known: Vec<SocketAddr> = groups.lock().map(|g| g.clone()).unwrap_or_default();
-        for g in known.into_iter().map(|a| rtcp_address(a, mux)) {
+        for g in known {
             if !tried.insert(g) {
                 continue;
             }

@@ -73,6 +73,8 @@ pub struct RtspContext {
     pub controls: Producer<Control>,
     /// RTCP TCP clients send on their connection, for the send session.
     pub rtcp: Producer<InDatagram>,
+    /// Where RTCP that cannot be handed on (too long, the ring full) is counted.
+    pub rtcp_counters: Arc<crate::net::sender::RtcpInCounters>,
     pub sinks: Arc<TcpSinks>,
     pub view: Arc<SessionView>,
     pub stats: Arc<Stats>,
@@ -554,7 +556,7 @@ fn write_some(stream: &mut TcpStream, bytes: &[u8]) -> Result<usize, ()> {
 
 /// A connection's slot: its id's index, also its mio token.
 fn slot_of(id: ConnId) -> usize {
-    (id.raw() & 0xff) as usize
+    id.index()
 }
 
 /// Peers join and leave through a ring that holds two messages per client slot: it never
@@ -572,10 +574,11 @@ fn push_control(controls: &mut Producer<Control>, c: Control) {
 /// RTCP a TCP client sent on its connection, to the send session (as if from its peer).
 fn hand_rtcp(ctx: &mut RtspContext, peer: PeerId, client: SocketAddr, data: &[u8]) {
     if data.len() > MAX_IN_DATAGRAM {
+        ctx.rtcp_counters.malformed.fetch_add(1, Relaxed);
         return;
     }
     let (arrival_ns, arrival_ntp) = (now_ns(), crate::rtp::rtcp::ntp_now());
-    ctx.rtcp.push(|d: &mut InDatagram| {
+    let pushed = ctx.rtcp.push(|d: &mut InDatagram| {
         d.data[..data.len()].copy_from_slice(data);
         d.len = data.len();
         d.from = client;
@@ -583,6 +586,9 @@ fn hand_rtcp(ctx: &mut RtspContext, peer: PeerId, client: SocketAddr, data: &[u8
         d.arrival_ns = arrival_ns;
         d.arrival_ntp = arrival_ntp;
     });
+    if pushed != crate::ring::Pushed::Stored {
+        ctx.rtcp_counters.dropped.fetch_add(1, Relaxed);
+    }
 }
 
 fn describe_transport(t: &ClientTransport) -> String {

@@ -127,6 +127,11 @@ impl SendShell {
     /// Hands one encoded frame to the session (without sending yet).
     pub fn push(&mut self, now: u64, frame: &EncodedFrame<'_>) {
         self.session.push(now, frame);
+        self.publish_position();
+    }
+
+    /// Where an RTSP client that joins now starts (its RTP-Info), for the RTSP thread.
+    fn publish_position(&self) {
         let (seq, ts) = self.session.next_packet_position();
         self.view.set_position(seq, ts);
     }
@@ -162,6 +167,7 @@ impl SendShell {
                 break;
             }
         }
+        self.publish_position();
         while let Some(e) = self.session.poll_event() {
             if let Event::Report(r) = &e {
                 self.view.report(r.peer, r.last_heard_ns, r.fraction_lost, r.jitter_ms);
@@ -185,7 +191,7 @@ impl SendShell {
                     Some(sinks) => sinks.push(conn, channel, t.bytes, now),
                     None => Err(libc::ENOTCONN),
                 };
-                stats.account(&[t], &[result]);
+                stats.account_tcp(&t, result);
                 continue;
             }
             if chunk.push(t) == CHUNK {
@@ -319,7 +325,8 @@ pub fn run(mut input: Consumer<EncodedPacket>, mut shell: SendShell, stats: &Sta
     let fd: RawFd = input.readable_fd();
     let mut warmed_up = false;
     loop {
-        // Paced: one packet at a time, each at its release time.
+        // Up to a batch of frames into the session, then out with what is due (when paced,
+        // each packet at its release time: `flush` waits for it).
         let mut n = 0;
         while n < MAX_BATCH {
             let now = now_ns();

@@ -86,9 +86,9 @@ impl TcpSinks {
         })
     }
 
-    /// The slot of a connection id (`ConnId::raw`): its low 8 bits.
+    /// The slot of a connection id (`ConnId::raw`).
     fn slot(&self, conn: u32) -> Option<&Sink> {
-        self.sinks.get((conn & 0xff) as usize)
+        self.sinks.get(crate::rtsp::ConnId::from_raw(conn).index())
     }
 
     /// Sending thread: frames `packet` on `channel` into `conn`'s ring. `Err(ENOBUFS)` when
@@ -96,13 +96,19 @@ impl TcpSinks {
     /// No allocation, no lock, no system call (the RTSP thread is woken by
     /// [`TcpSinks::wake_consumer`] once per batch).
     pub fn push(&self, conn: u32, channel: u8, packet: &[u8], now_ns: u64) -> Result<usize, i32> {
-        let Some(s) = self.slot(conn).filter(|s| conn != 0 && s.conn.load(Acquire) == conn) else {
+        let Some(s) = self.slot(conn) else {
             return Err(libc::ENOTCONN);
         };
+        // The head (with its epoch) before the owner: should `attach` give the slot to
+        // another connection after this load, the epoch moves and the publish below fails;
+        // if it did before, the owner read here is no longer `conn`.
+        let h = s.head.load(Acquire);
+        if conn == 0 || s.conn.load(Acquire) != conn {
+            return Err(libc::ENOTCONN);
+        }
         let Ok(header) = interleaved::header(channel, packet.len()) else {
             return Err(libc::EMSGSIZE);
         };
-        let h = s.head.load(Acquire);
         let (epoch, pos) = unpack(h);
         let used = pos.wrapping_sub(s.tail.load(Acquire)) as usize;
         let need = header.len() + packet.len();
@@ -224,6 +230,7 @@ fn copy_in(buf: &mut [u8], at: usize, bytes: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rtsp::ConnId;
 
     /// Reads everything `conn` has queued, as the RTSP thread would.
     fn drain(s: &TcpSinks, conn: u32) -> Vec<u8> {
@@ -241,7 +248,7 @@ mod tests {
     #[test]
     fn whole_frames_in_order_across_the_wrap_and_drops_when_full() {
         let s = TcpSinks::new(2).unwrap();
-        let conn = 0x0000_0101;
+        let conn = ConnId::new(1, 1).raw();
         assert_eq!(s.push(conn, 0, b"x", 1), Err(libc::ENOTCONN), "not attached");
         s.attach(conn);
         let packet = [7u8; 1000];
@@ -275,7 +282,7 @@ mod tests {
     #[test]
     fn a_slot_reused_by_another_connection_gets_nothing_of_the_old_one() {
         let s = TcpSinks::new(1).unwrap();
-        let (old, new) = (0x0000_0100, 0x0000_0200);
+        let (old, new) = (ConnId::new(0, 1).raw(), ConnId::new(0, 2).raw());
         s.attach(old);
         s.push(old, 0, b"old", 1).unwrap();
         s.detach(old);

@@ -146,6 +146,10 @@ pub struct Stats {
     pub send_unreachable: AtomicU64,
     /// Any other send error.
     pub send_errors: AtomicU64,
+    /// RTP packets an RTSP client over TCP did not get: its connection's buffer was full (a
+    /// slow or stalled reader) or it was closing. That client's own, not a network fault:
+    /// no warning (its session's end line and the stall line name it).
+    pub tcp_client_drops: AtomicU64,
     /// RTCP compound packets made (each sent to every destination), BYEs included.
     pub rtcp_reports: AtomicU64,
     /// Packets the sender thread has handed on (once per packet, whatever the number of
@@ -201,6 +205,21 @@ impl Stats {
         }
     }
 
+    /// Like [`Stats::account`] for a packet into an RTSP client's TCP sink: a packet it did not
+    /// take is that client's loss (`tcp_client_drops` and its peer's errors), not a socket's.
+    pub fn account_tcp(&self, t: &Transmit<'_>, result: SendResult) {
+        match result {
+            Err(_) if t.kind == Kind::Rtp => {
+                self.tcp_client_drops.fetch_add(1, Relaxed);
+                if let Some(c) = self.peers.get(t.peer.index()) {
+                    c.errors.fetch_add(1, Relaxed);
+                }
+            }
+            Err(_) => {}
+            Ok(_) => self.account(std::slice::from_ref(t), &[result]),
+        }
+    }
+
     /// The counter a failed send's errno belongs to.
     fn error_counter(&self, errno: i32) -> &AtomicU64 {
         match errno {
@@ -250,7 +269,7 @@ impl Stats {
     /// `key=value` pairs in one line, the format of the periodic and final stats lines.
     pub fn summary(&self) -> String {
         let mut s = String::new();
-        let fields: [(&str, &AtomicU64); 18] = [
+        let fields: [(&str, &AtomicU64); 19] = [
             ("periods", &self.periods),
             ("frames", &self.frames),
             ("xruns", &self.xruns),
@@ -268,6 +287,7 @@ impl Stats {
             ("send_would_block", &self.send_would_block),
             ("send_unreachable", &self.send_unreachable),
             ("send_errors", &self.send_errors),
+            ("tcp_client_drops", &self.tcp_client_drops),
             ("rtcp_reports", &self.rtcp_reports),
         ];
         for (name, v) in fields {
@@ -349,6 +369,12 @@ mod tests {
             "RTCP is not counted"
         );
         assert_eq!((c(&s.peers[0].datagrams), c(&s.peers[1].errors)), (1, 3));
+        // An RTSP client over TCP that did not take a packet: its loss, not the network's.
+        s.account_tcp(&t(1, Kind::Rtp), Err(libc::ENOBUFS));
+        s.account_tcp(&t(0, Kind::Rtp), Ok(50));
+        assert_eq!(c(&s.tcp_client_drops), 1);
+        assert_eq!(c(&s.send_would_block), 1, "unchanged");
+        assert_eq!((c(&s.peers[0].datagrams), c(&s.peers[1].errors)), (2, 4));
     }
 
     #[test]

@@ -42,6 +42,7 @@ use crate::ring::{ring, Consumer, Notifier};
 use crate::rt;
 use crate::rtp::packetizer::RtpClock;
 use crate::rtp::red::RedEncoder;
+use crate::rtp::session::peers::rtcp_address;
 use crate::rtp::session::{Event, Local, PeerIds, PeerSpec, SendConfig, SendSession};
 
 /// Frames the capture → encoder ring holds (at 20 ms: 160 ms of audio before dropping).
@@ -217,6 +218,14 @@ pub struct Pipeline {
     rtsp_counters: Arc<crate::net::rtsp::RtspCounters>,
     /// The `rtpmic-rtsp` thread, when the RTSP server runs.
     rtsp: Option<rtsp::Running>,
+    /// The RTCP groups the RTCP reader joins (it looks for new ones every second).
+    multicast_groups: resolve::MulticastGroups,
+}
+
+/// The RTCP group of the RTSP multicast group: its port + 1, as SETUP's Transport says.
+fn rtsp_rtcp_group(config: &Config) -> Option<SocketAddr> {
+    let group = config.rtsp.multicast.filter(|_| config.rtsp.enabled())?;
+    Some(rtcp_address(group, false))
 }
 
 /// Counts a stream thread's end in `ended` and signals `exited`, however the thread ends
@@ -495,16 +504,16 @@ impl Pipeline {
                 .map_err(|e| StartError::Io("spawn", e))?,
             );
         }
-        // Multicast destinations: the RTCP reader joins their groups for members' reports,
-        // those known now and those the resolver learns later (SIGHUP).
+        // Multicast destinations and the RTSP group: the RTCP reader joins their RTCP groups
+        // for members' reports, those known now and those learnt later (SIGHUP).
         let groups: resolve::MulticastGroups = Arc::new(std::sync::Mutex::new(
             report
                 .destinations
                 .iter()
                 .flatten()
                 .filter(|a| a.ip().is_multicast())
-                .copied()
-                .chain(config.rtsp.multicast.filter(|_| config.rtsp.enabled()))
+                .map(|&a| rtcp_address(a, config.rtcp_mux))
+                .chain(rtsp_rtcp_group(config))
                 .collect(),
         ));
         let rtsp_counters = Arc::new(crate::net::rtsp::RtspCounters::default());
@@ -521,6 +530,7 @@ impl Pipeline {
                     view: view.clone(),
                     stats: stats.clone(),
                     counters: rtsp_counters.clone(),
+                    rtcp_counters: rtcp_counters.clone(),
                 },
             )?;
             rtsp_thread = Some(rtsp::Running::spawn(ctx)?);
@@ -531,7 +541,6 @@ impl Pipeline {
                 sockets,
                 groups: groups.clone(),
                 multicast_if: config.multicast_if.clone(),
-                mux: config.rtcp_mux,
             };
             helpers.push(spawn_helper("rtpmic-rtcp", move || {
                 crate::net::rtcp_in::run(listen, out, &sources, &counters, &stop)
@@ -551,6 +560,7 @@ impl Pipeline {
             let interval_s = config.resolve_interval_s;
             let new_destinations = new_destinations.clone();
             let (rtcp, rtcp_mux) = (config.rtcp, config.rtcp_mux);
+            let groups = groups.clone();
             helpers.push(spawn_helper("rtpmic-resolve", move || {
                 let ctx = resolve::ResolverContext {
                     controls: controls_tx,
@@ -584,6 +594,7 @@ impl Pipeline {
                 client_controls,
                 rtsp_counters,
                 rtsp: rtsp_thread,
+                multicast_groups: groups,
             },
             report,
         ))
@@ -649,6 +660,15 @@ impl Pipeline {
         };
         let (running, result) = running.restart(config);
         self.rtsp = running;
+        if result.is_ok() {
+            // A new RTSP group: its members' reports are heard too (the old group stays
+            // joined, as for a multicast destination replaced on SIGHUP).
+            if let (Some(g), Ok(mut groups)) = (rtsp_rtcp_group(config), self.multicast_groups.lock()) {
+                if !groups.contains(&g) {
+                    groups.push(g);
+                }
+            }
+        }
         result
     }
 

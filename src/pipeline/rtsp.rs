@@ -16,14 +16,11 @@ use crate::net::tcp_sink::TcpSinks;
 use crate::ops::stats::Stats;
 use crate::ring::{ring, Consumer, Producer};
 use crate::rtp::sdp::{self, StreamDescription, Target};
-use crate::rtsp::server::REFUSING_SLOTS;
+use crate::rtsp::server::{REFUSING_SLOTS, SPARE_CONNECTIONS};
 use crate::rtsp::{AuthConfig, AuthMode, MulticastGroup, Server, ServerConfig};
 
 /// The SDP's track name, `a=control:` (RFC 2326 Appendix C.1.1).
 pub const TRACK: &str = "trackID=0";
-/// Connections beyond the clients: players that only OPTIONS/DESCRIBE, clients reconnecting.
-const SPARE_CONNECTIONS: usize = 16;
-
 /// The running `rtpmic-rtsp` thread, with its own stop flag (a reload restarts it alone).
 pub struct Running {
     handle: JoinHandle<RtspContext>,
@@ -161,6 +158,7 @@ pub struct Shared {
     pub view: Arc<SessionView>,
     pub stats: Arc<Stats>,
     pub counters: Arc<RtspCounters>,
+    pub rtcp_counters: Arc<crate::net::sender::RtcpInCounters>,
 }
 
 impl Prepared {
@@ -170,8 +168,7 @@ impl Prepared {
             .listen
             .ok_or(StartError::Io("RTPMIC_RTSP_LISTEN", std::io::Error::other("not set")))?;
         let listener = bind(listen)?;
-        let max_connections = (config.rtsp.max_clients + SPARE_CONNECTIONS)
-            .min(crate::rtsp::server::MAX_CONNECTION_SLOTS - REFUSING_SLOTS);
+        let max_connections = config.rtsp.max_clients + SPARE_CONNECTIONS;
         let sinks =
             Arc::new(TcpSinks::new(max_connections + REFUSING_SLOTS).map_err(|e| StartError::Io("eventfd", e))?);
         let (rtcp_tx, rtcp_rx) =
@@ -217,6 +214,7 @@ impl Prepared {
             view: shared.view,
             stats: shared.stats,
             counters: shared.counters,
+            rtcp_counters: shared.rtcp_counters,
             tcp_stall_ns: u64::from(config.rtsp.tcp_stall_ms) * 1_000_000,
             earlier: Default::default(),
         })

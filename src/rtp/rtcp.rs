@@ -137,9 +137,10 @@ impl RtcpScheduler {
         (t * 1e9) as u64
     }
 
-    /// The deterministic interval Td (§6.3.1, no randomisation, not the initial halving) for
-    /// `members`: what the participant timeout of §6.3.5 is counted in.
-    pub fn deterministic_interval_ns(&self, members: usize) -> u64 {
+    /// Our deterministic interval Td as a sender (§6.3.1, no randomisation, not the initial
+    /// halving) for `members`: what [`RtcpScheduler::next_interval_ns`] randomises around.
+    #[cfg(test)]
+    pub(crate) fn deterministic_interval_ns(&self, members: usize) -> u64 {
         (self.deterministic_s(members, false) * 1e9) as u64
     }
 

@@ -151,8 +151,9 @@ pub fn describe(stream: &StreamDescription, target: &Target<'_>, origin: IpAddr,
     let ptime = format_frame_ms(stream.frame_us);
     let _ = writeln!(s, "a=ptime:{ptime}");
     let _ = writeln!(s, "a=maxptime:{ptime}");
-    if stream.rtcp_mux {
-        // RFC 5761 §5.1.1: RTCP shares the RTP port.
+    // RFC 5761 §5.1.1: RTCP shares the RTP port. Over RTSP the Transport header says where
+    // RTCP goes (RFC 2326 §12.39), and RTPMIC_RTCP_MUX is about the push destinations.
+    if stream.rtcp_mux && matches!(target, Target::Destination { .. }) {
         let _ = writeln!(s, "a=rtcp-mux");
     }
     if let Some(srtp) = &stream.srtp {
@@ -366,7 +367,7 @@ mod tests {
 
     #[test]
     fn an_rtsp_description_has_no_address_and_names_its_track() {
-        let c = config(&[("RTPMIC_CODEC", "pcma")]);
+        let c = config(&[("RTPMIC_CODEC", "pcma"), ("RTPMIC_RTCP_MUX", "on")]);
         let sdp = describe(
             &StreamDescription::from_config(&c),
             &Target::Rtsp { control: "trackID=0" },
@@ -377,6 +378,10 @@ mod tests {
         assert!(sdp.contains("c=IN IP4 0.0.0.0\r\n"), "{sdp}");
         assert!(sdp.contains("m=audio 0 RTP/AVP 8\r\n"), "{sdp}");
         assert!(sdp.ends_with("a=control:trackID=0\r\na=sendonly\r\n"), "{sdp}");
+        assert!(
+            !sdp.contains("rtcp-mux"),
+            "SETUP's Transport says where RTCP goes: {sdp}"
+        );
     }
 
     #[test]

@@ -18,11 +18,11 @@
 //!
 //! # The shell's contract
 //!
-//! * After every call, write what [`Server::output`] holds for the connections that have some
-//!   ([`Server::pending_output`]) and tell [`Server::consume_output`] how much the socket
-//!   took; then drain [`Server::poll_event`] until `None`. Write responses only between whole
-//!   interleaved frames of the stream's TCP sink (the two share the socket; frame packets
-//!   with [`interleaved::write_frame`] or [`interleaved::header`], which do not allocate).
+//! * After every call, write what [`Server::output`] holds for each connection and tell
+//!   [`Server::consume_output`] how much the socket took; then drain [`Server::poll_event`]
+//!   until `None`. Write responses only between whole interleaved frames of the stream's TCP
+//!   sink (the two share the socket; packets are framed with [`interleaved::header`], which
+//!   does not allocate).
 //! * The send session's peer table must cover the server's range
 //!   (`ServerConfig::peer_first + peer_count <= SendConfig::max_peers`), apart from the
 //!   slots of `RTPMIC_DEST` peers.
@@ -82,8 +82,14 @@ pub use transport::{MulticastGroup, Profile};
 pub struct ConnId(u32);
 
 impl ConnId {
+    /// Bits of the slot index: up to 512 connection slots.
+    pub(crate) const INDEX_BITS: u32 = 9;
+    /// The largest generation (they count 1, 2, …, this, 1, …).
+    pub(crate) const MAX_GENERATION: u32 = u32::MAX >> Self::INDEX_BITS;
+
     pub(crate) fn new(index: usize, generation: u32) -> ConnId {
-        ConnId(((generation & 0x00ff_ffff) << 8) | (index as u32 & 0xff))
+        let index = index as u32 & ((1 << Self::INDEX_BITS) - 1);
+        ConnId(((generation & Self::MAX_GENERATION) << Self::INDEX_BITS) | index)
     }
 
     pub fn raw(self) -> u32 {
@@ -94,8 +100,9 @@ impl ConnId {
         ConnId(raw)
     }
 
-    pub(crate) fn index(self) -> usize {
-        (self.0 & 0xff) as usize
+    /// The slot: the server's connection table, the TCP sinks, the RTSP thread's token.
+    pub fn index(self) -> usize {
+        (self.0 & ((1 << Self::INDEX_BITS) - 1)) as usize
     }
 }
 
@@ -261,10 +268,10 @@ pub trait Media {
     fn multicast(&self) -> Option<MulticastGroup>;
     /// SRTP is on: transports are `RTP/SAVP`.
     fn srtp(&self) -> bool;
-    /// At PLAY: the sequence number and RTP timestamp of one packet, that the new peer will
-    /// get as its first or before it — the next packet the stream will make
-    /// ([`SendSession::next_position`](crate::rtp::session::SendSession::next_position)), for
-    /// `RTP-Info: seq=…;rtptime=…` (clients drop what comes before and sync on it).
+    /// At PLAY: the sequence number and RTP timestamp of the first packet the new peer will
+    /// get, or of one before it ([`SendSession::next_packet_position`](crate::rtp::session::SendSession::next_packet_position)
+    /// as the sending thread last published it), for `RTP-Info: seq=…;rtptime=…` (clients
+    /// sync on it and drop what comes before).
     fn play_position(&mut self) -> (u16, u32);
 }
 

@@ -26,8 +26,12 @@ use crate::rtp::session::{PeerId, PeerIds, PeerSpec, Route};
 
 /// Slots beyond `max_connections` that only answer 503 to a first request, then close.
 pub const REFUSING_SLOTS: usize = 4;
-/// At most this many connection slots (a [`ConnId`] holds the slot in 8 bits).
-pub const MAX_CONNECTION_SLOTS: usize = 256;
+/// Connections served beyond the client limit: for clients that only ask (OPTIONS,
+/// DESCRIBE) while every client slot plays.
+pub const SPARE_CONNECTIONS: usize = 16;
+/// At most this many connection slots: [`MAX_CLIENTS`], the spare ones and the refusing
+/// ones (a [`ConnId`] holds up to 512).
+pub const MAX_CONNECTION_SLOTS: usize = MAX_CLIENTS + SPARE_CONNECTIONS + REFUSING_SLOTS;
 /// At most this many peers (clients).
 pub const MAX_CLIENTS: usize = 256;
 /// Interleaved frames waiting in the event queue; more are dropped and counted.
@@ -112,6 +116,11 @@ struct Conn {
     closing_at: Option<u64>,
     accepted: u64,
     last_request: Option<u64>,
+    /// A request on it passed access control (always, without access control). Until then
+    /// it is closed [`Limits::request_timeout_ns`] after its last request, not at the session
+    /// timeout: nobody without the password holds connection slots (with OPTIONS every
+    /// minute) and locks out the rest.
+    trusted: bool,
     /// Sessions this connection made.
     sessions: usize,
     nonce_use: Option<NonceUse>,
@@ -278,7 +287,8 @@ impl Server {
             self.counters.connections_refused += 1;
         }
         let slot = &mut self.slots[i];
-        slot.generation = slot.generation.wrapping_add(1) & 0x00ff_ffff;
+        // Never 0: `ConnId::raw` 0 means "no connection" to the TCP sinks.
+        slot.generation = slot.generation % ConnId::MAX_GENERATION + 1;
         let id = ConnId::new(i, slot.generation);
         slot.conn = Some(Conn {
             id,
@@ -294,6 +304,7 @@ impl Server {
             closing_at: None,
             accepted: now,
             last_request: None,
+            trusted: self.auth.is_none(),
             sessions: 0,
             nonce_use: None,
         });
@@ -476,15 +487,6 @@ impl Server {
             Some(c) => &c.output[..c.ready],
             None => &[],
         }
-    }
-
-    /// Connections with output to write now.
-    pub fn pending_output(&self) -> impl Iterator<Item = ConnId> + '_ {
-        self.slots
-            .iter()
-            .flat_map(|s| &s.conn)
-            .filter(|c| c.ready > 0)
-            .map(|c| c.id)
     }
 
     /// `n` bytes of [`Server::output`] were written.
@@ -848,6 +850,7 @@ impl Server {
         let verdict = auth.check(now, method, path.as_deref(), header, &mut c.nonce_use);
         let stale = match verdict {
             Verdict::Granted => {
+                c.trusted = true;
                 self.throttle.succeeded(ip);
                 return Ok(Some(auth.user().to_string()));
             }
@@ -894,7 +897,10 @@ impl Server {
         let path = r.request_uri().map(|u| u.path().to_string());
         let c = self.slots[i].conn.as_mut().expect("a live slot");
         match auth.check(now, "OPTIONS", path.as_deref(), Some(header.as_str()), &mut c.nonce_use) {
-            Verdict::Granted => true,
+            Verdict::Granted => {
+                c.trusted = true;
+                true
+            }
             Verdict::Stale { expired: true } => on_session,
             _ => false,
         }
@@ -1219,6 +1225,8 @@ fn idle_deadline(c: &Conn, limits: &Limits, timeout_ns: u64) -> u64 {
         // A new connection must speak at once; a refusing one has nothing to wait for.
         None => c.accepted + limits.request_timeout_ns,
         Some(t) if c.refusing => t + limits.request_timeout_ns,
+        // Answered (a delayed 401 included), then a few seconds to come back with credentials.
+        Some(t) if !c.trusted => t.max(c.hold_until.unwrap_or(0)) + limits.request_timeout_ns,
         Some(t) => t + timeout_ns,
     }
 }

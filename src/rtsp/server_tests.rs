@@ -1018,6 +1018,40 @@ fn digest_rfc2069_as_gstreamer_through_play() {
 }
 
 #[test]
+fn a_connection_without_good_credentials_is_not_kept_for_the_session_timeout() {
+    let mut h = Harness::with_auth(AuthMode::Digest);
+    let uri = "rtsp://10.0.0.1:8554/mic";
+    let t0 = h.now;
+    // Asking (OPTIONS needs no credentials) and being challenged: closed 5 s after the last
+    // answer, so nobody without the password holds connection slots for a minute at a time.
+    let asking = h.connect("10.0.0.66:1000");
+    assert_eq!(
+        h.req(asking, &request(&["OPTIONS * RTSP/1.0", "CSeq: 1"])).status(),
+        200
+    );
+    let r = h.req(asking, &request(&[&format!("DESCRIBE {uri} RTSP/1.0"), "CSeq: 2"]));
+    assert_eq!(r.status(), 401);
+    let nonce = nonce_of(r.raw.lines().find(|l| l.starts_with("WWW-Authenticate")).unwrap());
+    // One with the password is kept as long as any client (the session timeout).
+    let trusted = h.connect("10.0.0.2:1000");
+    let a = format!(
+        "Authorization: {}",
+        authorization_2069("secret", "DESCRIBE", uri, &nonce)
+    );
+    let r = h.req(trusted, &request(&[&format!("DESCRIBE {uri} RTSP/1.0"), "CSeq: 1", &a]));
+    assert_eq!(r.status(), 200);
+    h.advance(t0 + 5 * S - 1);
+    assert!(h.take_events().is_empty());
+    h.advance(t0 + 5 * S);
+    assert_eq!(h.take_events(), vec![Event::Close { conn: asking }]);
+    h.advance(t0 + 60 * S - 1);
+    assert!(h.take_events().is_empty());
+    h.advance(t0 + 60 * S);
+    assert_eq!(h.take_events(), vec![Event::Close { conn: trusted }]);
+    assert_eq!(h.srv.counters().idle_closed, 2);
+}
+
+#[test]
 fn wrong_passwords_are_answered_later_and_later() {
     let mut h = Harness::with_auth(AuthMode::Digest);
     let c = h.connect("10.0.0.66:1000");
@@ -1473,11 +1507,18 @@ fn config_is_checked() {
     ));
     assert!(matches!(
         bad(ServerConfig {
-            max_connections: 253,
+            max_connections: MAX_CONNECTION_SLOTS - REFUSING_SLOTS + 1,
             ..d()
         }),
         Some(ConfigError::Connections(_))
     ));
+    // 256 clients and the spare connections fit.
+    assert!(bad(ServerConfig {
+        max_connections: MAX_CLIENTS + SPARE_CONNECTIONS,
+        peer_count: MAX_CLIENTS,
+        ..d()
+    })
+    .is_none());
     assert!(matches!(
         bad(ServerConfig {
             track: "a/b".into(),

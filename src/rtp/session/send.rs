@@ -2,7 +2,7 @@
 //!
 //! ```text
 //!  push(now, frame) ──▶ packetize (RFC 3550 §5.1), SRTP protect (RFC 3711), pace ──┐
-//!  handle_control: peers join, move, leave (generation-checked handles)            │
+//!  set_peer / remove_peer: peers join, move, leave (generation-checked handles)    │
 //!  handle_rtcp(now, from, bytes) ──▶ receivers' reports (RFC 3550 §6.4)            ├─▶ poll_transmit(now) → [Transmit]
 //!  RTCP timer (§6.3): SR + SDES every interval, BYE to a peer that leaves (§6.6) ──┘   poll_timeout() · poll_event()
 //! ```
@@ -295,7 +295,7 @@ impl SendSession {
             clock_rate: c.clock_rate,
             ticks_per_frame: c.ticks_per_frame,
             first_seq: c.first_seq,
-            pacer: c.pacing.then(|| Pacer::new(c.frame_ns, c.clock_rate)),
+            pacer: c.pacing.then(|| Pacer::new(c.frame_ns)),
             clock: CaptureClock::new(c.clock_rate),
             peers: Peers::new(c.max_peers),
             queue: (0..QUEUE)
@@ -344,12 +344,6 @@ impl SendSession {
     /// The receivers that report about the stream.
     pub fn receivers(&self) -> &[ReceiverInfo] {
         &self.receivers
-    }
-
-    /// The sequence number and RTP timestamp the next packet will carry for a frame starting
-    /// at `sample_index` (what an RTSP client joining now is told, RFC 2326 §12.33).
-    pub fn next_position(&self, sample_index: u64) -> (u16, u32) {
-        (self.packetizer.next_seq(), self.packetizer.timestamp_of(sample_index))
     }
 
     /// Participants for the RTCP interval (RFC 3550 §6.3.1 "members"): us, every peer we
@@ -483,11 +477,16 @@ impl SendSession {
         self.sent_octets = self.sent_octets.wrapping_add(f.payload.len() as u32);
     }
 
-    /// The sequence number and RTP timestamp of the next packet (its timestamp as it will be
-    /// if no frame is lost before it: the last one's plus a frame): what an RTSP client
-    /// joining now is told in RTP-Info (RFC 2326 §12.33), the first packet it gets being
-    /// this one or a later one.
+    /// The sequence number and RTP timestamp of the next packet a peer added now would get:
+    /// the oldest one queued (paced, not yet released), else the next one made (its timestamp
+    /// as it will be if no frame is lost before it: the last one's plus a frame). What an
+    /// RTSP client joining now is told in RTP-Info (RFC 2326 §12.33): the first packet it
+    /// gets is this one or, if it joins later, a later one.
     pub fn next_packet_position(&self) -> (u16, u32) {
+        if self.len > 0 {
+            let m = &self.queue[self.head].meta;
+            return (m.seq, m.rtp_timestamp);
+        }
         let ts = self.last_timestamp.map_or(self.packetizer.timestamp_of(0), |t| {
             t.wrapping_add(self.ticks_per_frame)
         });
@@ -1061,7 +1060,7 @@ mod tests {
             sent(&mut s, k * 20 * MS);
         }
         // What an RTSP client is told when it joins (RTP-Info): the next seq and timestamp.
-        assert_eq!(s.next_position(10 * 960), (FIRST_SEQ + 10, 9600));
+        assert_eq!(s.next_packet_position(), (FIRST_SEQ + 10, 9600));
         s.set_peer(b, unicast(6004));
         push(&mut s, 10, 200 * MS);
         let out = sent(&mut s, 200 * MS);
@@ -1286,7 +1285,15 @@ mod tests {
         let release = s.poll_timeout().unwrap();
         assert_eq!(release, captured + 300_000 + crate::net::pacer::MARGIN_NS);
         assert!(sent(&mut s, release - 1).is_empty(), "held");
-        assert_eq!(sent(&mut s, release).len(), 1);
+        // A peer joining while it is held gets it: RTP-Info names it, not the next one.
+        let (seq, ts) = s.next_packet_position();
+        assert_eq!(seq, FIRST_SEQ);
+        s.set_peer(PeerId::new(1, 1), unicast(6004));
+        let out = sent(&mut s, release);
+        assert_eq!(out.len(), 2);
+        let first = RtpPacket::parse(&out[1].2).unwrap();
+        assert_eq!((first.sequence_number(), first.timestamp()), (seq, ts));
+        assert_eq!(s.next_packet_position(), (FIRST_SEQ + 1, ts.wrapping_add(960)));
         // The next frame is ready sooner: it still leaves a whole frame after the first.
         s.push(captured + 20 * MS + 100_000, &frame(1));
         let next = s.poll_timeout().unwrap();
