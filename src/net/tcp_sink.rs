@@ -2,7 +2,8 @@
 //! connection (RFC 2326 §10.12), from the sending thread to the RTSP thread, which owns the
 //! socket.
 //!
-//! One bounded byte ring per connection slot, allocated at start. The sending thread (one
+//! One bounded byte ring per connection slot, mapped at start (resident only once a
+//! connection writes into it: see [`RingMemory`]). The sending thread (one
 //! producer) frames each packet (`$`, channel, 16-bit length, the packet) straight into its
 //! connection's ring, or drops the whole packet when it does not fit: that client alone
 //! loses it (counted), nobody waits. The RTSP thread (the consumer, the only writer of the
@@ -18,7 +19,7 @@
 //! published with a compare-and-swap of (epoch, head), so a frame written for a connection
 //! that left meanwhile is never published for the next one.
 
-use std::cell::UnsafeCell;
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::*};
 
 use crate::ring::Notifier;
@@ -40,12 +41,94 @@ struct Sink {
     dropped: AtomicU64,
     /// When the first packet was dropped since the last one that fit (0: not full).
     full_since_ns: AtomicU64,
-    buf: UnsafeCell<Box<[u8]>>,
+    /// This slot's [`SINK_BYTES`] in the [`RingMemory`].
+    buf: NonNull<u8>,
+}
+
+impl Sink {
+    /// Producer: copies `bytes` into the ring from position `at` on, wrapping at its end.
+    ///
+    /// # Safety
+    /// Only bytes the consumer does not read: from the head on, up to tail + capacity (see
+    /// the Sync impl of [`TcpSinks`]).
+    unsafe fn write(&self, at: usize, bytes: &[u8]) {
+        let start = at % SINK_BYTES;
+        let first = bytes.len().min(SINK_BYTES - start);
+        // SAFETY: both runs lie within this ring's SINK_BYTES (`bytes` is shorter than the
+        // ring, checked by `push`), which the mapping holds while `self` lives; the caller
+        // owns those bytes.
+        unsafe {
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.buf.as_ptr().add(start), first);
+            std::ptr::copy_nonoverlapping(bytes.as_ptr().add(first), self.buf.as_ptr(), bytes.len() - first);
+        }
+    }
+
+    /// Consumer: `len` bytes from ring offset `start` (not wrapping).
+    ///
+    /// # Safety
+    /// Only published bytes (between tail and head), which the producer does not write until
+    /// tail moves past them.
+    unsafe fn read(&self, start: usize, len: usize) -> &[u8] {
+        assert!(start + len <= SINK_BYTES);
+        // SAFETY: within the ring (asserted), held by the mapping while `self` lives; the
+        // caller guarantees nobody writes these bytes meanwhile.
+        unsafe { std::slice::from_raw_parts(self.buf.as_ptr().add(start), len) }
+    }
+}
+
+/// The rings' bytes: one anonymous private mapping. The kernel hands its pages out zeroed
+/// and makes them resident only as a connection first writes into them (under
+/// `MCL_ONFAULT` they are locked then), so unused slots — every slot while all clients pull
+/// over UDP — cost no memory. Hand-written because a heap allocation of this size would be
+/// cleared, and so made resident, up front when the allocator reuses heap memory for it.
+struct RingMemory {
+    base: NonNull<u8>,
+    len: usize,
+}
+
+impl RingMemory {
+    fn new(len: usize) -> std::io::Result<RingMemory> {
+        let len = len.max(1);
+        // SAFETY: a fresh anonymous mapping; no existing memory is touched.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error());
+        }
+        NonNull::new(p.cast::<u8>())
+            .map(|base| RingMemory { base, len })
+            .ok_or_else(|| std::io::Error::from_raw_os_error(libc::ENOMEM))
+    }
+
+    /// Where the `index`th ring of [`SINK_BYTES`] starts.
+    fn ring(&self, index: usize) -> NonNull<u8> {
+        assert!((index + 1) * SINK_BYTES <= self.len, "ring {index} outside the mapping");
+        // SAFETY: within the mapping (asserted).
+        unsafe { self.base.add(index * SINK_BYTES) }
+    }
+}
+
+impl Drop for RingMemory {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `new`, unmapped once; the rings pointing into it are
+        // dropped with it (both belong to the same TcpSinks).
+        unsafe { libc::munmap(self.base.as_ptr().cast(), self.len) };
+    }
 }
 
 /// The rings of every connection slot, shared by the sending thread and the RTSP thread.
 pub struct TcpSinks {
     sinks: Box<[Sink]>,
+    /// The bytes the sinks' `buf` point into.
+    _memory: RingMemory,
     /// Wakes the RTSP thread when frames were queued.
     pub wake: Notifier,
     /// Frames queued since the RTSP thread last looked (so it knows to write).
@@ -57,6 +140,9 @@ pub struct TcpSinks {
 // consumer does not read until head is published (Release/Acquire); the consumer reads only
 // bytes before head and publishes its progress through tail.
 unsafe impl Sync for TcpSinks {}
+// SAFETY: the rings' pointers point into the mapping the same value owns; nothing is tied
+// to the thread that made it.
+unsafe impl Send for TcpSinks {}
 
 fn pack(epoch: u32, pos: u32) -> u64 {
     (u64::from(epoch) << 32) | u64::from(pos)
@@ -70,17 +156,19 @@ impl TcpSinks {
     /// `slots` rings (the RTSP server's connection slots), [`SINK_BYTES`] each. The memory
     /// is reserved now and touched only as clients use it.
     pub fn new(slots: usize) -> std::io::Result<TcpSinks> {
+        let memory = RingMemory::new(slots * SINK_BYTES)?;
         Ok(TcpSinks {
             sinks: (0..slots)
-                .map(|_| Sink {
+                .map(|index| Sink {
                     conn: AtomicU32::new(0),
                     head: AtomicU64::new(0),
                     tail: AtomicU32::new(0),
                     dropped: AtomicU64::new(0),
                     full_since_ns: AtomicU64::new(0),
-                    buf: UnsafeCell::new(vec![0u8; SINK_BYTES].into_boxed_slice()),
+                    buf: memory.ring(index),
                 })
                 .collect(),
+            _memory: memory,
             wake: Notifier::new()?,
             pending: AtomicUsize::new(0),
         })
@@ -121,9 +209,10 @@ impl TcpSinks {
         }
         // SAFETY: the bytes from `pos` on, up to tail + capacity, belong to the producer
         // until head moves past them (see the Sync impl).
-        let buf = unsafe { &mut *s.buf.get() };
-        copy_in(buf, pos as usize, &header);
-        copy_in(buf, pos as usize + header.len(), packet);
+        unsafe {
+            s.write(pos as usize, &header);
+            s.write(pos as usize + header.len(), packet);
+        }
         // Published only if no new connection took the slot meanwhile (same epoch).
         if s.head
             .compare_exchange(h, pack(epoch, pos.wrapping_add(need as u32)), Release, Relaxed)
@@ -183,8 +272,7 @@ impl TcpSinks {
         let contiguous = len.min(SINK_BYTES - start);
         // SAFETY: bytes between tail and head were published by the producer and are not
         // written again until tail moves past them.
-        let buf = unsafe { &*s.buf.get() };
-        &buf[start..start + contiguous]
+        unsafe { s.read(start, contiguous) }
     }
 
     /// RTSP thread: the length (header included) of the next frame queued for `conn`, if a
@@ -197,8 +285,7 @@ impl TcpSinks {
             return None;
         }
         // SAFETY: as in `queued`: published bytes, read only.
-        let buf = unsafe { &*s.buf.get() };
-        let at = |k: u32| buf[tail.wrapping_add(k) as usize % SINK_BYTES];
+        let at = |k: u32| unsafe { s.read(tail.wrapping_add(k) as usize % SINK_BYTES, 1)[0] };
         let header = [at(0), at(1), at(2), at(3)];
         interleaved::parse_header(&header).map(|(_, len)| interleaved::HEADER_LEN + len)
     }
@@ -217,14 +304,6 @@ impl TcpSinks {
             .filter(|s| s.conn.load(Acquire) == conn)
             .map_or((0, 0), |s| (s.full_since_ns.load(Relaxed), s.dropped.load(Relaxed)))
     }
-}
-
-/// Copies `bytes` into the ring `buf` from position `at` on, wrapping at its end.
-fn copy_in(buf: &mut [u8], at: usize, bytes: &[u8]) {
-    let start = at % buf.len();
-    let first = bytes.len().min(buf.len() - start);
-    buf[start..start + first].copy_from_slice(&bytes[..first]);
-    buf[..bytes.len() - first].copy_from_slice(&bytes[first..]);
 }
 
 #[cfg(test)]
@@ -277,6 +356,28 @@ mod tests {
         assert!(rest.is_empty());
         assert_eq!(frames, 3 * (SINK_BYTES / 1004 + 1));
         assert!(s.congestion(conn).1 >= 3, "drops counted");
+    }
+
+    /// Pages of the rings' mapping that are resident (`mincore`).
+    fn resident_pages(s: &TcpSinks) -> usize {
+        // SAFETY: sysconf has no preconditions.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
+        let mut vec = vec![0u8; s._memory.len.div_ceil(page)];
+        // SAFETY: the mapping is live and page-aligned; `vec` has one byte per page.
+        let r = unsafe { libc::mincore(s._memory.base.as_ptr().cast(), s._memory.len, vec.as_mut_ptr()) };
+        assert_eq!(r, 0, "mincore: {}", std::io::Error::last_os_error());
+        vec.iter().filter(|&&b| b & 1 == 1).count()
+    }
+
+    #[test]
+    fn a_ring_costs_memory_only_once_its_connection_writes_into_it() {
+        let s = TcpSinks::new(64).unwrap();
+        assert_eq!(resident_pages(&s), 0, "nothing resident at start");
+        let conn = ConnId::new(5, 1).raw();
+        s.attach(conn);
+        s.push(conn, 0, &[1u8; 100], 1).unwrap();
+        assert_eq!(resident_pages(&s), 1, "one page of one ring");
+        assert_eq!(drain(&s, conn).len(), 104);
     }
 
     #[test]
