@@ -10,9 +10,17 @@ gstreamer1.0-plugins-base and -good):
     rtpmic probe rtsp://127.0.0.1:8554/test
 
 The stream is a sine (audiotestsrc: --freq Hz at --volume, peak amplitude as a fraction of
-full scale, so its level is 20·log10(volume) − 3.01 dBFS) or a raw file (--input FILE: S16LE
-mono at --rate Hz, played once in real time, then the stream ends). Opus at 48 kHz, PCMU at
-8 kHz, both in 20 ms packets. The media is shared: every client gets the same stream.
+full scale, so its level is 20·log10(volume) − 3.01 dBFS), a raw file (--input FILE: S16LE
+mono at --rate Hz, played once in real time, then the stream ends) or an ALSA capture device
+(--alsa DEVICE: alsasrc, a live source with 20 ms periods, e.g. board/sim's `simfile`, so the
+server gets the same paced input as rtpmic in benches/rtsp_bench.sh). Opus at 48 kHz, PCMU
+at 8 kHz, both in 20 ms packets. The media is shared: every client gets the same stream.
+
+* Opus settings: --bitrate (default 64000); --complexity, --audio-type, --bitrate-type and
+  --bandwidth set opusenc's properties of those names only when given (opusenc's defaults
+  otherwise: 10, generic, cbr, fullband). benches/rtsp_bench.sh runs it as rtpmic is
+  benchmarked: --bitrate 32000 --complexity 10 --audio-type voice --bitrate-type
+  constrained-vbr --bandwidth auto.
 
 * --user/--password require credentials: Digest (gst-rtsp-server 1.22 offers MD5 without
   qop, RFC 2069), or Basic with --auth basic.
@@ -41,7 +49,15 @@ from gi.repository import GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402
 def launch_line(a):
     """The factory's pipeline: a source, mono S16 at the codec's rate, encoder, payloader pay0."""
     rate = 48000 if a.codec == "opus" else 8000
-    if a.input:
+    if a.alsa:
+        # alsasrc's period is the frame (latency-time, µs): one buffer per 20 ms frame.
+        # The caps right after it: the device is opened S16LE mono at --rate (board/sim's file
+        # PCM reads its raw file in whatever format the client opens it with).
+        src = (
+            f'alsasrc device="{a.alsa}" latency-time=20000 '
+            f"! audio/x-raw,format=S16LE,rate={a.rate},channels=1"
+        )
+    elif a.input:
         src = (
             f'filesrc location="{a.input}" ! rawaudioparse use-sink-caps=false format=pcm '
             f"pcm-format=s16le sample-rate={a.rate} num-channels=1 ! clocksync"
@@ -54,7 +70,12 @@ def launch_line(a):
         )
     caps = f"audio/x-raw,format=S16LE,rate={rate},channels=1"
     if a.codec == "opus":
-        enc = "opusenc frame-size=20 bitrate=64000 ! rtpopuspay name=pay0 pt=96"
+        props = f"frame-size=20 bitrate={a.bitrate}"
+        for name in ["complexity", "audio_type", "bitrate_type", "bandwidth"]:
+            value = getattr(a, name)
+            if value is not None:
+                props += f" {name.replace('_', '-')}={value}"
+        enc = f"opusenc {props} ! rtpopuspay name=pay0 pt=96"
     else:
         twenty_ms = 20_000_000
         enc = f"mulawenc ! rtppcmupay name=pay0 pt=0 min-ptime={twenty_ms} max-ptime={twenty_ms}"
@@ -68,7 +89,13 @@ def main():
     p.add_argument("--path", default="/test")
     p.add_argument("--codec", choices=["opus", "pcmu"], default="opus")
     p.add_argument("--input", help="raw S16LE mono file instead of the tone")
-    p.add_argument("--rate", type=int, default=48000, help="rate of the tone's source or of --input")
+    p.add_argument("--alsa", metavar="DEVICE", help="capture from this ALSA device instead of the tone")
+    p.add_argument("--rate", type=int, default=48000, help="rate of the tone's source, of --input or of --alsa")
+    p.add_argument("--bitrate", type=int, default=64000, help="Opus bit rate")
+    p.add_argument("--complexity", type=int, choices=range(11), metavar="0..10")
+    p.add_argument("--audio-type", choices=["generic", "voice", "restricted-lowdelay"])
+    p.add_argument("--bitrate-type", choices=["cbr", "vbr", "constrained-vbr"])
+    p.add_argument("--bandwidth", choices=["auto", "narrowband", "mediumband", "wideband", "superwideband", "fullband"])
     p.add_argument("--freq", type=float, default=440.0)
     p.add_argument("--volume", type=float, default=0.25)
     p.add_argument("--user")

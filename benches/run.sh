@@ -16,10 +16,25 @@
 #      RTPMIC_PACING=on ("rtpmicp": paced release, src/net/pacer.rs), BENCH_PACED_S s each
 #      (default 60); the bare loop, GStreamer and ffmpeg BENCH_PEER_PACED_S s (default 30) each.
 #   4. Fan-out (cargo bench --bench fanout).
+#   5. Pull (RTSP): benches/rtsp_bench.sh, rtpmic's RTSP server side by side with
+#      gst-rtsp-server (1, 16, 64 clients over UDP and TCP; the push path while clients
+#      churn). BENCH_RTSP=0 leaves it out.
+#
+# BENCH_BEFORE_BIN=PATH (and BENCH_BEFORE_REV=name, for the document): a second rtpmic
+# binary ("rtpmicB", e.g. a release build of an earlier commit) runs every rtpmic push-path
+# measurement side by side with this tree's: the unpaced Opus, PCMU and L16 runs of each
+# repetition (right after this tree's), the paced runs without pacing (2 frame sizes x 2
+# loads) and the start-up runs; the document gets a before/after table.
+#
+# BENCH_QUIET_LOAD (default 0.8 in a full run; empty: do not wait): before the unpaced
+# block, the paced block and the RTSP part, wait for the 1-minute load average to fall below
+# it (this machine is shared), polling every 60 s for at most BENCH_QUIET_WAIT_S (default
+# 2700) s; the loads and waits are recorded in the document.
 #
 # BENCH_QUICK=1: a smoke run (60 s input, 1 repetition, 5 s paced runs, 2 start-ups, no
-# fan-out) written to /tmp/rtpmic-bench-quick.md unless BENCH_OUT says where. BENCH_OUT
-# overrides the output path. Takes about 20 minutes in full on a 2-core machine.
+# fan-out, short RTSP runs) written to /tmp/rtpmic-bench-quick.md unless BENCH_OUT says
+# where. BENCH_OUT overrides the output path. Takes about 20 minutes in full on a 2-core
+# machine, plus ~6 with BENCH_BEFORE_BIN and ~25 for the RTSP part.
 set -euo pipefail
 export LC_ALL=C
 
@@ -35,6 +50,7 @@ if [ -n "$QUICK" ]; then
     PEER_PACED_S=${BENCH_PEER_PACED_S:-5}
     STARTUP_RUNS=${BENCH_STARTUP_RUNS:-2}
     FANOUT=${BENCH_FANOUT:-0}
+    QUIET_LOAD=${BENCH_QUIET_LOAD-}
 else
     OUT=${BENCH_OUT:-$ROOT/docs/PERFORMANCE.md}
     AUDIO_S=${BENCH_AUDIO_S:-600}
@@ -43,10 +59,15 @@ else
     PEER_PACED_S=${BENCH_PEER_PACED_S:-30}
     STARTUP_RUNS=${BENCH_STARTUP_RUNS:-7}
     FANOUT=${BENCH_FANOUT:-1}
+    QUIET_LOAD=${BENCH_QUIET_LOAD-0.8}
 fi
+QUIET_WAIT_S=${BENCH_QUIET_WAIT_S:-2700}
+RTSP=${BENCH_RTSP:-1}
+BEFORE=${BENCH_BEFORE_BIN:-}
+BEFORE_REV=${BENCH_BEFORE_REV:-before}
 # A full run above this projected total (seconds) shortens the paced runs. The last full run
 # took 907 s (+ ~60 s of fan-out) before rtpmicp's 4 paced runs (~250 s more) were added.
-BUDGET_S=${BENCH_BUDGET_S:-1500}
+BUDGET_S=${BENCH_BUDGET_S:-$([ -n "${BENCH_BEFORE_BIN:-}" ] && echo 1900 || echo 1500)}
 EXPECT_20=$((AUDIO_S * 50))   # 20 ms packets (Opus, PCMU)
 EXPECT_10=$((AUDIO_S * 100))  # 10 ms packets (L16)
 REDUCED=""
@@ -56,6 +77,7 @@ die() { echo "bench: $*" >&2; exit 1; }
 log() { echo "bench: $*" >&2; }
 
 [ -x "$RTPMIC" ] || die "$RTPMIC missing: run 'make build' (or 'make bench')"
+[ -z "$BEFORE" ] || [ -x "$BEFORE" ] || die "BENCH_BEFORE_BIN=$BEFORE: not an executable"
 for tool in cc pkg-config python3 jackd jack_wait timeout gst-launch-1.0 gst-inspect-1.0 ffmpeg chrt yes; do
     command -v "$tool" >/dev/null || die "$tool not found (make deps installs the board's packages)"
 done
@@ -97,7 +119,29 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# Waits for the 1-minute load average to fall below QUIET_LOAD (other people's builds and tests
+# share this machine); wait_quiet PART appends what happened to QUIET_NOTES.
+QUIET_NOTES=""
+wait_quiet() {
+    [ -n "$QUIET_LOAD" ] || return 0
+    local t0 l
+    t0=$(date +%s)
+    while :; do
+        l=$(cut -d' ' -f1 /proc/loadavg)
+        awk "BEGIN { exit !($l < $QUIET_LOAD) }" && break
+        if [ $(($(date +%s) - t0)) -ge "$QUIET_WAIT_S" ]; then
+            QUIET_NOTES+="${QUIET_NOTES:+ }$1: the load average stayed at or above ${QUIET_LOAD} for ${QUIET_WAIT_S} s (last ${l}), measured anyway."
+            log "$1: load average still ${l} after ${QUIET_WAIT_S} s: measuring anyway"
+            return 0
+        fi
+        log "$1: load average ${l} >= ${QUIET_LOAD}: waiting 60 s"
+        sleep 60
+    done
+    QUIET_NOTES+="${QUIET_NOTES:+ }$1: waited $(($(date +%s) - t0)) s for the load average to fall below ${QUIET_LOAD} (then ${l})."
+}
+
 T_START=$(date +%s)
+wait_quiet "Unpaced"
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # --- inputs and tools --------------------------------------------------------------------
@@ -190,24 +234,29 @@ RT_ENV=(RTPMIC_RT_PRIORITY=50 RTPMIC_STATS_INTERVAL_S=0 RTPMIC_LOG_LEVEL=info)
 # cmd_for TOOL CODEC PORT [paced FRAME_MS SECONDS]: sets CMD (array).
 cmd_for() {
     local tool=$1 codec=$2 port=$3 paced=${4:-} frame=${5:-20} secs=${6:-0}
-    local dest=127.0.0.1:$port fus
+    local dest=127.0.0.1:$port fus bin=$RTPMIC
     fus=$(calc '%d' "$frame * 1000")
+    # The other binary (BENCH_BEFORE_BIN) runs exactly as this tree's.
+    if [ "$tool" = rtpmicB ]; then
+        bin=$BEFORE
+        tool=rtpmic
+    fi
     case "$tool,$codec,$paced" in
     rtpmic,opus,)
         CMD=(env SIM_INFILE="$TMP/speech48k.raw" RTPMIC_DEVICE=simfast RTPMIC_DEST="$dest" "${OPUS_RTPMIC[@]}"
-            RTPMIC_FRAME_MS=20 "${RT_ENV[@]}" "$RTPMIC" run --seconds "$AUDIO_S" --no-drop) ;;
+            RTPMIC_FRAME_MS=20 "${RT_ENV[@]}" "$bin" run --seconds "$AUDIO_S" --no-drop) ;;
     rtpmic,pcmu,)
         CMD=(env SIM_INFILE="$TMP/speech8k.raw" RTPMIC_DEVICE=simfast RTPMIC_DEST="$dest" RTPMIC_CODEC=pcmu
-            RTPMIC_RATE=8000 RTPMIC_FRAME_MS=20 "${RT_ENV[@]}" "$RTPMIC" run --seconds "$AUDIO_S" --no-drop) ;;
+            RTPMIC_RATE=8000 RTPMIC_FRAME_MS=20 "${RT_ENV[@]}" "$bin" run --seconds "$AUDIO_S" --no-drop) ;;
     rtpmic,l16,)
         CMD=(env SIM_INFILE="$TMP/speech48k.raw" RTPMIC_DEVICE=simfast RTPMIC_DEST="$dest" RTPMIC_CODEC=l16
-            RTPMIC_RATE=48000 RTPMIC_FRAME_MS=10 "${RT_ENV[@]}" "$RTPMIC" run --seconds "$AUDIO_S" --no-drop) ;;
+            RTPMIC_RATE=48000 RTPMIC_FRAME_MS=10 "${RT_ENV[@]}" "$bin" run --seconds "$AUDIO_S" --no-drop) ;;
     rtpmic,opus,paced)
         CMD=(env SIM_INFILE="$TMP/speech48k.raw" RTPMIC_DEVICE=simfile RTPMIC_DEST="$dest" "${OPUS_RTPMIC[@]}"
-            RTPMIC_FRAME_MS="$frame" "${RT_ENV[@]}" "$RTPMIC" run --seconds "$secs") ;;
+            RTPMIC_FRAME_MS="$frame" "${RT_ENV[@]}" "$bin" run --seconds "$secs") ;;
     rtpmicp,opus,paced)
         CMD=(env SIM_INFILE="$TMP/speech48k.raw" RTPMIC_DEVICE=simfile RTPMIC_DEST="$dest" "${OPUS_RTPMIC[@]}"
-            RTPMIC_FRAME_MS="$frame" "${RT_ENV[@]}" RTPMIC_PACING=on "$RTPMIC" run --seconds "$secs") ;;
+            RTPMIC_FRAME_MS="$frame" "${RT_ENV[@]}" RTPMIC_PACING=on "$bin" run --seconds "$secs") ;;
     bare,opus,) CMD=("$TMP/bare_opus" "$TMP/speech48k.raw") ;;
     send,opus,) CMD=("$TMP/bare_opus" "$TMP/speech48k.raw" --send 127.0.0.1 "$port") ;;
     send,pcmu,) CMD=("$TMP/bare_opus" "$TMP/speech8k.raw" --codec pcmu --send 127.0.0.1 "$port") ;;
@@ -320,6 +369,12 @@ SHORT=""      # unpaced rtpmic runs that ended early on a (false) overrun
 UNPACED=("opus rtpmic" "opus gst" "opus ffmpeg" "opus bare" "opus send"
     "pcmu rtpmic" "pcmu gst" "pcmu ffmpeg" "pcmu send" "pcmu sendalsa"
     "l16 rtpmic" "l16 gst" "l16 ffmpeg" "l16 send" "l16 sendalsa")
+if [ -n "$BEFORE" ]; then
+    # The other binary right after this tree's, for each codec.
+    UNPACED=("opus rtpmic" "opus rtpmicB" "opus gst" "opus ffmpeg" "opus bare" "opus send"
+        "pcmu rtpmic" "pcmu rtpmicB" "pcmu gst" "pcmu ffmpeg" "pcmu send" "pcmu sendalsa"
+        "l16 rtpmic" "l16 rtpmicB" "l16 gst" "l16 ffmpeg" "l16 send" "l16 sendalsa")
+fi
 rep=1
 while [ "$rep" -le "$REPS" ]; do
     log "unpaced repetition $rep/$REPS"
@@ -341,7 +396,7 @@ while [ "$rep" -le "$REPS" ]; do
             R[$codec,$tool,$rep,pkts]=$expect
         else
             lo=$expect
-            if [ "$tool" = rtpmic ]; then
+            if [ "$tool" = rtpmic ] || [ "$tool" = rtpmicB ]; then
                 # rtpmic treats a gap between two reads longer than its ALSA buffer as an
                 # overrun the device did not report, and adds the samples to the timestamp
                 # (and to --seconds), so a capture thread kept off the CPU that long (other
@@ -366,10 +421,10 @@ while [ "$rep" -le "$REPS" ]; do
     done
     if [ "$rep" = 1 ] && [ -z "$QUICK${BENCH_PACED_S:-}${BENCH_PEER_PACED_S:-}" ]; then
         # Projected total: what ran so far, the remaining repetitions, start-up runs, the
-        # paced runs (2 frame sizes x 2 loads x (rtpmic + rtpmicp + 3 peers), ~3 s of
-        # start/stop each) and ~60 s of fan-out.
+        # paced runs (2 frame sizes x 2 loads x (rtpmic + rtpmicp [+ rtpmicB] + 3 peers), ~3 s
+        # of start/stop each) and ~60 s of fan-out (the RTSP part is not counted).
         rep_s=$(calc '%.0f' "$(date +%s.%N) - $t0")
-        projected=$(($(date +%s) - T_START + (REPS - 1) * rep_s + STARTUP_RUNS * 5 * 2 + 4 * (2 * PACED_S + 3 * PEER_PACED_S + 15) + 60))
+        projected=$(($(date +%s) - T_START + (REPS - 1) * rep_s + STARTUP_RUNS * 5 * 2 + 4 * ($([ -n "$BEFORE" ] && echo 3 || echo 2) * PACED_S + 3 * PEER_PACED_S + 15) + 60))
         if [ "$projected" -gt "$BUDGET_S" ]; then
             PACED_S=30
             PEER_PACED_S=20
@@ -411,6 +466,7 @@ jack_late() { grep -c 'JackTimedDriver::Process XRun' "$JACKD_LOG" || true; }
 start_jackd 240
 declare -A S   # S[tool]: start-up µs of every run
 STARTUP_TOOLS=(rtpmic rtpmic2.5 bare gst ffmpeg)
+[ -z "$BEFORE" ] || STARTUP_TOOLS=(rtpmic rtpmicB rtpmic2.5 bare gst ffmpeg)
 for run in $(seq "$STARTUP_RUNS"); do
     log "start-up run $run/$STARTUP_RUNS"
     for tool in "${STARTUP_TOOLS[@]}"; do
@@ -460,7 +516,7 @@ rt_rate() {
     awk -v secs="$3" 'NR == FNR { a[$1] = $2; next } { d += $2 - ($1 in a ? a[$1] : 0) } END { printf "%.1f\n", d / 1e6 / secs }' "$1" "$2"
 }
 # rtpmic as deployed, or with RTPMIC_PACING=on (rtpmicp): the same binary, the same stats line.
-is_rtpmic() { [ "$1" = rtpmic ] || [ "$1" = rtpmicp ]; }
+is_rtpmic() { [ "$1" = rtpmic ] || [ "$1" = rtpmicp ] || [ "$1" = rtpmicB ]; }
 # paced_run TOOL FRAME LOAD SECONDS
 paced_run() {
     local tool=$1 frame=$2 load=$3 secs=$4 n comm pid t1 t2 late0 k
@@ -471,7 +527,7 @@ paced_run() {
     late0=$(jack_late)
     timed "$n" $((secs + 30)) "${CMD[@]}" &
     local bg=$!
-    case $tool in rtpmic | rtpmicp) comm=rtpmic ;; bare) comm=bare_opus ;; gst) comm=gst-launch-1.0 ;; ffmpeg) comm=ffmpeg ;; esac
+    case $tool in rtpmic | rtpmicp | rtpmicB) comm=rtpmic ;; bare) comm=bare_opus ;; gst) comm=gst-launch-1.0 ;; ffmpeg) comm=ffmpeg ;; esac
     # Steady state, away from start-up and shutdown: CPU between 1/4 and 3/4 of the run, and
     # the resident memory halfway through (mlockall keeps it all resident).
     sleep "$(calc '%.2f' "$secs / 4")"
@@ -511,6 +567,9 @@ paced_run() {
 }
 
 PACED_TOOLS=(rtpmic rtpmicp bare gst ffmpeg)
+[ -z "$BEFORE" ] || PACED_TOOLS=(rtpmic rtpmicB rtpmicp bare gst ffmpeg)
+wait_quiet "Paced"
+LOAD_BEFORE_PACED=$(cut -d' ' -f1-3 /proc/loadavg)
 for frame in 20 2.5; do
     if [ "$frame" = 2.5 ]; then
         stop_jackd
@@ -528,8 +587,15 @@ for frame in 20 2.5; do
 done
 stop_jackd
 
-T_TOTAL=$(($(date +%s) - T_START))
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# --- 5. pull (RTSP) ---------------------------------------------------------------------------
+if [ "$RTSP" = 1 ]; then
+    log "pull (RTSP): benches/rtsp_bench.sh"
+    BENCH_QUIET_LOAD=$QUIET_LOAD BENCH_QUIET_WAIT_S=$QUIET_WAIT_S RTPMIC_BIN=$RTPMIC \
+        "$ROOT/benches/rtsp_bench.sh" "$TMP/rtsp.md" "$TMP/rtsp_targets.md" || die "benches/rtsp_bench.sh failed"
+fi
+T_TOTAL=$(($(date +%s) - T_START))
 
 # --- results ---------------------------------------------------------------------------------
 mib() { calc '%.1f' "$1 / 1024"; }
@@ -539,16 +605,17 @@ lt() { echo "\`$1\`"; }   # "<250us" as a code span, not an HTML tag
 # field over repetitions: "v1 v2 ..."
 runs() { local r out=""; for r in $(seq "$REPS"); do out="$out ${R[$1,$2,$r,$3]}"; done; echo "$out"; }
 med() { runs "$1" "$2" "$3" | median; }
-# Median over repetitions of TOOL's CPU / rtpmic's CPU in the same repetition.
+# Median over repetitions of TOOL's CPU / rtpmic's CPU (or TOOL2's) in the same repetition.
 ratio() {
-    local r out=""
-    for r in $(seq "$REPS"); do out="$out $(calc '%.3f' "${R[$1,$2,$r,cpu]} / ${R[$1,rtpmic,$r,cpu]}")"; done
+    local r out="" den=${3:-rtpmic}
+    for r in $(seq "$REPS"); do out="$out $(calc '%.3f' "${R[$1,$2,$r,cpu]} / ${R[$1,$den,$r,cpu]}")"; done
     echo "$out" | median
 }
 us_per_pkt() { calc '%.2f' "$1 * 1000000 / $2"; }
 
 declare -A NAME=([rtpmic]="rtpmic" [rtpmicp]="rtpmic, RTPMIC_PACING=on" [gst]="GStreamer" [ffmpeg]="ffmpeg" [bare]="bare_opus, encode only"
-    [send]="bare_opus, encode + RTP + sendto" [sendalsa]="bare_opus --alsa simfast, encode + RTP + sendto")
+    [send]="bare_opus, encode + RTP + sendto" [sendalsa]="bare_opus --alsa simfast, encode + RTP + sendto"
+    [rtpmicB]="rtpmic ${BEFORE_REV}")
 
 f2() { calc '%.2f' "$1"; }
 f3() { calc '%.3f' "$1"; }
@@ -705,6 +772,47 @@ for tool in "${STARTUP_TOOLS[@]}"; do
 "
 done
 
+# Before/after (BENCH_BEFORE_BIN): this tree's rtpmic and the other binary, from the same runs.
+ba_rows=""
+if [ -n "$BEFORE" ]; then
+    # Median over repetitions of CODEC's TOOL1 CPU / TOOL2 CPU in the same repetition.
+    ratio2() {
+        local r out=""
+        for r in $(seq "$REPS"); do out="$out $(calc '%.3f' "${R[$1,$2,$r,cpu]} / ${R[$1,$3,$r,cpu]}")"; done
+        echo "$out" | median
+    }
+    barow() { ba_rows+="| $1 | $2 | $3 | $4 |
+"; }
+    pct_of() { calc '%+.1f %%' "($1 - 1) * 100"; }
+    barow "Opus 20 ms, ${AUDIO_S} s unpaced: CPU s (median of ${REPS})" "$(f2 "$(med opus rtpmicB cpu)")" "$(f2 "$(med opus rtpmic cpu)")" \
+        "$(pct_of "$(ratio2 opus rtpmic rtpmicB)") (median of per-repetition ratios)"
+    barow "Opus unpaced: CPU / bare encode + sendto loop" "$(calc '%.3f' "1 / $(ratio opus send rtpmicB)")" "$opus_over_send" ""
+    for codec in pcmu l16; do
+        barow "${codec^^} unpaced: µs CPU per packet (whole process)" \
+            "$(us_per_pkt "$(med "$codec" rtpmicB cpu)" "$(med "$codec" rtpmicB pkts)")" \
+            "$(us_per_pkt "$(med "$codec" rtpmic cpu)" "$(med "$codec" rtpmic pkts)")" \
+            "$(pct_of "$(ratio2 "$codec" rtpmic rtpmicB)") (median of per-repetition ratios)"
+    done
+    barow "Peak RSS, unpaced Opus, mlockall on (MiB)" "$(mib "$(med opus rtpmicB rss)")" "$(mib "$(med opus rtpmic rss)")" ""
+    for frame in 20 2.5; do
+        a=${P[rtpmic,$frame,idle,rate]} b=${P[rtpmicB,$frame,idle,rate]}
+        barow "Opus paced ${frame} ms, no load: steady ms CPU/s (whole process; × the bare loop's ${P[bare,$frame,idle,rate]})" \
+            "$b ($(calc '%.3f' "$b / ${P[bare,$frame,idle,rate]}") ×)" "$a ($(calc '%.3f' "$a / ${P[bare,$frame,idle,rate]}") ×)" "$(pct_of "$(calc '%.4f' "$a / $b")") (one run each)"
+    done
+    for frame in 20 2.5; do
+        for load in idle hogs; do
+            lname=$([ "$load" = idle ] && echo "no hogs" || echo "${HOGS} hogs")
+            q() { echo "$(lt "${P[$1,$frame,$load,s_latency_p50]}") / $(lt "${P[$1,$frame,$load,s_latency_p99]}") / $(lt "${P[$1,$frame,$load,s_latency_p999]}") / ${P[$1,$frame,$load,s_latency_max_us]}"; }
+            barow "Added latency, paced ${frame} ms, ${lname}: p50 / p99 / p99.9 / max µs (${PACED_S} s)" "$(q rtpmicB)" "$(q rtpmic)" ""
+        done
+    done
+    barow "Interval deviation p99 at the receiver, paced 20 ms, no hogs / 2 hogs (µs)" \
+        "${P[rtpmicB,20,idle,dev_p99_us]} / ${P[rtpmicB,20,hogs,dev_p99_us]}" "${P[rtpmic,20,idle,dev_p99_us]} / ${P[rtpmic,20,hogs,dev_p99_us]}" ""
+    barow "First packet after exec, 20 ms frames: median of ${STARTUP_RUNS} (ms)" "$(startup_ms rtpmicB)" "$(startup_ms rtpmic)" \
+        "$(calc '%+.1f ms' "($(startup_med rtpmic) - $(startup_med rtpmicB)) / 1000")"
+fi
+SEC=4   # sections after "4. Start-up" are numbered as they are written
+
 cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
 [ -n "$cpu_model" ] || cpu_model=$(uname -m)
 rev=$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)
@@ -725,6 +833,8 @@ people's builds and tests ran during the bench (see the load average), so expect
 per cent of noise in CPU figures and occasional outliers in timing maxima.
 ${REDUCED:+
 **Reduced run.** $REDUCED
+}${QUIET_NOTES:+
+**Waiting for a quiet machine** (1-minute load average below ${QUIET_LOAD}, polled every 60 s, at most ${QUIET_WAIT_S} s): ${QUIET_NOTES}
 }${QUICK:+
 **Quick run (BENCH_QUICK): short input, one repetition, short paced runs. Not for comparison.**
 }
@@ -739,14 +849,14 @@ ${REDUCED:+
 | GStreamer / ffmpeg / jackd | ${gst_v} / ${ff_v} / ${jack_v:-?} |
 | rustc | ${rustc_v} |
 | rtpmic tree (\`git describe --always --dirty\`) | ${rev} |
-| Load average before / after | ${LOAD_BEFORE} / ${LOAD_AFTER} |
+| Load average before / after (push path: sections 1-4) | ${LOAD_BEFORE} / ${LOAD_AFTER} (before the paced block: ${LOAD_BEFORE_PACED}) |
 | Bench wall time | ${T_TOTAL} s |
 
 ## Targets
 
 | Target | Limit | Measured | Result |
 |---|---|---|---|
-${T}
+${T}$(cat "$TMP/rtsp_targets.md" 2>/dev/null)
 The issue asks for the interval-jitter targets to be met without giving up the latency
 targets. rtpmic offers two choices, and both are shown, each with its latency and its jitter
 rows, measured in the same paced runs: \`RTPMIC_PACING=off\` (the default: each packet leaves
@@ -939,14 +1049,43 @@ ${STARTUP_RUNS} runs each, interleaved (ms):
 |---|---|---|---|
 ${startup_rows}
 EOF
+if [ -n "$BEFORE" ]; then
+    SEC=$((SEC + 1))
+    cat >>"$TMP/PERFORMANCE.md" <<EOF
+
+## ${SEC}. Before/after the session-core refactor
+
+The push path was refactored (issue 15: the sans-I/O session core, \`src/rtp/session/\`, now sits
+between the encoder and the sockets; see docs/ARCHITECTURE.md). "Before" is a release build of
+\`${BEFORE_REV}\` (\`BENCH_BEFORE_BIN\`: \`git worktree add /tmp/before ${BEFORE_REV}\`, then
+\`cargo build --release --bin rtpmic\` there); "after" is this tree (\`${rev}\`). Both ran in this
+same \`make bench\`, with the same settings, on the same inputs: in every unpaced repetition each
+codec's "before" run came right after "after"'s, the paced runs without pacing (${PACED_S} s each) and
+the start-up runs likewise, interleaved. Per-repetition ratios cancel most of the drift of this
+shared machine; the paced figures are one run each (their run-to-run noise is ±20 %, see section 3
+and "Where the time goes"), and the latency quantiles are bucket upper bounds.
+
+| | before (${BEFORE_REV}) | after (this tree) | after vs before |
+|---|---|---|---|
+${ba_rows}
+Individual runs, CPU s: Opus $(individual opus rtpmic rtpmicB); PCMU $(individual pcmu rtpmic rtpmicB); L16 $(individual l16 rtpmic rtpmicB).
+EOF
+fi
+if [ "$RTSP" = 1 ]; then
+    SEC=$((SEC + 1))
+    { echo; echo "## ${SEC}. Pull (RTSP): rtpmic's server side by side with gst-rtsp-server"; echo; cat "$TMP/rtsp.md"; } >>"$TMP/PERFORMANCE.md"
+fi
 if [ -f "$ROOT/benches/where_the_time_goes.md" ]; then
-    { echo; cat "$ROOT/benches/where_the_time_goes.md"; } >>"$TMP/PERFORMANCE.md"
+    # Its first heading takes the next section number.
+    SEC=$((SEC + 1))
+    { echo; sed "0,/^## [0-9]*\./s//## ${SEC}./" "$ROOT/benches/where_the_time_goes.md"; } >>"$TMP/PERFORMANCE.md"
 fi
 if [ "$FANOUT" = 1 ]; then
     log "fan-out (cargo bench --bench fanout)"
+    SEC=$((SEC + 1))
     {
         echo
-        echo "## 6. Fan-out: CPU per datagram by destination count (\`benches/fanout.rs\`)"
+        echo "## ${SEC}. Fan-out: CPU per datagram by destination count (\`benches/fanout.rs\`)"
         echo
         echo "One run of \`cargo bench --bench fanout\`: the same 172-byte packet sent to 1, 8, 64 and 512"
         echo "loopback destinations, one packet per batch as a live stream does, through the io_uring"
