@@ -857,6 +857,7 @@ ${REDUCED:+
 | Target | Limit | Measured | Result |
 |---|---|---|---|
 ${T}$(cat "$TMP/rtsp_targets.md" 2>/dev/null)
+
 The issue asks for the interval-jitter targets to be met without giving up the latency
 targets. rtpmic offers two choices, and both are shown, each with its latency and its jitter
 rows, measured in the same paced runs: \`RTPMIC_PACING=off\` (the default: each packet leaves
