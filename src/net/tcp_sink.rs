@@ -25,9 +25,23 @@ use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::*};
 use crate::ring::Notifier;
 use crate::rtsp::interleaved;
 
-/// Bytes one connection may have queued beyond what its socket took: 32 KiB, about 3 s of
-/// 32 kb/s Opus or 300 ms of 48 kHz L16 (the kernel's socket buffer holds more before it).
-pub const SINK_BYTES: usize = 32 * 1024;
+/// The smallest ring: 16 KiB, about 3 s of 32 kb/s Opus in 20 ms packets.
+pub const MIN_RING_BYTES: usize = 16 * 1024;
+/// The largest ring: 256 KiB, about 2.5 s of 48 kHz L16.
+pub const MAX_RING_BYTES: usize = 256 * 1024;
+
+/// Bytes one connection may have queued beyond what its socket took (the kernel's socket
+/// buffer holds more before it): room for one second of a stream of `bytes_per_second`
+/// (packets, framing and SRTP tags included), rounded up to a power of two — positions are
+/// wrapping `u32`s, so a ring's size must divide 2^32 — and kept between
+/// [`MIN_RING_BYTES`] and [`MAX_RING_BYTES`].
+pub fn ring_bytes(bytes_per_second: u64) -> usize {
+    usize::try_from(bytes_per_second)
+        .ok()
+        .and_then(usize::checked_next_power_of_two)
+        .unwrap_or(MAX_RING_BYTES)
+        .clamp(MIN_RING_BYTES, MAX_RING_BYTES)
+}
 
 /// One connection's ring.
 struct Sink {
@@ -41,8 +55,10 @@ struct Sink {
     dropped: AtomicU64,
     /// When the first packet was dropped since the last one that fit (0: not full).
     full_since_ns: AtomicU64,
-    /// This slot's [`SINK_BYTES`] in the [`RingMemory`].
+    /// This slot's bytes in the [`RingMemory`].
     buf: NonNull<u8>,
+    /// How many: a power of two.
+    size: usize,
 }
 
 impl Sink {
@@ -52,9 +68,9 @@ impl Sink {
     /// Only bytes the consumer does not read: from the head on, up to tail + capacity (see
     /// the Sync impl of [`TcpSinks`]).
     unsafe fn write(&self, at: usize, bytes: &[u8]) {
-        let start = at % SINK_BYTES;
-        let first = bytes.len().min(SINK_BYTES - start);
-        // SAFETY: both runs lie within this ring's SINK_BYTES (`bytes` is shorter than the
+        let start = at % self.size;
+        let first = bytes.len().min(self.size - start);
+        // SAFETY: both runs lie within this ring's `size` bytes (`bytes` is shorter than the
         // ring, checked by `push`), which the mapping holds while `self` lives; the caller
         // owns those bytes.
         unsafe {
@@ -69,7 +85,7 @@ impl Sink {
     /// Only published bytes (between tail and head), which the producer does not write until
     /// tail moves past them.
     unsafe fn read(&self, start: usize, len: usize) -> &[u8] {
-        assert!(start + len <= SINK_BYTES);
+        assert!(start + len <= self.size);
         // SAFETY: within the ring (asserted), held by the mapping while `self` lives; the
         // caller guarantees nobody writes these bytes meanwhile.
         unsafe { std::slice::from_raw_parts(self.buf.as_ptr().add(start), len) }
@@ -108,11 +124,11 @@ impl RingMemory {
             .ok_or_else(|| std::io::Error::from_raw_os_error(libc::ENOMEM))
     }
 
-    /// Where the `index`th ring of [`SINK_BYTES`] starts.
-    fn ring(&self, index: usize) -> NonNull<u8> {
-        assert!((index + 1) * SINK_BYTES <= self.len, "ring {index} outside the mapping");
+    /// Where the `index`th ring of `size` bytes starts.
+    fn ring(&self, index: usize, size: usize) -> NonNull<u8> {
+        assert!((index + 1) * size <= self.len, "ring {index} outside the mapping");
         // SAFETY: within the mapping (asserted).
-        unsafe { self.base.add(index * SINK_BYTES) }
+        unsafe { self.base.add(index * size) }
     }
 }
 
@@ -153,10 +169,12 @@ fn unpack(h: u64) -> (u32, u32) {
 }
 
 impl TcpSinks {
-    /// `slots` rings (the RTSP server's connection slots), [`SINK_BYTES`] each. The memory
-    /// is reserved now and touched only as clients use it.
-    pub fn new(slots: usize) -> std::io::Result<TcpSinks> {
-        let memory = RingMemory::new(slots * SINK_BYTES)?;
+    /// `slots` rings (the RTSP server's connection slots) of `ring_bytes` each (a power of
+    /// two, see [`ring_bytes`]). The memory is reserved now and touched only as clients use
+    /// it.
+    pub fn new(slots: usize, ring_bytes: usize) -> std::io::Result<TcpSinks> {
+        assert!(ring_bytes.is_power_of_two() && ring_bytes <= MAX_RING_BYTES);
+        let memory = RingMemory::new(slots * ring_bytes)?;
         Ok(TcpSinks {
             sinks: (0..slots)
                 .map(|index| Sink {
@@ -165,7 +183,8 @@ impl TcpSinks {
                     tail: AtomicU32::new(0),
                     dropped: AtomicU64::new(0),
                     full_since_ns: AtomicU64::new(0),
-                    buf: memory.ring(index),
+                    buf: memory.ring(index, ring_bytes),
+                    size: ring_bytes,
                 })
                 .collect(),
             _memory: memory,
@@ -200,7 +219,7 @@ impl TcpSinks {
         let (epoch, pos) = unpack(h);
         let used = pos.wrapping_sub(s.tail.load(Acquire)) as usize;
         let need = header.len() + packet.len();
-        if used + need > SINK_BYTES {
+        if used + need > s.size {
             s.dropped.fetch_add(1, Relaxed);
             if s.full_since_ns.load(Relaxed) == 0 {
                 s.full_since_ns.store(now_ns.max(1), Relaxed);
@@ -268,8 +287,8 @@ impl TcpSinks {
         let (_, head) = unpack(s.head.load(Acquire));
         let tail = s.tail.load(Acquire);
         let len = head.wrapping_sub(tail) as usize;
-        let start = tail as usize % SINK_BYTES;
-        let contiguous = len.min(SINK_BYTES - start);
+        let start = tail as usize % s.size;
+        let contiguous = len.min(s.size - start);
         // SAFETY: bytes between tail and head were published by the producer and are not
         // written again until tail moves past them.
         unsafe { s.read(start, contiguous) }
@@ -285,7 +304,7 @@ impl TcpSinks {
             return None;
         }
         // SAFETY: as in `queued`: published bytes, read only.
-        let at = |k: u32| unsafe { s.read(tail.wrapping_add(k) as usize % SINK_BYTES, 1)[0] };
+        let at = |k: u32| unsafe { s.read(tail.wrapping_add(k) as usize % s.size, 1)[0] };
         let header = [at(0), at(1), at(2), at(3)];
         interleaved::parse_header(&header).map(|(_, len)| interleaved::HEADER_LEN + len)
     }
@@ -325,8 +344,16 @@ mod tests {
     }
 
     #[test]
+    fn a_ring_holds_a_second_of_the_stream_within_its_bounds() {
+        assert_eq!(ring_bytes(5_600), MIN_RING_BYTES, "32 kb/s Opus: the floor");
+        assert_eq!(ring_bytes(99_200), 128 * 1024, "48 kHz L16 in 10 ms packets");
+        assert_eq!(ring_bytes(20_000_000), MAX_RING_BYTES, "the ceiling");
+        assert_eq!(ring_bytes(u64::MAX), MAX_RING_BYTES);
+    }
+
+    #[test]
     fn whole_frames_in_order_across_the_wrap_and_drops_when_full() {
-        let s = TcpSinks::new(2).unwrap();
+        let s = TcpSinks::new(2, MIN_RING_BYTES).unwrap();
         let conn = ConnId::new(1, 1).raw();
         assert_eq!(s.push(conn, 0, b"x", 1), Err(libc::ENOTCONN), "not attached");
         s.attach(conn);
@@ -338,7 +365,7 @@ mod tests {
             while s.push(conn, round, &packet, 10).is_ok() {
                 fit += 1;
             }
-            assert_eq!(fit, SINK_BYTES / 1004, "whole frames only");
+            assert_eq!(fit, MIN_RING_BYTES / 1004, "whole frames only");
             assert_eq!(s.congestion(conn).0, 10, "full since the first drop");
             written.extend(drain(&s, conn));
             assert!(s.push(conn, round, &packet, 20).is_ok());
@@ -354,7 +381,7 @@ mod tests {
             frames += 1;
         }
         assert!(rest.is_empty());
-        assert_eq!(frames, 3 * (SINK_BYTES / 1004 + 1));
+        assert_eq!(frames, 3 * (MIN_RING_BYTES / 1004 + 1));
         assert!(s.congestion(conn).1 >= 3, "drops counted");
     }
 
@@ -371,7 +398,7 @@ mod tests {
 
     #[test]
     fn a_ring_costs_memory_only_once_its_connection_writes_into_it() {
-        let s = TcpSinks::new(64).unwrap();
+        let s = TcpSinks::new(64, MIN_RING_BYTES).unwrap();
         assert_eq!(resident_pages(&s), 0, "nothing resident at start");
         let conn = ConnId::new(5, 1).raw();
         s.attach(conn);
@@ -382,7 +409,7 @@ mod tests {
 
     #[test]
     fn a_slot_reused_by_another_connection_gets_nothing_of_the_old_one() {
-        let s = TcpSinks::new(1).unwrap();
+        let s = TcpSinks::new(1, MIN_RING_BYTES).unwrap();
         let (old, new) = (ConnId::new(0, 1).raw(), ConnId::new(0, 2).raw());
         s.attach(old);
         s.push(old, 0, b"old", 1).unwrap();

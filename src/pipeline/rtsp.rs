@@ -8,11 +8,11 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use super::StartError;
-use crate::config::{Config, RtspAuth};
+use crate::config::{Codec, Config, RtspAuth};
 use crate::net::control::{Control, InDatagram, SessionView};
 use crate::net::rtsp::{RtspContext, RtspCounters, StreamFacts};
 use crate::net::socket::SocketError;
-use crate::net::tcp_sink::TcpSinks;
+use crate::net::tcp_sink::{self, TcpSinks};
 use crate::ops::stats::Stats;
 use crate::ring::{ring, Consumer, Producer};
 use crate::rtp::sdp::{self, StreamDescription, Target};
@@ -148,6 +148,25 @@ pub struct Prepared {
     max_connections: usize,
 }
 
+/// The most bytes a second the stream puts on one TCP-interleaved connection, for the size
+/// of its ring: each frame's payload (with RFC 2198 redundancy, the earlier frames it
+/// repeats), and per packet the RTP header (12), the longest SRTP tag (10, RFC 3711 §4.2),
+/// the `$` framing (4, RFC 2326 §10.12) and RED's block headers (4 per redundant block and
+/// 1, RFC 2198 §3). Opus at its target bitrate (`RTPMIC_BITRATE`): a VBR frame may be
+/// larger, the ring's second and its rounding up leave room for that.
+fn stream_bytes_per_second(config: &Config) -> u64 {
+    let frame_us = u64::from(config.frame_us.max(1));
+    let samples = u64::from(config.rate) * frame_us / 1_000_000;
+    let payload = match config.codec {
+        Codec::Opus => u64::from(config.bitrate) * frame_us / 8_000_000,
+        Codec::Pcmu | Codec::Pcma => samples,
+        Codec::L16 => samples * 2,
+    };
+    let redundancy = u64::from(config.redundancy);
+    let packet = payload * (1 + redundancy) + 12 + 10 + 4 + 4 * redundancy + 1;
+    (packet * 1_000_000).div_ceil(frame_us)
+}
+
 /// What the pipeline shares with the RTSP thread.
 pub struct Shared {
     pub controls: Producer<Control>,
@@ -169,8 +188,10 @@ impl Prepared {
             .ok_or(StartError::Io("RTPMIC_RTSP_LISTEN", std::io::Error::other("not set")))?;
         let listener = bind(listen)?;
         let max_connections = config.rtsp.max_clients + SPARE_CONNECTIONS;
-        let sinks =
-            Arc::new(TcpSinks::new(max_connections + REFUSING_SLOTS).map_err(|e| StartError::Io("eventfd", e))?);
+        let ring_bytes = tcp_sink::ring_bytes(stream_bytes_per_second(config));
+        let sinks = Arc::new(
+            TcpSinks::new(max_connections + REFUSING_SLOTS, ring_bytes).map_err(|e| StartError::Io("eventfd", e))?,
+        );
         let (rtcp_tx, rtcp_rx) =
             ring(super::RTCP_IN_RING, InDatagram::empty).map_err(|e| StartError::Io("eventfd", e))?;
         Ok(Prepared {
@@ -218,5 +239,40 @@ impl Prepared {
             tcp_stall_ns: u64::from(config.rtsp.tcp_stall_ms) * 1_000_000,
             earlier: Default::default(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ring_for(pairs: &[(&str, &str)]) -> usize {
+        let mut all = vec![("RTPMIC_RTSP_LISTEN", "127.0.0.1:8554")];
+        all.extend_from_slice(pairs);
+        tcp_sink::ring_bytes(stream_bytes_per_second(&Config::from_pairs(all).unwrap()))
+    }
+
+    /// A TCP client's ring holds about a second of the stream it gets, whatever the codec.
+    #[test]
+    fn a_tcp_client_ring_is_sized_by_the_stream() {
+        // 32 kb/s Opus in 20 ms packets: (80 + 27) bytes × 50 a second: the floor.
+        assert_eq!(ring_for(&[("RTPMIC_BITRATE", "32000")]), 16 * 1024);
+        // The same in 2.5 ms packets: (10 + 27) × 400 = 14,800 bytes a second.
+        assert_eq!(
+            ring_for(&[("RTPMIC_BITRATE", "32000"), ("RTPMIC_FRAME_MS", "2.5")]),
+            16 * 1024
+        );
+        // 510 kb/s Opus: (1275 + 27) × 50 = 65,100.
+        assert_eq!(ring_for(&[("RTPMIC_BITRATE", "510000")]), 64 * 1024);
+        // 48 kHz L16 in 10 ms packets: (960 + 27) × 100 = 98,700.
+        assert_eq!(
+            ring_for(&[("RTPMIC_CODEC", "l16"), ("RTPMIC_FRAME_MS", "10")]),
+            128 * 1024
+        );
+        // PCMU repeating two frames (RFC 2198): (3 × 160 + 27 + 8) × 50 = 25,750.
+        assert_eq!(
+            ring_for(&[("RTPMIC_CODEC", "pcmu"), ("RTPMIC_REDUNDANCY", "2")]),
+            32 * 1024
+        );
     }
 }
