@@ -207,8 +207,11 @@ impl Stats {
 
     /// Like [`Stats::account`] for a packet into an RTSP client's TCP sink: a packet it did not
     /// take is that client's loss (`tcp_client_drops` and its peer's errors), not a socket's.
+    /// Not `ENOTCONN`: the connection closed and its peer has not left the session yet (the
+    /// RTSP thread's leave is on its way through the control ring), so nobody lost it.
     pub fn account_tcp(&self, t: &Transmit<'_>, result: SendResult) {
         match result {
+            Err(libc::ENOTCONN) => {}
             Err(_) if t.kind == Kind::Rtp => {
                 self.tcp_client_drops.fetch_add(1, Relaxed);
                 if let Some(c) = self.peers.get(t.peer.index()) {
@@ -372,6 +375,8 @@ mod tests {
         // An RTSP client over TCP that did not take a packet: its loss, not the network's.
         s.account_tcp(&t(1, Kind::Rtp), Err(libc::ENOBUFS));
         s.account_tcp(&t(0, Kind::Rtp), Ok(50));
+        // One whose connection just closed, before its peer left the session: nobody's loss.
+        s.account_tcp(&t(1, Kind::Rtp), Err(libc::ENOTCONN));
         assert_eq!(c(&s.tcp_client_drops), 1);
         assert_eq!(c(&s.send_would_block), 1, "unchanged");
         assert_eq!((c(&s.peers[0].datagrams), c(&s.peers[1].errors)), (2, 4));
