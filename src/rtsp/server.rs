@@ -131,6 +131,13 @@ struct Slot {
     conn: Option<Conn>,
 }
 
+impl Slot {
+    /// The connection of a slot known to hold one (an index from `slot_of`).
+    fn live(&mut self) -> &mut Conn {
+        self.conn.as_mut().expect("a live slot")
+    }
+}
+
 struct Session {
     id: u64,
     conn: ConnId,
@@ -317,7 +324,7 @@ impl Server {
     }
 
     fn conn(&mut self, i: usize) -> &mut Conn {
-        self.slots[i].conn.as_mut().expect("a live slot")
+        self.slots[i].live()
     }
 
     /// Bytes read from `conn` at `now`.
@@ -845,7 +852,7 @@ impl Server {
         let path = r.request_uri().map(|u| u.path().to_string());
         let method: &str = r.method().into();
         let header = r.header(&headers::AUTHORIZATION).map(|v| v.as_str());
-        let c = self.slots[i].conn.as_mut().expect("a live slot");
+        let c = self.slots[i].live();
         let ip = c.client.ip();
         let verdict = auth.check(now, method, path.as_deref(), header, &mut c.nonce_use);
         let stale = match verdict {
@@ -895,7 +902,7 @@ impl Server {
             return false;
         };
         let path = r.request_uri().map(|u| u.path().to_string());
-        let c = self.slots[i].conn.as_mut().expect("a live slot");
+        let c = self.slots[i].live();
         match auth.check(now, "OPTIONS", path.as_deref(), Some(header.as_str()), &mut c.nonce_use) {
             Verdict::Granted => {
                 c.trusted = true;
@@ -980,7 +987,7 @@ impl Server {
             self.counters.bad_requests += 1;
             return Reply::new(StatusCode::BadRequest);
         };
-        let c = self.slots[i].conn.as_ref().expect("a live slot");
+        let c = self.conn(i);
         let (conn, client) = (c.id, c.client);
         let offer = Offer {
             srtp: media.srtp(),
