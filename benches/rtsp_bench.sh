@@ -36,6 +36,8 @@ export LC_ALL=C
 SECTION_OUT=$1
 TARGETS_OUT=$2
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=benches/lib.sh
+. "$ROOT/benches/lib.sh"
 RTPMIC=${RTPMIC_BIN:-$ROOT/target/release/rtpmic}
 QUICK=${BENCH_QUICK:-}
 if [ -n "$QUICK" ]; then
@@ -91,12 +93,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-median() { tr ' ' '\n' | grep . | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
-calc() { awk "BEGIN { printf \"$1\", $2 }"; }
 kv() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<" $(grep "$3" "$1" | tail -n 1)"; }
-mib() { calc '%.1f' "$1 / 1024"; }
-verdict() { if awk "BEGIN { exit !($1) }"; then echo "**met**"; else echo "**not met**"; fi; }
-lt() { echo "\`$1\`"; }
 lat_us() { sed 's/[^0-9]//g' <<<"$1"; }
 
 # Waits for the 1-minute load average to fall below QUIET_LOAD (the machine is shared).
@@ -150,21 +147,6 @@ wait_listening() {
         [ -n "$(ss -Hltn "sport = :$1" 2>/dev/null)" ] && return 0
         kill -0 "$2" 2>/dev/null || return 1
         sleep 0.05
-    done
-    return 1
-}
-find_descendant() {
-    local queue=("$1") p c
-    while [ "${#queue[@]}" -gt 0 ]; do
-        p=${queue[0]}
-        queue=("${queue[@]:1}")
-        for c in $(cat /proc/"$p"/task/*/children 2>/dev/null); do
-            if [ "$(cat /proc/"$c"/comm 2>/dev/null)" = "$2" ]; then
-                echo "$c"
-                return 0
-            fi
-            queue+=("$c")
-        done
     done
     return 1
 }

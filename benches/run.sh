@@ -39,6 +39,8 @@ set -euo pipefail
 export LC_ALL=C
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=benches/lib.sh
+. "$ROOT/benches/lib.sh"
 cd "$ROOT"
 RTPMIC=$ROOT/target/release/rtpmic
 QUICK=${BENCH_QUICK:-}
@@ -190,9 +192,7 @@ stat_of() {
 }
 # KEY from a key=value line in FILE.
 kv() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<" $(tail -n 1 "$1")"; }
-median() { tr ' ' '\n' | grep . | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 m() { echo "$@" | median; }
-calc() { awk "BEGIN { printf \"$1\", $2 }"; }
 
 # The receiver: start_rx NAME [jitter_rx options] binds a port pair and sets PORT;
 # stop_rx drains it and leaves its key=value line in $TMP/NAME.rx.
@@ -298,22 +298,6 @@ cmd_for() {
     esac
 }
 
-# The first descendant of PID whose command name is COMM.
-find_descendant() {
-    local queue=("$1") p c
-    while [ "${#queue[@]}" -gt 0 ]; do
-        p=${queue[0]}
-        queue=("${queue[@]:1}")
-        for c in $(cat /proc/"$p"/task/*/children 2>/dev/null); do
-            if [ "$(cat /proc/"$c"/comm 2>/dev/null)" = "$2" ]; then
-                echo "$c"
-                return 0
-            fi
-            queue+=("$c")
-        done
-    done
-    return 1
-}
 # rtpmic's own files: the binary and the libraries it is linked with (real paths, as in
 # /proc/PID/smaps). Whatever else is mapped from a file came in through alsa-lib's plugins.
 OWN_FILES=$(
@@ -598,10 +582,7 @@ fi
 T_TOTAL=$(($(date +%s) - T_START))
 
 # --- results ---------------------------------------------------------------------------------
-mib() { calc '%.1f' "$1 / 1024"; }
 pct() { calc '%+.1f %%' "($1 - 1) * 100"; }
-verdict() { if awk "BEGIN { exit !($1) }"; then echo "**met**"; else echo "**not met**"; fi; }
-lt() { echo "\`$1\`"; }   # "<250us" as a code span, not an HTML tag
 # field over repetitions: "v1 v2 ..."
 runs() { local r out=""; for r in $(seq "$REPS"); do out="$out ${R[$1,$2,$r,$3]}"; done; echo "$out"; }
 med() { runs "$1" "$2" "$3" | median; }
